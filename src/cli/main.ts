@@ -1,0 +1,38 @@
+// The `vsl` command line: a thin layer that parses options and calls into data / model / train / eval.
+import { Command, CommanderError } from 'commander';
+import { VslError } from '../util/errors.js';
+import { setLogLevel } from '../util/log.js';
+// Each subcommand lives in its own module and exports `register(program)`.
+// (register-commands: keep one import per line so that parallel edits do not collide)
+
+export function buildProgram(): Command {
+  const program = new Command('vsl')
+    .description('SGR / SAF image-text matching with the Visual Semantic Loss, on SCAN precomp features')
+    .option('--log-level <level>', 'pino log level: fatal, error, warn, info, debug, trace', 'info')
+    .showHelpAfterError()
+    .hook('preAction', (cmd) => {
+      setLogLevel(String(cmd.opts().logLevel));
+    });
+  // register-calls
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  program.exitOverride();
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // commander already printed its message (or the help); keep its exit code.
+      process.exitCode = e.exitCode;
+      return;
+    }
+    if (e instanceof VslError) {
+      process.stderr.write(`vsl: ${e.message}\n`);
+      process.exitCode = e.exitCode;
+      return;
+    }
+    throw e;
+  }
+}
