@@ -50,6 +50,9 @@ async function tryOne(name: BackendName): Promise<string | null> {
   return null;
 }
 
+// Prod mode: no debug checks, and no console advert for tfjs-node when the cpu backend runs.
+tf.enableProdMode();
+
 let active: BackendInfo | null = null;
 
 /** Select the backend once per process: `auto` tries tensorflow-gpu, tensorflow, wasm, cpu in that order. */

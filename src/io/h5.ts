@@ -22,11 +22,17 @@ export async function openH5(path: string): Promise<InstanceType<typeof h5wasm.F
   const lib = await h5();
   const fs = await import('node:fs');
   if (!fs.existsSync(path)) throw new VslError(`${path}: file not found`);
+  if (fs.statSync(path).isDirectory()) throw badInput(path, 'file', 'an HDF5 file', 'a directory');
+  // h5wasm's default HDF5 error handler does not throw: it prints a stack and returns file id -1.
+  const mod = await h5module();
+  let f: InstanceType<typeof h5wasm.File>;
   try {
-    return new lib.File(path, 'r');
+    f = withH5Errors(mod, () => new lib.File(path, 'r'));
   } catch (e) {
-    throw badInput(path, 'file', 'an HDF5 file', `unreadable (${(e as Error).message})`);
+    throw badInput(path, 'file', 'an HDF5 file', `unreadable (${h5ErrorSummary(e)})`);
   }
+  if (f.file_id < 0n) throw badInput(path, 'file', 'an HDF5 file', 'unreadable');
+  return f;
 }
 
 function toTyped(value: unknown, path: string, name: string): H5Data {
@@ -67,4 +73,144 @@ export async function readStringAttr(path: string, name: string): Promise<string
   } finally {
     f.close();
   }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Additions: errors that throw instead of printing, writing, and typed reading of float32 / int64 arrays.
+//
+// By default the HDF5 library inside h5wasm does not throw: a failed H5Fcreate/H5Fopen prints an "HDF5-DIAG"
+// stack to stderr and hands back file id -1, and every later call on that id quietly does nothing. h5wasm ships
+// an optional error handler that throws a JS Error instead; it is process-wide, so it is switched on only
+// around synchronous blocks (`withH5Errors`) and switched off again afterwards.
+
+/** An array of one of the two element types vsl stores in HDF5: float32 parameters, int64 counters. */
+export interface NumericRecord {
+  shape: number[];
+  data: Float32Array | BigInt64Array;
+}
+
+type H5Module = Awaited<typeof h5wasm.ready>;
+let throwingDepth = 0;
+
+/**
+ * Run `fn` (synchronously) with HDF5 errors thrown as JS Errors instead of printed. Nestable. Must not be
+ * given an async function: the handler is process-wide and is switched off when `fn` returns.
+ */
+export function withH5Errors<T>(module: H5Module, fn: () => T): T {
+  if (throwingDepth === 0) module.activate_throwing_error_handler();
+  throwingDepth++;
+  try {
+    return fn();
+  } finally {
+    throwingDepth--;
+    if (throwingDepth === 0) module.deactivate_throwing_error_handler();
+  }
+}
+
+/** The h5wasm Emscripten module (needed by `withH5Errors`). */
+export async function h5module(): Promise<H5Module> {
+  await h5();
+  return h5wasm.ready;
+}
+
+/**
+ * One line out of an HDF5 error stack: the innermost frame without its source location, e.g.
+ * "file signature not found" or "unable to open file: name = '/x.h5', errno = 2, error message = '...'".
+ */
+export function h5ErrorSummary(e: unknown): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  const frames = msg.split('\n').filter((l) => /^\s*#\d+:/.test(l));
+  if (frames.length === 0) return msg.split('\n')[0]?.trim() || 'unknown error';
+  const last = frames[frames.length - 1];
+  // "  #006: /path/H5Fsuper.c line 388 in H5F__super_read(): file signature not found"
+  const m = /\sin\s+[\w.]+\(\):\s*(.*)$/.exec(last);
+  return (m ? m[1] : last).trim();
+}
+
+/** Create (truncate) an HDF5 file for writing, creation order tracked; a VslError naming the path if impossible. */
+export async function createH5(path: string): Promise<InstanceType<typeof h5wasm.File>> {
+  const lib = await h5();
+  const mod = await h5module();
+  let f: InstanceType<typeof h5wasm.File>;
+  try {
+    f = withH5Errors(mod, () => new lib.File(path, 'w', { track_order: true }));
+  } catch (e) {
+    throw new VslError(`${path}: cannot create HDF5 file (${h5ErrorSummary(e)})`);
+  }
+  if (f.file_id < 0n) throw new VslError(`${path}: cannot create HDF5 file`);
+  return f;
+}
+
+/** A readable name for an h5wasm dtype string ('<f' → "float32 (<f)"). */
+export function describeDtype(dtype: unknown): string {
+  const names: Record<string, string> = {
+    '<f': 'float32', '<d': 'float64', '<e': 'float16', '<b': 'int8', '<h': 'int16', '<i': 'int32', '<q': 'int64',
+    '<B': 'uint8', '<H': 'uint16', '<I': 'uint32', '<Q': 'uint64',
+  };
+  if (typeof dtype !== 'string') return `a compound or array type (${JSON.stringify(dtype)})`;
+  if (names[dtype]) return `${names[dtype]} (${dtype})`;
+  if (dtype.startsWith('>')) return `big-endian ${dtype}`;
+  if (/^[SA]/.test(dtype)) return `a string type (${dtype})`;
+  return dtype;
+}
+
+/** Check that `rec` is a well-formed float32/int64 array; returns the reason it is not, or null. */
+export function numericRecordProblem(rec: unknown): string | null {
+  if (typeof rec !== 'object' || rec === null) return `not an array record (${rec === null ? 'null' : typeof rec})`;
+  const { shape, data } = rec as { shape?: unknown; data?: unknown };
+  if (!(data instanceof Float32Array) && !(data instanceof BigInt64Array)) {
+    const kind = data === undefined ? 'no data' : (data as object)?.constructor?.name ?? typeof data;
+    return `data must be a Float32Array or BigInt64Array, found ${kind}`;
+  }
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+    return `shape must be an array of non-negative integers, found ${JSON.stringify(shape)}`;
+  }
+  const n = shape.reduce((a: number, b: number) => a * b, 1);
+  if (n !== data.length) return `shape [${shape.join(',')}] holds ${n} elements but data has ${data.length}`;
+  return null;
+}
+
+/**
+ * Write one float32 or int64 array as a contiguous dataset `name` in `group` (shape [] = scalar).
+ * `file` and `field` only label the error. Call inside `withH5Errors` so that HDF5 failures throw.
+ */
+export function writeNumeric(
+  group: InstanceType<typeof h5wasm.Group>,
+  name: string,
+  rec: NumericRecord,
+  file: string,
+  field: string,
+): void {
+  const problem = numericRecordProblem(rec);
+  if (problem) throw badInput(file, field, 'a float32 or int64 array whose shape matches its data', problem);
+  if (name === '' || name.includes('/') || name === '.' || name === '..') {
+    throw badInput(file, field, 'a dataset name without "/"', JSON.stringify(name));
+  }
+  const dtype = rec.data instanceof Float32Array ? '<f' : '<q';
+  group.create_dataset({ name, data: rec.data, shape: rec.shape, dtype });
+}
+
+/**
+ * Read a float32 or int64 dataset with its shape, refusing any other element type (float64, int32, strings,
+ * big-endian...) with an error that names the file and the dataset. Scalars come back as 1-element arrays
+ * with shape [].
+ */
+export function readNumeric(entity: unknown, file: string, field: string): NumericRecord {
+  if (!(entity instanceof h5wasm.Dataset)) {
+    const found = entity === null || entity === undefined ? 'nothing' : `a ${(entity as { type?: string }).type ?? 'non-dataset'}`;
+    throw badInput(file, field, 'a float32 or int64 dataset', found);
+  }
+  const dtype = entity.dtype;
+  if (dtype !== '<f' && dtype !== '<q') throw badInput(file, field, 'a float32 or int64 dataset', describeDtype(dtype));
+  const shape = entity.shape;
+  if (shape === null) throw badInput(file, field, 'a float32 or int64 dataset', 'an empty (null) dataspace');
+  const value = entity.value;
+  let data: Float32Array | BigInt64Array;
+  if (value instanceof Float32Array || value instanceof BigInt64Array) data = value;
+  else if (typeof value === 'number' && dtype === '<f') data = new Float32Array([value]);
+  else if (typeof value === 'bigint' && dtype === '<q') data = new BigInt64Array([value]);
+  else throw badInput(file, field, 'a float32 or int64 dataset', `an unreadable value (${typeof value})`);
+  const n = shape.reduce((a, b) => a * b, 1);
+  if (n !== data.length) throw badInput(file, field, `${n} elements for shape [${shape.join(',')}]`, `${data.length}`);
+  return { shape: [...shape], data };
 }

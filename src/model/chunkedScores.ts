@@ -1,0 +1,154 @@
+// The (B, B) score matrix of a training batch, computed in caption chunks with recomputation in the
+// backward pass. All 16,384 pairs of a batch of 128 at 1024-d do not fit the wasm heap as one graph: the
+// forward keeps only the scores, and the gradient recomputes one chunk at a time under its own tape.
+import * as tf from '@tensorflow/tfjs';
+import type { ModelConfig } from './config.js';
+import { blockScores, type CaptionSide, type ImageSide, type SafCaptionStats } from './similarity.js';
+import { Weights } from './weights.js';
+import { checkHeap, refuseIfTooLarge } from './memoryGuard.js';
+
+/** Parameters the block scores read (everything of sim_enc but the two global-attention modules). */
+export function blockParamNames(names: string[]): string[] {
+  return names.filter(
+    (n) => n.startsWith('sim_enc.') && !n.startsWith('sim_enc.v_global_w.') && !n.startsWith('sim_enc.t_global_w.') &&
+      !n.endsWith('running_mean') && !n.endsWith('running_var') && !n.endsWith('num_batches_tracked'),
+  );
+}
+
+/** Bytes one image-caption pair of Lp tokens holds while its chunk is differentiated (measured ~3 (Lp, D) tensors). */
+export function bytesPerPair(Lp: number, D: number): number {
+  return 3 * Lp * D * 4;
+}
+
+/** Caption ranges [start, end) of at most `budget` bytes each; captions are sorted by length, longest first. */
+export function captionChunks(lengths: number[], nImg: number, D: number, budgetBytes: number): [number, number][] {
+  const chunks: [number, number][] = [];
+  let start = 0;
+  while (start < lengths.length) {
+    const per = nImg * bytesPerPair(lengths[start], D); // the first caption of a chunk is its longest
+    const n = Math.max(1, Math.min(lengths.length - start, Math.floor(budgetBytes / per)));
+    chunks.push([start, start + n]);
+    start += n;
+  }
+  return chunks;
+}
+
+/**
+ * tf.grads inside a customGrad's gradient: tfjs keeps one active tape and clears it after any gradient
+ * call at depth 0, so the outer tape is saved and restored around the inner call.
+ */
+function nestedGrads(f: (...xs: tf.Tensor[]) => tf.Tensor, xs: tf.Tensor[]): (tf.Tensor | null)[] {
+  const engine = tf.engine() as unknown as {
+    state: { activeTape: unknown };
+    gradients: (f: () => tf.Tensor, xs: tf.Tensor[], dy?: tf.Tensor, allowNoGradients?: boolean) => { value: tf.Tensor; grads: (tf.Tensor | null)[] };
+  };
+  const outer = engine.state.activeTape;
+  try {
+    // allowNoGradients: a parameter with no path to the scores gets null rather than an exception
+    const { value, grads } = engine.gradients(() => f(...xs), xs, undefined, true);
+    value.dispose();
+    return grads;
+  } finally {
+    engine.state.activeTape = outer;
+  }
+}
+
+export interface ChunkedScoresOptions {
+  chunkBytes: number;
+  /** receives SAF's per-caption BatchNorm statistics (kept tensors, caller disposes), in caption order */
+  safStats?: SafCaptionStats[];
+}
+
+/**
+ * Differentiable (nImg, nCap) scores of a training batch, chunked over captions.
+ * @param params the block parameters by name (tensors the gradient is taken for)
+ */
+export function chunkedScores(
+  c: ModelConfig,
+  img: ImageSide,
+  cap: CaptionSide,
+  params: Map<string, tf.Tensor>,
+  opts: ChunkedScoresOptions,
+): tf.Tensor2D {
+  const names = [...params.keys()];
+  const [nImg, , D] = img.regions.shape;
+  const chunks = captionChunks(cap.lengths, nImg, D, opts.chunkBytes);
+  const largest = Math.max(...chunks.map(([a, b]) => (b - a) * nImg * bytesPerPair(cap.lengths[a], D)));
+  refuseIfTooLarge(`training step (${chunks.length} chunks of up to ${largest} bytes)`, 2 * largest);
+  const slice = (words: tf.Tensor3D, tGlobal: tf.Tensor2D, a: number, b: number) => {
+    const Lc = cap.lengths[a];
+    return {
+      words: tf.slice(words, [a, 0, 0], [b - a, Lc, D]) as tf.Tensor3D,
+      tGlobal: tf.slice(tGlobal, [a, 0], [b - a, D]) as tf.Tensor2D,
+      lengths: cap.lengths.slice(a, b),
+    };
+  };
+  const weightsOf = (ts: tf.Tensor[]) => {
+    const byName = new Map(names.map((n, i) => [n, ts[i]]));
+    return new Weights((n) => {
+      const t = byName.get(n);
+      if (!t) throw new Error(`block parameter ${n} was not passed`);
+      return t;
+    });
+  };
+  const f = tf.customGrad(((...args: unknown[]) => {
+    const save = args.pop() as tf.GradSaveFunc;
+    const inputs = args as tf.Tensor[];
+    save(inputs);
+    const [regions, vGlobal, words, tGlobal, ...ps] = inputs as [tf.Tensor3D, tf.Tensor2D, tf.Tensor3D, tf.Tensor2D, ...tf.Tensor[]];
+    const parts = chunks.map(([a, b]) =>
+      tf.tidy(() => {
+        const capChunk: CaptionSide = slice(words, tGlobal, a, b);
+        const r = blockScores(weightsOf(ps), c, { regions, vGlobal }, capChunk, true);
+        if (r.safStats && opts.safStats) opts.safStats.push({ mean: tf.keep(r.safStats.mean), varUnbiased: tf.keep(r.safStats.varUnbiased) });
+        checkHeap('training step, forward');
+        return r.sims;
+      }),
+    );
+    const value = parts.length === 1 ? parts[0] : tf.concat(parts, 1);
+    return {
+      value,
+      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+        const dS = dy as tf.Tensor2D;
+        const [sRegions, sVGlobal, sWords, sTGlobal, ...sPs] = saved as [tf.Tensor3D, tf.Tensor2D, tf.Tensor3D, tf.Tensor2D, ...tf.Tensor[]];
+        let dRegions: tf.Tensor = tf.zerosLike(sRegions);
+        let dVGlobal: tf.Tensor = tf.zerosLike(sVGlobal);
+        let dPs: tf.Tensor[] = sPs.map((p) => tf.zerosLike(p));
+        const dWords: tf.Tensor[] = [];
+        const dTGlobal: tf.Tensor[] = [];
+        const Lp = sWords.shape[1];
+        for (const [a, b] of chunks) {
+          const part = slice(sWords, sTGlobal, a, b);
+          const dSc = tf.slice(dS, [0, a], [nImg, b - a]);
+          const g = nestedGrads(
+            (r, v, wd, tg, ...pp) =>
+              tf.sum(tf.mul(blockScores(weightsOf(pp), c, { regions: r as tf.Tensor3D, vGlobal: v as tf.Tensor2D },
+                { words: wd as tf.Tensor3D, tGlobal: tg as tf.Tensor2D, lengths: part.lengths }, true).sims, dSc)),
+            [sRegions, sVGlobal, part.words, part.tGlobal, ...sPs],
+          );
+          checkHeap('training step, backward');
+          const [gr, gv, gw, gt, ...gp] = g as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, ...(tf.Tensor | null)[]];
+          // a parameter with no path to the scores (graph_key_w.bias, folded away) has a null gradient
+          const acc = (x: tf.Tensor, y: tf.Tensor | null) => {
+            if (!y) return x;
+            const s = tf.add(x, y);
+            x.dispose();
+            y.dispose();
+            return s;
+          };
+          dRegions = acc(dRegions, gr);
+          dVGlobal = acc(dVGlobal, gv);
+          dPs = dPs.map((d, i) => acc(d, gp[i]));
+          dWords.push(tf.pad(gw, [[0, 0], [0, Lp - gw.shape[1]!], [0, 0]]));
+          gw.dispose();
+          dTGlobal.push(gt);
+          part.words.dispose();
+          part.tGlobal.dispose();
+          dSc.dispose();
+        }
+        return [dRegions, dVGlobal, tf.concat(dWords, 0), tf.concat(dTGlobal, 0), ...dPs];
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return f(img.regions, img.vGlobal, cap.words, cap.tGlobal, ...names.map((n) => params.get(n)!)) as tf.Tensor2D;
+}

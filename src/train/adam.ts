@@ -1,0 +1,93 @@
+// Adam exactly as PyTorch 1.10 steps it (β = 0.9/0.999, eps 1e-8 added to sqrt(v)/sqrt(1-β2^t), no weight
+// decay), plus global-norm gradient clipping as torch.nn.utils.clip_grad_norm_. The state is kept per
+// parameter name so that checkpoints can store and restore it.
+import * as tf from '@tensorflow/tfjs';
+import type { ParamRegistry } from '../model/params.js';
+
+export interface AdamState {
+  step: number;
+  m: Map<string, Float32Array>;
+  v: Map<string, Float32Array>;
+}
+
+export class Adam {
+  step = 0;
+  private m = new Map<string, tf.Variable>();
+  private v = new Map<string, tf.Variable>();
+  constructor(
+    public lr: number,
+    readonly beta1 = 0.9,
+    readonly beta2 = 0.999,
+    readonly eps = 1e-8,
+  ) {}
+
+  /** Apply one update to every parameter that has a gradient; grads are not disposed here. */
+  apply(reg: ParamRegistry, grads: Map<string, tf.Tensor>): void {
+    this.step += 1;
+    const bc1 = 1 - this.beta1 ** this.step;
+    const bc2 = 1 - this.beta2 ** this.step;
+    const stepSize = this.lr / bc1;
+    for (const [name, g] of grads) {
+      const p = reg.get(name);
+      if (!this.m.has(name)) {
+        this.m.set(name, tf.variable(tf.zerosLike(p), false));
+        this.v.set(name, tf.variable(tf.zerosLike(p), false));
+      }
+      const m = this.m.get(name)!;
+      const v = this.v.get(name)!;
+      tf.tidy(() => {
+        const m1 = tf.add(tf.mul(m, this.beta1), tf.mul(g, 1 - this.beta1));
+        const v1 = tf.add(tf.mul(v, this.beta2), tf.mul(tf.square(g), 1 - this.beta2));
+        const denom = tf.add(tf.div(tf.sqrt(v1), Math.sqrt(bc2)), this.eps);
+        m.assign(m1);
+        v.assign(v1);
+        p.assign(tf.sub(p, tf.mul(tf.div(m1, denom), stepSize)));
+      });
+    }
+  }
+
+  async exportState(): Promise<AdamState> {
+    const m = new Map<string, Float32Array>();
+    const v = new Map<string, Float32Array>();
+    for (const [k, t] of this.m) m.set(k, Float32Array.from((await t.data()) as Float32Array));
+    for (const [k, t] of this.v) v.set(k, Float32Array.from((await t.data()) as Float32Array));
+    return { step: this.step, m, v };
+  }
+
+  importState(reg: ParamRegistry, s: AdamState): void {
+    this.dispose();
+    this.step = s.step;
+    for (const [k, data] of s.m) {
+      const shape = reg.get(k).shape;
+      this.m.set(k, tf.variable(tf.tensor(data, shape), false));
+      this.v.set(k, tf.variable(tf.tensor(s.v.get(k) ?? new Float32Array(data.length), shape), false));
+    }
+  }
+
+  dispose(): void {
+    for (const t of this.m.values()) t.dispose();
+    for (const t of this.v.values()) t.dispose();
+    this.m.clear();
+    this.v.clear();
+  }
+}
+
+/**
+ * Scale the gradients so that their global L2 norm is at most maxNorm (PyTorch: coef = max/(norm+1e-6),
+ * applied only when < 1). Returns the norm before clipping and the clipped gradients (inputs disposed).
+ */
+export function clipGradNorm(grads: Map<string, tf.Tensor>, maxNorm: number): { norm: number; grads: Map<string, tf.Tensor> } {
+  const norm = tf.tidy(() => {
+    const sq = [...grads.values()].map((g) => tf.sum(tf.square(g)));
+    return Math.sqrt(tf.addN(sq).dataSync()[0]);
+  });
+  if (!(maxNorm > 0)) return { norm, grads };
+  const coef = maxNorm / (norm + 1e-6);
+  if (coef >= 1) return { norm, grads };
+  const out = new Map<string, tf.Tensor>();
+  for (const [k, g] of grads) {
+    out.set(k, tf.mul(g, coef));
+    g.dispose();
+  }
+  return { norm, grads: out };
+}

@@ -1,0 +1,144 @@
+// One training step (SPEC §6): encode, score the batch in chunks, hinge + semantic loss, backward,
+// global-norm clip, Adam; then the BatchNorm running statistics (VisualSA's once, SAF's once per caption).
+import * as tf from '@tensorflow/tfjs';
+import { BN_MOMENTUM, type ModelConfig } from '../model/config.js';
+import type { ParamRegistry } from '../model/params.js';
+import { Weights } from '../model/weights.js';
+import { imageSide, captionSide } from '../model/sgraf.js';
+import { trainMode, type TokenBatch } from '../model/encoders.js';
+import type { BnBatchStats } from '../model/batchnorm.js';
+import type { SafCaptionStats } from '../model/similarity.js';
+import { blockParamNames, chunkedScores } from '../model/chunkedScores.js';
+import { hingeLoss } from '../loss/hinge.js';
+import { semanticLoss, type SemanticLossKind } from '../loss/semantic.js';
+import { Adam, clipGradNorm } from './adam.js';
+import { checkHeap } from '../model/memoryGuard.js';
+
+export interface TrainBatch {
+  images: Float32Array; // (B, 36, imgDim)
+  tokens: TokenBatch; // sorted by length, longest first; caption b belongs with image b
+  imageSim: Float32Array | null; // (B, B) TF-IDF image-image similarity (VSL)
+  captionSim: Float32Array | null; // (B, B) caption-caption similarity (textual ablation)
+}
+
+export interface StepOptions {
+  margin: number;
+  maxViolation: boolean;
+  semantic: SemanticLossKind;
+  gradClip: number;
+  dropout: number; // 0.4 in the reference; 0 for deterministic checks
+  chunkBytes: number;
+  /** 31-bit seeds for the dropout masks of this step */
+  seed: () => number;
+}
+
+export interface StepResult {
+  hinge: number;
+  semantic: number;
+  total: number;
+  gradNorm: number;
+}
+
+/** Fold a sequence of batch statistics into PyTorch's running statistics (momentum 0.1, in order). */
+function updateRunning(reg: ParamRegistry, prefix: string, means: tf.Tensor[], vars: tf.Tensor[]): void {
+  const rm = reg.get(`${prefix}.running_mean`);
+  const rv = reg.get(`${prefix}.running_var`);
+  const cnt = reg.get(`${prefix}.num_batches_tracked`);
+  tf.tidy(() => {
+    let m: tf.Tensor = rm;
+    let v: tf.Tensor = rv;
+    for (let i = 0; i < means.length; i++) {
+      m = tf.add(tf.mul(m, 1 - BN_MOMENTUM), tf.mul(means[i], BN_MOMENTUM));
+      v = tf.add(tf.mul(v, 1 - BN_MOMENTUM), tf.mul(vars[i], BN_MOMENTUM));
+    }
+    rm.assign(m);
+    rv.assign(v);
+    cnt.assign(tf.add(cnt, means.length));
+  });
+}
+
+/** Forward + backward of the loss; returns the gradients by parameter name (caller disposes). */
+export function lossAndGrads(
+  reg: ParamRegistry,
+  c: ModelConfig,
+  batch: TrainBatch,
+  o: StepOptions,
+): { hinge: number; semantic: number; total: number; grads: Map<string, tf.Tensor>; bnStats: BnBatchStats[]; safStats: SafCaptionStats[]; sims: Float32Array } {
+  const B = batch.tokens.lengths.length;
+  const trainable = reg.trainable().map((e) => e.spec.name);
+  const blockNames = new Set(blockParamNames(trainable));
+  const mode = trainMode(o.seed, o.dropout);
+  const bnStats: BnBatchStats[] = [];
+  const safStats: SafCaptionStats[] = [];
+  let parts: tf.Tensor[] = [];
+  const images = tf.tensor3d(batch.images, [B, batch.images.length / B / c.imgDim, c.imgDim]);
+  const imageSim = batch.imageSim ? tf.tensor2d(batch.imageSim, [B, B]) : null;
+  const captionSim = batch.captionSim ? tf.tensor2d(batch.captionSim, [B, B]) : null;
+  const { value, grads } = tf.valueAndGrads((...ps: tf.Tensor[]) => {
+    const byName = new Map(trainable.map((n, i) => [n, ps[i]]));
+    const w = new Weights((n) => byName.get(n) ?? reg.get(n));
+    const img = imageSide(w, c, images, mode);
+    for (const s of img.bnStats) bnStats.push({ prefix: s.prefix, mean: tf.keep(s.mean), varUnbiased: tf.keep(s.varUnbiased) });
+    const cap = captionSide(w, c, batch.tokens, mode);
+    checkHeap('training step, encoders');
+    const blockParams = new Map([...byName].filter(([n]) => blockNames.has(n)));
+    const sims = chunkedScores(c, img.side, cap, blockParams, { chunkBytes: o.chunkBytes, safStats });
+    const hinge = hingeLoss(sims, o.margin, o.maxViolation);
+    const sem = semanticLoss(o.semantic, sims, imageSim, captionSim);
+    parts = [tf.keep(hinge), tf.keep(sem), tf.keep(sims)];
+    return tf.add(hinge, sem) as tf.Scalar;
+  })(trainable.map((n) => reg.get(n)));
+  const [h, s, simsT] = parts;
+  const out = {
+    hinge: h.dataSync()[0],
+    semantic: s.dataSync()[0],
+    total: value.dataSync()[0],
+    sims: Float32Array.from(simsT.dataSync() as Float32Array),
+    grads: new Map(trainable.map((n, i) => [n, grads[i]])),
+    bnStats,
+    safStats,
+  };
+  tf.dispose([h, s, simsT, value, images]);
+  if (imageSim) imageSim.dispose();
+  if (captionSim) captionSim.dispose();
+  return out;
+}
+
+/** Apply the running-statistics updates gathered by a forward pass, then dispose them. */
+export function applyBatchNormStats(reg: ParamRegistry, bnStats: BnBatchStats[], safStats: SafCaptionStats[]): void {
+  for (const s of bnStats) updateRunning(reg, s.prefix, [s.mean], [s.varUnbiased]);
+  if (safStats.length) {
+    // SAF's BatchNorm1d(1) is called once per caption in the reference: one momentum update each.
+    const means = tf.concat(safStats.map((s) => s.mean));
+    const vars = tf.concat(safStats.map((s) => s.varUnbiased));
+    const n = means.shape[0];
+    const ms = tf.split(means, n);
+    const vs = tf.split(vars, n);
+    updateRunning(reg, 'sim_enc.SAF_module.bn', ms, vs);
+    tf.dispose([means, vars, ...ms, ...vs]);
+  }
+  for (const s of bnStats) tf.dispose([s.mean, s.varUnbiased]);
+  for (const s of safStats) tf.dispose([s.mean, s.varUnbiased]);
+}
+
+/** A full step: loss, gradients, clipping, Adam, BatchNorm statistics. Throws on a non-finite loss before updating. */
+export function trainStep(reg: ParamRegistry, c: ModelConfig, adam: Adam, batch: TrainBatch, o: StepOptions): StepResult & { sims: Float32Array } {
+  const r = lossAndGrads(reg, c, batch, o);
+  if (!Number.isFinite(r.total)) {
+    tf.dispose([...r.grads.values()]);
+    for (const s of r.bnStats) tf.dispose([s.mean, s.varUnbiased]);
+    for (const s of r.safStats) tf.dispose([s.mean, s.varUnbiased]);
+    throw new NonFiniteLossError(r.hinge, r.semantic);
+  }
+  const { norm, grads } = clipGradNorm(r.grads, o.gradClip);
+  adam.apply(reg, grads);
+  tf.dispose([...grads.values()]);
+  applyBatchNormStats(reg, r.bnStats, r.safStats);
+  return { hinge: r.hinge, semantic: r.semantic, total: r.total, gradNorm: norm, sims: r.sims };
+}
+
+export class NonFiniteLossError extends Error {
+  constructor(readonly hinge: number, readonly semantic: number) {
+    super(`the loss is not finite (hinge ${hinge}, semantic ${semantic}); no update was applied`);
+  }
+}

@@ -1,0 +1,2 @@
+import { goldenSuite } from './goldenSuite.js';
+goldenSuite('cpu', 1);
