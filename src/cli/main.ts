@@ -4,6 +4,12 @@ import { VslError } from '../util/errors.js';
 import { setLogLevel } from '../util/log.js';
 // Each subcommand lives in its own module and exports `register(program)`.
 // (register-commands: keep one import per line so that parallel edits do not collide)
+import { register as registerEval } from './eval.js';
+import { register as registerEvalOverall } from './evalOverall.js';
+import { register as registerConvert } from './convert.js';
+import { register as registerVocab } from './vocab.js';
+import { register as registerSynth } from './synth.js';
+import { register as registerTrain } from './train.js';
 
 export function buildProgram(): Command {
   const program = new Command('vsl')
@@ -14,6 +20,12 @@ export function buildProgram(): Command {
       setLogLevel(String(cmd.opts().logLevel));
     });
   // register-calls
+  registerEval(program);
+  registerEvalOverall(program);
+  registerConvert(program);
+  registerVocab(program);
+  registerSynth(program);
+  registerTrain(program);
   return program;
 }
 

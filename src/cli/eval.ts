@@ -1,0 +1,124 @@
+// `vsl eval`: evaluate one checkpoint (vsl HDF5, or a SGRAF/VSL `.pth.tar` in either torch container) on a
+// split, as the reference's evalrank (SPEC §8.4), with correctly labelled COCO-1K means (SPEC §14.7).
+//
+//   vsl eval --model FILE [--data-path DIR] [--vocab-path DIR] [--data-name NAME] [--split test|testall|dev]
+//            [--fold5] [--fold-images N] [--save-sims FILE.npy] [--workers N] [--backend auto|wasm|cpu|...] [--json]
+//
+// stdout: a table (or one JSON object with --json); logs and progress go to stderr.
+// --save-sims writes the float32 score matrix as .npy: shape (images, captions), rows = images, caption c
+// belongs to image floor(c/5); with --fold5 the five diagonal fold blocks, shape (5, k, 5k) with k = 1000 for
+// COCO-1K (block f = images [f·k, (f+1)·k) × captions [5f·k, 5(f+1)·k)). That file alone is enough to ensemble
+// (`vsl eval-overall --sims a.npy --sims b.npy ...`).
+import type { Command } from 'commander';
+import { VslError } from '../util/errors.js';
+import { writeNpy } from '../data/npy.js';
+import type { BackendChoice } from '../backend.js';
+import { evaluateModel, type EvaluateModelOutput } from '../eval/evaluate.js';
+import { foldsToJson, formatFolds, formatResult, resultToJson } from '../eval/report.js';
+
+export function parseIntOption(name: string, value: string, min: number): number {
+  const v = Number(value);
+  if (!/^\s*-?\d+\s*$/.test(value) || !Number.isSafeInteger(v) || v < min) {
+    throw new VslError(`${name}: expected an integer >= ${min}, found ${JSON.stringify(value)}`);
+  }
+  return v;
+}
+
+export interface EvalCliOptions {
+  model: string;
+  dataPath?: string;
+  vocabPath?: string;
+  dataName?: string;
+  split: string;
+  fold5?: boolean;
+  foldImages?: string;
+  saveSims?: string;
+  workers?: string;
+  backend?: string;
+  json?: boolean;
+  /** Progress on stderr (the CLI turns it on; tests leave it off). */
+  progress?: boolean;
+}
+
+/** Write a score matrix as float32 .npy, with a clear error on failure. */
+export function saveSims(file: string, sims: ArrayLike<number>, shape: readonly number[]): void {
+  if (!file.endsWith('.npy')) throw new VslError(`--save-sims: expected a file name ending in .npy, found ${JSON.stringify(file)}`);
+  try {
+    writeNpy(file, sims, shape, '<f4');
+  } catch (e) {
+    if (e instanceof VslError) throw e;
+    throw new VslError(`${file}: cannot write the score matrix (${(e as Error).message})`);
+  }
+}
+
+/** The JSON object printed by --json. */
+export function evalJson(r: EvaluateModelOutput, savedSims?: string): Record<string, unknown> {
+  return {
+    model: { path: r.modelPath, module: r.module, source: r.source, epoch: r.epoch },
+    data: { dataPath: r.dataPath, dataName: r.dataName, split: r.split, vocab: r.vocabFile },
+    nImages: r.nImages,
+    nCaptions: r.nCaptions,
+    fold5: r.fold5,
+    ...(r.fold5 ? { foldImages: r.foldImages, folds: foldsToJson(r.folds!, r.result).folds } : {}),
+    result: resultToJson(r.result),
+    sims: { shape: r.simsShape, ...(savedSims ? { file: savedSims } : {}) },
+    workers: r.workers,
+    backend: r.backend,
+    seconds: r.seconds,
+    pairsPerSecond: r.pairsPerSecond,
+  };
+}
+
+export function evalText(r: EvaluateModelOutput): string {
+  const head =
+    `model ${r.modelPath} (${r.module}, ${r.source}, epoch ${r.epoch}) on ${r.dataName}/${r.split}: ` +
+    `${r.nImages} images, ${r.nCaptions} captions` +
+    (r.fold5 ? `, 5 folds of ${r.foldImages} images` : '');
+  const table = r.fold5 ? formatFolds(r.folds!, r.result) : formatResult(r.result, r.split);
+  return `${head}\n${table}\n`;
+}
+
+/** The action of `vsl eval`: returns what goes to stdout. */
+export async function runEval(o: EvalCliOptions): Promise<string> {
+  if (!o.model) throw new VslError('--model: expected a checkpoint file');
+  if (o.saveSims !== undefined && !o.saveSims.endsWith('.npy')) {
+    throw new VslError(`--save-sims: expected a file name ending in .npy, found ${JSON.stringify(o.saveSims)}`);
+  }
+  const r = await evaluateModel({
+    modelPath: o.model,
+    dataPath: o.dataPath,
+    vocabPath: o.vocabPath,
+    dataName: o.dataName,
+    split: o.split,
+    fold5: o.fold5 ?? false,
+    foldImages: o.foldImages !== undefined ? parseIntOption('--fold-images', o.foldImages, 1) : undefined,
+    workers: o.workers !== undefined ? parseIntOption('--workers', o.workers, 1) : undefined,
+    backend: (o.backend ?? 'auto') as BackendChoice,
+    progress: o.progress ?? false,
+  });
+  if (o.saveSims) saveSims(o.saveSims, r.sims, r.simsShape);
+  return o.json ? JSON.stringify(evalJson(r, o.saveSims)) + '\n' : evalText(r) + (o.saveSims ? `scores (${r.simsShape.join(' x ')}) written to ${o.saveSims}\n` : '');
+}
+
+export function register(program: Command): void {
+  program
+    .command('eval')
+    .description(
+      'evaluate a checkpoint (vsl .h5 or SGRAF/VSL .pth.tar) on a split: R@1/5/10, medr, meanr, rsum both ways ' +
+        '(COCO-5K: --split testall; COCO-1K: --split testall --fold5; F30K: --split test)',
+    )
+    .requiredOption('--model <file>', 'checkpoint: vsl HDF5 (.h5) or PyTorch .pth.tar (zip or legacy)')
+    .option('--data-path <dir>', "data path holding <data_name>/ (default: the checkpoint's)")
+    .option('--vocab-path <dir>', "folder holding <data_name>_vocab.json, or the .json file (default: the checkpoint's, then the data path, then ./vocab)")
+    .option('--data-name <name>', "data name, e.g. coco_precomp (default: the checkpoint's)")
+    .option('--split <name>', 'split: test, testall or dev (dev: its first 5000 captions)', 'test')
+    .option('--fold5', 'COCO-1K: mean over 5 folds of --fold-images images (use with --split testall)', false)
+    .option('--fold-images <n>', 'images per fold with --fold5', '1000')
+    .option('--save-sims <file.npy>', 'write the float32 score matrix: (images, captions), or (5, k, 5k) with --fold5')
+    .option('--workers <n>', 'score worker threads (default: min(2, cores) on wasm/cpu, 1 on tensorflow); 1 = in-process')
+    .option('--backend <name>', 'auto, tensorflow-gpu, tensorflow, wasm or cpu', 'auto')
+    .option('--json', 'print one JSON object instead of a table', false)
+    .action(async (o: EvalCliOptions) => {
+      process.stdout.write(await runEval({ ...o, progress: true }));
+    });
+}
