@@ -10,6 +10,7 @@ import { register as registerConvert } from './convert.js';
 import { register as registerVocab } from './vocab.js';
 import { register as registerSynth } from './synth.js';
 import { register as registerTrain } from './train.js';
+import { register as registerDemo } from './demo.js';
 
 export function buildProgram(): Command {
   const program = new Command('vsl')
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerVocab(program);
   registerSynth(program);
   registerTrain(program);
+  registerDemo(program);
   return program;
 }
 

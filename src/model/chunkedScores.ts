@@ -6,6 +6,7 @@ import type { ModelConfig } from './config.js';
 import { blockScores, type CaptionSide, type ImageSide, type SafCaptionStats } from './similarity.js';
 import { Weights } from './weights.js';
 import { checkHeap, refuseIfTooLarge } from './memoryGuard.js';
+import { valueAndGradients } from './grads.js';
 
 /** Parameters the block scores read (everything of sim_enc but the two global-attention modules). */
 export function blockParamNames(names: string[]): string[] {
@@ -31,26 +32,6 @@ export function captionChunks(lengths: number[], nImg: number, D: number, budget
     start += n;
   }
   return chunks;
-}
-
-/**
- * tf.grads inside a customGrad's gradient: tfjs keeps one active tape and clears it after any gradient
- * call at depth 0, so the outer tape is saved and restored around the inner call.
- */
-function nestedGrads(f: (...xs: tf.Tensor[]) => tf.Tensor, xs: tf.Tensor[]): (tf.Tensor | null)[] {
-  const engine = tf.engine() as unknown as {
-    state: { activeTape: unknown };
-    gradients: (f: () => tf.Tensor, xs: tf.Tensor[], dy?: tf.Tensor, allowNoGradients?: boolean) => { value: tf.Tensor; grads: (tf.Tensor | null)[] };
-  };
-  const outer = engine.state.activeTape;
-  try {
-    // allowNoGradients: a parameter with no path to the scores gets null rather than an exception
-    const { value, grads } = engine.gradients(() => f(...xs), xs, undefined, true);
-    value.dispose();
-    return grads;
-  } finally {
-    engine.state.activeTape = outer;
-  }
 }
 
 export interface ChunkedScoresOptions {
@@ -91,6 +72,13 @@ export function chunkedScores(
       return t;
     });
   };
+  if (chunks.length === 1) {
+    // One chunk holds every pair: differentiate it under the caller's tape, no recomputation needed.
+    const r = blockScores(weightsOf(names.map((n) => params.get(n)!)), c, img, cap, true);
+    if (r.safStats && opts.safStats) opts.safStats.push({ mean: tf.keep(r.safStats.mean), varUnbiased: tf.keep(r.safStats.varUnbiased) });
+    checkHeap('training step, forward');
+    return r.sims;
+  }
   const f = tf.customGrad(((...args: unknown[]) => {
     const save = args.pop() as tf.GradSaveFunc;
     const inputs = args as tf.Tensor[];
@@ -120,17 +108,17 @@ export function chunkedScores(
         for (const [a, b] of chunks) {
           const part = slice(sWords, sTGlobal, a, b);
           const dSc = tf.slice(dS, [0, a], [nImg, b - a]);
-          const g = nestedGrads(
+          const { value: chunkValue, grads: g } = valueAndGradients(
             (r, v, wd, tg, ...pp) =>
               tf.sum(tf.mul(blockScores(weightsOf(pp), c, { regions: r as tf.Tensor3D, vGlobal: v as tf.Tensor2D },
                 { words: wd as tf.Tensor3D, tGlobal: tg as tf.Tensor2D, lengths: part.lengths }, true).sims, dSc)),
             [sRegions, sVGlobal, part.words, part.tGlobal, ...sPs],
+            true,
           );
+          chunkValue.dispose();
           checkHeap('training step, backward');
-          const [gr, gv, gw, gt, ...gp] = g as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, ...(tf.Tensor | null)[]];
-          // a parameter with no path to the scores (graph_key_w.bias, folded away) has a null gradient
-          const acc = (x: tf.Tensor, y: tf.Tensor | null) => {
-            if (!y) return x;
+          const [gr, gv, gw, gt, ...gp] = g;
+          const acc = (x: tf.Tensor, y: tf.Tensor) => {
             const s = tf.add(x, y);
             x.dispose();
             y.dispose();

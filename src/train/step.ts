@@ -13,6 +13,7 @@ import { hingeLoss } from '../loss/hinge.js';
 import { semanticLoss, type SemanticLossKind } from '../loss/semantic.js';
 import { Adam, clipGradNorm } from './adam.js';
 import { checkHeap } from '../model/memoryGuard.js';
+import { valueAndGradients } from '../model/grads.js';
 
 export interface TrainBatch {
   images: Float32Array; // (B, 36, imgDim)
@@ -74,7 +75,7 @@ export function lossAndGrads(
   const images = tf.tensor3d(batch.images, [B, batch.images.length / B / c.imgDim, c.imgDim]);
   const imageSim = batch.imageSim ? tf.tensor2d(batch.imageSim, [B, B]) : null;
   const captionSim = batch.captionSim ? tf.tensor2d(batch.captionSim, [B, B]) : null;
-  const { value, grads } = tf.valueAndGrads((...ps: tf.Tensor[]) => {
+  const { value, grads } = valueAndGradients((...ps: tf.Tensor[]) => {
     const byName = new Map(trainable.map((n, i) => [n, ps[i]]));
     const w = new Weights((n) => byName.get(n) ?? reg.get(n));
     const img = imageSide(w, c, images, mode);
@@ -87,7 +88,7 @@ export function lossAndGrads(
     const sem = semanticLoss(o.semantic, sims, imageSim, captionSim);
     parts = [tf.keep(hinge), tf.keep(sem), tf.keep(sims)];
     return tf.add(hinge, sem) as tf.Scalar;
-  })(trainable.map((n) => reg.get(n)));
+  }, trainable.map((n) => reg.get(n)));
   const [h, s, simsT] = parts;
   const out = {
     hinge: h.dataSync()[0],

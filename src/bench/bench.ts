@@ -1,0 +1,207 @@
+// `npm run bench`: throughput of the SGR/SAF score matrix, the training step and split encoding on one backend.
+// stdout: one JSON object per line, each with a "case" key (grep '"case"'); a summary table goes to stderr at the
+// end. Every case reports GFLOP/s from SPEC §12's FLOP counts beside the same run's plain matMul GFLOP/s (the
+// roofline), the reference (original PyTorch code, this 2-core machine) and the speedup, and peak RSS.
+//
+//   node dist/src/bench/bench.js [--quick] [--backend wasm|cpu] [--workers N] [--cases a,b] [--measure-images N]
+//
+// --cases takes case names or prefixes (score, train-sgr, encode, ...); matmul always runs (it is the roofline).
+// The 1000 × 5000 cases score the first --measure-images images (default 50, rounded up to whole image blocks per
+// worker) against all 5000 captions and extrapolate ("extrapolated_from" in the JSON).
+import { selectBackend, type BackendChoice } from '../backend.js';
+import { setLogLevel } from '../util/log.js';
+import { ALL_CASES, QUICK_CASES, REFERENCE, type CaseName } from './figures.js';
+import {
+  encodeCaptionsCase,
+  encodeImagesCase,
+  matmulCase,
+  memoryFields,
+  scoreCase,
+  trainCase,
+  type BenchContext,
+  type BenchRecord,
+} from './cases.js';
+
+interface Args {
+  quick: boolean;
+  backend: BackendChoice;
+  workers: number;
+  cases: CaseName[] | null;
+  measureImages: number;
+}
+
+const USAGE =
+  'usage: bench [--quick] [--backend wasm|cpu] [--workers N] [--cases a,b] [--measure-images N]\n' +
+  `cases: ${ALL_CASES.join(', ')} (names or prefixes)\n`;
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = { quick: false, backend: 'wasm', workers: 2, cases: null, measureImages: 50 };
+  const value = (i: number, flag: string) => {
+    const v = argv[i + 1];
+    if (v === undefined || v.startsWith('--')) throw new Error(`${flag}: missing value\n${USAGE}`);
+    return v;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const f = argv[i];
+    switch (f) {
+      case '--quick':
+        a.quick = true;
+        break;
+      case '--backend':
+        a.backend = value(i++, f) as BackendChoice;
+        break;
+      case '--workers': {
+        const n = Number(value(i++, f));
+        if (!Number.isInteger(n) || n < 1) throw new Error(`--workers: expected an integer >= 1, found ${argv[i]}`);
+        a.workers = n;
+        break;
+      }
+      case '--measure-images': {
+        const n = Number(value(i++, f));
+        if (!Number.isInteger(n) || n < 1) throw new Error(`--measure-images: expected an integer >= 1, found ${argv[i]}`);
+        a.measureImages = n;
+        break;
+      }
+      case '--cases': {
+        const wanted = value(i++, f).split(',').map((s) => s.trim()).filter(Boolean);
+        const picked = new Set<CaseName>();
+        for (const w of wanted) {
+          const hits = ALL_CASES.filter((c) => c === w || c.startsWith(w));
+          if (!hits.length) throw new Error(`--cases: unknown case ${w}\n${USAGE}`);
+          for (const h of hits) picked.add(h);
+        }
+        a.cases = ALL_CASES.filter((c) => picked.has(c));
+        break;
+      }
+      case '-h':
+      case '--help':
+        process.stdout.write(USAGE);
+        process.exit(0);
+      // falls through (unreachable)
+      default:
+        throw new Error(`unknown option ${f}\n${USAGE}`);
+    }
+  }
+  return a;
+}
+
+function plan(a: Args): CaseName[] {
+  let list: CaseName[] = a.cases ?? (a.quick ? QUICK_CASES : [...ALL_CASES]);
+  if (a.quick) list = list.filter((c) => !c.endsWith('-1000x5000') && !c.endsWith('-b128'));
+  if (!list.includes('matmul')) list = ['matmul', ...list];
+  return list;
+}
+
+async function runCase(ctx: BenchContext, name: CaseName, a: Args): Promise<BenchRecord> {
+  const m = /^score-(sgr|saf)-(\d+)x(\d+)(-w1)?$/.exec(name);
+  if (m) {
+    const module = m[1] === 'sgr' ? 'SGR' : 'SAF';
+    const nImg = Number(m[2]);
+    const nCap = Number(m[3]);
+    const workers = m[4] ? 1 : a.workers;
+    // Whole image blocks of 10 per worker, so the measured shards are balanced.
+    const unit = 10 * workers;
+    const measure = nImg >= 1000 ? Math.min(nImg, Math.ceil(a.measureImages / unit) * unit) : undefined;
+    return scoreCase(ctx, name, { module, nImg, nCap, workers, measure });
+  }
+  const t = /^train-(sgr|saf)-b(\d+)$/.exec(name);
+  if (t) {
+    const B = Number(t[2]);
+    // B = 32: one untimed warm-up step (skipped in --quick to stay under a minute); B = 128: 1 step, no warm-up.
+    return trainCase(ctx, name, t[1] === 'sgr' ? 'SGR' : 'SAF', B, B <= 32 && !a.quick ? 1 : 0);
+  }
+  if (name === 'encode-images-1000') return encodeImagesCase(ctx, 1000);
+  if (name === 'encode-captions-5000') return encodeCaptionsCase(ctx, 5000);
+  return matmulCase(ctx);
+}
+
+function fmt(x: unknown, d = 1): string {
+  return typeof x === 'number' ? x.toFixed(d) : x === null || x === undefined ? '-' : String(x);
+}
+
+function table(records: BenchRecord[], totalS: number, backend: string): string {
+  const rows: string[][] = [['case', 'workers', 'measured', 'GFLOP/s', '% roof', 'reference', 'speedup', 'peak RSS MB']];
+  for (const r of records) {
+    let measured = '-';
+    let ref = '-';
+    if (typeof r.pairs_per_s === 'number') {
+      measured = `${fmt(r.pairs_per_s, 0)} pairs/s (${fmt(r.seconds, 1)} s${r.extrapolated_from ? ', extrap. from ' + r.extrapolated_from : ''})`;
+      ref = `${r.reference_pairs_per_s} pairs/s`;
+    } else if (typeof r.s_per_step === 'number') {
+      measured = `${fmt(r.s_per_step, 2)} s/step`;
+      ref = r.reference_s_per_step === null ? '-' : `${r.reference_s_per_step} s/step`;
+    } else if (typeof r.items_per_s === 'number') {
+      measured = `${fmt(r.items_per_s, 0)} items/s (${fmt(r.seconds, 1)} s)`;
+    } else if (r.case === 'matmul') {
+      measured = `${fmt(r.seconds, 3)} s (${r.shape})`;
+    } else if (r.error) {
+      measured = `ERROR: ${String(r.error).slice(0, 60)}`;
+    }
+    rows.push([
+      String(r.case),
+      fmt(r.workers ?? (r.threads ? 1 : null), 0),
+      measured,
+      fmt(r.gflops, 2),
+      fmt(r.pct_of_roofline, 1),
+      ref,
+      r.speedup === null || r.speedup === undefined ? '-' : `${fmt(r.speedup, 2)}x`,
+      fmt(r.peak_rss_mb, 0),
+    ]);
+  }
+  const widths = rows[0].map((_, j) => Math.max(...rows.map((row) => row[j].length)));
+  const line = (row: string[]) => row.map((cell, j) => cell.padEnd(widths[j])).join('  ');
+  return [
+    `bench on ${backend}: ${records.length} cases in ${totalS.toFixed(1)} s`,
+    line(rows[0]),
+    widths.map((w) => '-'.repeat(w)).join('  '),
+    ...rows.slice(1).map(line),
+    `FLOP counts: SPEC §12 (SGR ${24.4} / SAF ${8.6} MFLOP per pair; training ≈ 3 x forward). ` +
+      `Reference: PyTorch on this machine: eval ${REFERENCE.evalPairsPerSec.SGR}/${REFERENCE.evalPairsPerSec.SAF} pairs/s, ` +
+      'train SGR 8.2/94 s, SAF 7.5/85 s (B=32/128).',
+  ].join('\n');
+}
+
+async function main(): Promise<void> {
+  let a: Args;
+  try {
+    a = parseArgs(process.argv.slice(2));
+  } catch (e) {
+    process.stderr.write(`${(e as Error).message}\n`);
+    process.exitCode = 2;
+    return;
+  }
+  setLogLevel(process.env.VSL_LOG_LEVEL ?? 'warn');
+  const info = await selectBackend(a.backend);
+  const ctx: BenchContext = {
+    backend: info.name,
+    workers: a.workers,
+    rooflineGflops: null,
+    measureImages: a.measureImages,
+    progressEveryMs: 30_000,
+  };
+  const cases = plan(a);
+  process.stderr.write(`[bench] backend ${info.name}, workers ${a.workers}${a.quick ? ', quick' : ''}: ${cases.join(', ')}\n`);
+  const t0 = performance.now();
+  const records: BenchRecord[] = [];
+  let failed = 0;
+  for (const name of cases) {
+    const tc = performance.now();
+    process.stderr.write(`[bench] ${name} ...\n`);
+    let rec: BenchRecord;
+    try {
+      rec = await runCase(ctx, name, a);
+    } catch (e) {
+      failed++;
+      rec = { case: name, backend: ctx.backend, error: (e as Error).message, ...memoryFields() };
+    }
+    rec.wall_s = Number(((performance.now() - tc) / 1000).toFixed(2));
+    records.push(rec);
+    process.stdout.write(JSON.stringify(rec) + '\n');
+  }
+  const totalS = (performance.now() - t0) / 1000;
+  process.stdout.write(JSON.stringify({ summary: true, backend: ctx.backend, cases: records.length, failed, total_s: Number(totalS.toFixed(1)), ...memoryFields() }) + '\n');
+  process.stderr.write('\n' + table(records, totalS, ctx.backend) + '\n');
+  if (failed) process.exitCode = 1;
+}
+
+await main();

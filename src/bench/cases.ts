@@ -1,0 +1,290 @@
+// The benchmark cases: the plain matMul roofline, score blocks (in-process or the worker pool of eval/parallel.ts),
+// one training step, and split encoding. Each returns one flat record that bench.ts prints as a JSON line.
+// Every case builds its own random-weight registry (ParamRegistry.init) and disposes it, so cases can run in
+// any subset and order; worker pools are always closed (finally), so the process exits by itself.
+import * as tf from '@tensorflow/tfjs';
+import { defaultModelConfig, type ModuleName } from '../model/config.js';
+import { ParamRegistry } from '../model/params.js';
+import { Weights } from '../model/weights.js';
+import { createScorer, type Scorer } from '../eval/parallel.js';
+import { encodeCaptionTokens, encodeImages, type EncodedCaptions } from '../eval/encodeSplit.js';
+import { trainStep } from '../train/step.js';
+import { Adam } from '../train/adam.js';
+import { Rng } from '../util/rng.js';
+import { wasmHeapBytes } from '../model/memoryGuard.js';
+import { CAPTION_FLOPS, IMAGE_FLOPS, PAIR_FLOPS, REFERENCE, trainStepFlops } from './figures.js';
+import {
+  randomEncodedCaptions,
+  randomEncodedImages,
+  randomRegionFeatures,
+  randomTokens,
+  randomTrainBatch,
+} from './synth.js';
+
+export const VOCAB = 11353;
+export const CAPTION_LEN = 12;
+const SEED = 20240601;
+
+export type BenchRecord = Record<string, string | number | boolean | null>;
+
+export interface BenchContext {
+  backend: string;
+  workers: number;
+  /** plain 2-D matMul GFLOP/s of this run (null until the matmul case ran) */
+  rooflineGflops: number | null;
+  /** images actually scored for a 1000 × 5000 case (the rest is extrapolated) */
+  measureImages: number;
+  /** print a progress line to stderr at most this often (ms) */
+  progressEveryMs: number;
+}
+
+const now = () => performance.now() / 1000;
+const round = (x: number, d = 3) => Number(x.toFixed(d));
+
+export function memoryFields(): BenchRecord {
+  const heap = wasmHeapBytes();
+  return {
+    peak_rss_mb: round(process.resourceUsage().maxRSS / 1024, 1), // maxRSS is in KiB; the whole process incl. workers
+    rss_mb: round(process.memoryUsage().rss / 2 ** 20, 1),
+    wasm_heap_mb: heap === null ? null : round(heap / 2 ** 20, 1),
+  };
+}
+
+function perf(ctx: BenchContext, flops: number, seconds: number): BenchRecord {
+  const gflops = flops / seconds / 1e9;
+  return {
+    gflop: round(flops / 1e9, 2),
+    gflops: round(gflops, 2),
+    roofline_gflops: ctx.rooflineGflops === null ? null : round(ctx.rooflineGflops, 2),
+    pct_of_roofline: ctx.rooflineGflops === null ? null : round((100 * gflops) / ctx.rooflineGflops, 1),
+  };
+}
+
+function disposeRegistry(reg: ParamRegistry): void {
+  for (const e of reg.entries.values()) e.variable.dispose();
+}
+
+function progress(ctx: BenchContext, label: string): (done: number, total: number) => void {
+  const t0 = now();
+  let last = t0;
+  return (done, total) => {
+    const t = now();
+    if (t - last < ctx.progressEveryMs / 1000 || done === 0) return;
+    last = t;
+    const rate = done / (t - t0);
+    process.stderr.write(
+      `[bench] ${label}: ${done}/${total} pairs, ${rate.toFixed(0)} pairs/s, ~${((total - done) / rate).toFixed(0)} s left\n`,
+    );
+  };
+}
+
+/** Plain (4608 × 2048) @ (2048 × 1024) on the active backend: 1 warm-up, then `reps` timed products. */
+export function matmulCase(ctx: BenchContext, reps = 3): BenchRecord {
+  const [m, k, n] = [4608, 2048, 1024];
+  const a = tf.randomUniform([m, k], -1, 1, 'float32', 1);
+  const b = tf.randomUniform([k, n], -1, 1, 'float32', 2);
+  tf.tidy(() => tf.matMul(a, b).dataSync());
+  const times: number[] = [];
+  for (let r = 0; r < reps; r++) {
+    const t0 = now();
+    tf.tidy(() => tf.matMul(a, b).dataSync());
+    times.push(now() - t0);
+  }
+  tf.dispose([a, b]);
+  const best = Math.min(...times);
+  const flops = 2 * m * k * n;
+  ctx.rooflineGflops = flops / best / 1e9;
+  return {
+    case: 'matmul',
+    backend: ctx.backend,
+    shape: `${m}x${k} @ ${k}x${n}`,
+    seconds: round(best, 4),
+    seconds_all: times.map((t) => round(t, 3)).join(','),
+    ...perf(ctx, flops, best),
+    note: 'best of timed reps after 1 warm-up; single thread (the roofline of one wasm instance / worker)',
+    ...memoryFields(),
+  };
+}
+
+let bigCaptions: EncodedCaptions | null = null;
+/** The 5000 encoded captions of a Flickr30K-sized test split, generated once and shared by the two modules. */
+function captionsFor(n: number, D: number): EncodedCaptions {
+  if (n === 5000) return (bigCaptions ??= randomEncodedCaptions(5000, CAPTION_LEN, D, SEED + 5));
+  return randomEncodedCaptions(n, CAPTION_LEN, D, SEED + n);
+}
+
+export interface ScoreCaseOptions {
+  module: ModuleName;
+  nImg: number;
+  nCap: number;
+  workers: number;
+  /** score only the first `measure` images against all captions and extrapolate to nImg */
+  measure?: number;
+}
+
+/** Scores of an nImg × nCap block (or its first `measure` images, extrapolated). */
+export async function scoreCase(ctx: BenchContext, name: string, o: ScoreCaseOptions): Promise<BenchRecord> {
+  const c = defaultModelConfig({ module: o.module, vocabSize: VOCAB });
+  const D = c.embedSize;
+  const reg = ParamRegistry.init(c, SEED);
+  const nMeasured = Math.min(o.nImg, o.measure ?? o.nImg);
+  const img = randomEncodedImages(nMeasured, D, SEED + 3);
+  const cap = captionsFor(o.nCap, D);
+  let scorer: Scorer | null = null;
+  try {
+    const t0 = now();
+    scorer = await createScorer({ workers: o.workers, backend: ctx.backend, reg, config: c, img, cap });
+    const startup = now() - t0;
+    // Warm-up (kernel set-up, first allocations) on a small corner, not timed.
+    const t1 = now();
+    await scorer.score([0, Math.min(nMeasured, 10 * o.workers)], [0, Math.min(o.nCap, 100)]);
+    const warm = now() - t1;
+    const t2 = now();
+    const sims = await scorer.score([0, nMeasured], [0, o.nCap], progress(ctx, name));
+    const seconds = now() - t2;
+    let bad = 0;
+    for (let i = 0; i < sims.length; i++) if (!Number.isFinite(sims[i])) bad++;
+    if (bad) throw new Error(`${name}: ${bad} non-finite scores`);
+    const pairs = nMeasured * o.nCap;
+    const pps = pairs / seconds;
+    const totalPairs = o.nImg * o.nCap;
+    const ref = REFERENCE.evalPairsPerSec[o.module];
+    const rec: BenchRecord = {
+      case: name,
+      backend: ctx.backend,
+      module: o.module,
+      shape: `${o.nImg}x${o.nCap}`,
+      workers: scorer.workers,
+      pairs: totalPairs,
+      pairs_per_s: round(pps, 1),
+      seconds: round(totalPairs / pps, 2),
+      ...perf(ctx, PAIR_FLOPS[o.module], 1 / pps),
+      reference_pairs_per_s: ref,
+      reference: `${ref} pairs/s (PyTorch, 2 cores, 100x500)`,
+      speedup: round(pps / ref, 2),
+      startup_s: round(startup, 2),
+      warmup_s: round(warm, 2),
+    };
+    if (nMeasured < o.nImg) {
+      rec.extrapolated_from = `${nMeasured}x${o.nCap}`;
+      rec.measured_seconds = round(seconds, 2);
+      rec.note = `measured the first ${nMeasured} images against all ${o.nCap} captions; seconds = pairs / measured pairs/s`;
+    }
+    rec.flop_per_pair_m = PAIR_FLOPS[o.module] / 1e6;
+    return { ...rec, ...memoryFields() };
+  } finally {
+    if (scorer) await scorer.close(); // terminates the pool's worker threads
+    disposeRegistry(reg);
+  }
+}
+
+/** One training step (hinge + VSL visual semantic loss, dropout 0.4, clip 2, Adam) after `warmup` steps. */
+export function trainCase(ctx: BenchContext, name: string, module: ModuleName, B: number, warmup: number): BenchRecord {
+  const c = defaultModelConfig({ module, vocabSize: VOCAB });
+  const reg = ParamRegistry.init(c, SEED);
+  const adam = new Adam(2e-4);
+  const rng = new Rng(SEED + 7);
+  const batch = randomTrainBatch(B, c.imgDim, CAPTION_LEN, VOCAB, SEED + B);
+  const opts = {
+    margin: 0.2,
+    maxViolation: true,
+    semantic: 'visual' as const,
+    gradClip: 2.0,
+    dropout: 0.4,
+    chunkBytes: 1024 * 2 ** 20, // train's default --chunk-mb 1024
+    seed: () => rng.seed(),
+  };
+  try {
+    const warmTimes: number[] = [];
+    for (let i = 0; i < warmup; i++) {
+      const t = now();
+      trainStep(reg, c, adam, batch, opts);
+      warmTimes.push(now() - t);
+    }
+    const t0 = now();
+    const r = trainStep(reg, c, adam, batch, opts);
+    const seconds = now() - t0;
+    if (!Number.isFinite(r.total)) throw new Error(`${name}: non-finite loss`);
+    const ref = REFERENCE.trainStepSec[module][B];
+    return {
+      case: name,
+      backend: ctx.backend,
+      module,
+      batch: B,
+      s_per_step: round(seconds, 3),
+      seconds: round(seconds, 3),
+      warmup_steps: warmup,
+      warmup_s: warmTimes.map((t) => round(t, 2)).join(',') || null,
+      ...perf(ctx, trainStepFlops(module, B), seconds),
+      flop_model: '3 x (B^2 x per-pair + B x (image fc+VisualSA + caption GRU+TextSA))',
+      reference_s_per_step: ref ?? null,
+      reference: ref === undefined ? null : `${ref} s/step (PyTorch, 2 cores)`,
+      speedup: ref === undefined ? null : round(ref / seconds, 2),
+      loss: round(r.total, 4),
+      threads: 1,
+      ...memoryFields(),
+    };
+  } finally {
+    adam.dispose();
+    disposeRegistry(reg);
+  }
+}
+
+/** Encode 1000 images of (36, 2048) random features (batches of 100, the eval default). */
+export function encodeImagesCase(ctx: BenchContext, n = 1000): BenchRecord {
+  const c = defaultModelConfig({ module: 'SGR', vocabSize: VOCAB });
+  const reg = ParamRegistry.init(c, SEED);
+  const w = Weights.of(reg, true);
+  const batch = 100;
+  const feats = randomRegionFeatures(batch, c.imgDim, SEED + 11); // every batch reads the same random rows
+  try {
+    encodeImages(w, c, batch, (s, e) => feats.subarray(0, (e - s) * 36 * c.imgDim), batch); // warm-up
+    const t0 = now();
+    const enc = encodeImages(w, c, n, (s, e) => feats.subarray(0, (e - s) * 36 * c.imgDim), batch);
+    const seconds = now() - t0;
+    if (!Number.isFinite(enc.vGlobal[0])) throw new Error('encode-images: non-finite output');
+    return {
+      case: `encode-images-${n}`,
+      backend: ctx.backend,
+      items: n,
+      items_per_s: round(n / seconds, 1),
+      seconds: round(seconds, 2),
+      ...perf(ctx, n * IMAGE_FLOPS, seconds),
+      flop_per_item_m: round(IMAGE_FLOPS / 1e6, 1),
+      note: 'main thread (one core); fc 2048->1024 + VisualSA',
+      ...memoryFields(),
+    };
+  } finally {
+    w.dispose();
+    disposeRegistry(reg);
+  }
+}
+
+/** Encode 5000 captions of 12 tokens (vocab 11353; batches of 128, the eval default). */
+export function encodeCaptionsCase(ctx: BenchContext, n = 5000): BenchRecord {
+  const c = defaultModelConfig({ module: 'SGR', vocabSize: VOCAB });
+  const reg = ParamRegistry.init(c, SEED);
+  const w = Weights.of(reg, true);
+  const tokens = randomTokens(n, CAPTION_LEN, VOCAB, SEED + 13);
+  try {
+    encodeCaptionTokens(w, c, tokens.slice(0, 128)); // warm-up
+    const t0 = now();
+    const enc = encodeCaptionTokens(w, c, tokens);
+    const seconds = now() - t0;
+    if (!Number.isFinite(enc.tGlobal[0])) throw new Error('encode-captions: non-finite output');
+    return {
+      case: `encode-captions-${n}`,
+      backend: ctx.backend,
+      items: n,
+      items_per_s: round(n / seconds, 1),
+      seconds: round(seconds, 2),
+      ...perf(ctx, n * CAPTION_FLOPS, seconds),
+      flop_per_item_m: round(CAPTION_FLOPS / 1e6, 1),
+      note: 'main thread (one core); bi-GRU 12 steps + TextSA',
+      ...memoryFields(),
+    };
+  } finally {
+    w.dispose();
+    disposeRegistry(reg);
+  }
+}

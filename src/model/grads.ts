@@ -1,0 +1,25 @@
+// Gradients through tfjs' engine, with two things tf.grads does not offer: a parameter with no path to
+// the output gets a zero gradient instead of an exception (SGR's graph_key_w.bias, which the folded
+// query-key map makes cancel exactly), and the call may run inside another gradient's backward pass.
+import * as tf from '@tensorflow/tfjs';
+
+interface EngineInternals {
+  state: { activeTape: unknown };
+  gradients: (f: () => tf.Tensor, xs: tf.Tensor[], dy?: tf.Tensor, allowNoGradients?: boolean) => { value: tf.Tensor; grads: (tf.Tensor | null)[] };
+}
+
+/**
+ * Value of the scalar f(...xs) and its gradients (zeros where f does not depend on an x).
+ * tfjs keeps one active tape and clears it after any gradient call at depth 0, so a call made inside a
+ * customGrad's gradient (`nested`) saves and restores the outer tape around it.
+ */
+export function valueAndGradients(f: (...xs: tf.Tensor[]) => tf.Tensor, xs: tf.Tensor[], nested = false): { value: tf.Tensor; grads: tf.Tensor[] } {
+  const engine = tf.engine() as unknown as EngineInternals;
+  const outer = engine.state.activeTape;
+  try {
+    const { value, grads } = engine.gradients(() => f(...xs), xs, undefined, true);
+    return { value, grads: grads.map((g, i) => g ?? tf.zerosLike(xs[i])) };
+  } finally {
+    if (nested) engine.state.activeTape = outer;
+  }
+}
