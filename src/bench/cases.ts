@@ -2,6 +2,7 @@
 // one training step, and split encoding. Each returns one flat record that bench.ts prints as a JSON line.
 // Every case builds its own random-weight registry (ParamRegistry.init) and disposes it, so cases can run in
 // any subset and order; worker pools are always closed (finally), so the process exits by itself.
+import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { defaultModelConfig, type ModuleName } from '../model/config.js';
 import { ParamRegistry } from '../model/params.js';
@@ -44,6 +45,7 @@ const round = (x: number, d = 3) => Number(x.toFixed(d));
 export function memoryFields(): BenchRecord {
   const heap = wasmHeapBytes();
   return {
+    loadavg_1m: round(os.loadavg()[0], 2), // other processes on the machine share the cores
     peak_rss_mb: round(process.resourceUsage().maxRSS / 1024, 1), // maxRSS is in KiB; the whole process incl. workers
     rss_mb: round(process.memoryUsage().rss / 2 ** 20, 1),
     wasm_heap_mb: heap === null ? null : round(heap / 2 ** 20, 1),
@@ -79,11 +81,11 @@ function progress(ctx: BenchContext, label: string): (done: number, total: numbe
 }
 
 /** Plain (4608 × 2048) @ (2048 × 1024) on the active backend: 1 warm-up, then `reps` timed products. */
-export function matmulCase(ctx: BenchContext, reps = 3): BenchRecord {
-  const [m, k, n] = [4608, 2048, 1024];
+export function matmulCase(ctx: BenchContext, reps = 2, warmup = 1, m = 4608): BenchRecord {
+  const [k, n] = [2048, 1024];
   const a = tf.randomUniform([m, k], -1, 1, 'float32', 1);
   const b = tf.randomUniform([k, n], -1, 1, 'float32', 2);
-  tf.tidy(() => tf.matMul(a, b).dataSync());
+  for (let r = 0; r < warmup; r++) tf.tidy(() => tf.matMul(a, b).dataSync());
   const times: number[] = [];
   for (let r = 0; r < reps; r++) {
     const t0 = now();
@@ -101,7 +103,7 @@ export function matmulCase(ctx: BenchContext, reps = 3): BenchRecord {
     seconds: round(best, 4),
     seconds_all: times.map((t) => round(t, 3)).join(','),
     ...perf(ctx, flops, best),
-    note: 'best of timed reps after 1 warm-up; single thread (the roofline of one wasm instance / worker)',
+    note: `best of ${reps} timed reps after ${warmup} warm-up; one thread (the roofline of one wasm instance / worker)`,
     ...memoryFields(),
   };
 }
@@ -137,7 +139,7 @@ export async function scoreCase(ctx: BenchContext, name: string, o: ScoreCaseOpt
     const startup = now() - t0;
     // Warm-up (kernel set-up, first allocations) on a small corner, not timed.
     const t1 = now();
-    await scorer.score([0, Math.min(nMeasured, 10 * o.workers)], [0, Math.min(o.nCap, 100)]);
+    await scorer.score([0, Math.min(nMeasured, 10 * o.workers)], [0, Math.min(o.nCap, 20)]);
     const warm = now() - t1;
     const t2 = now();
     const sims = await scorer.score([0, nMeasured], [0, o.nCap], progress(ctx, name));
@@ -158,7 +160,7 @@ export async function scoreCase(ctx: BenchContext, name: string, o: ScoreCaseOpt
       pairs: totalPairs,
       pairs_per_s: round(pps, 1),
       seconds: round(totalPairs / pps, 2),
-      ...perf(ctx, PAIR_FLOPS[o.module], 1 / pps),
+      ...perf(ctx, PAIR_FLOPS[o.module] * totalPairs, totalPairs / pps),
       reference_pairs_per_s: ref,
       reference: `${ref} pairs/s (PyTorch, 2 cores, 100x500)`,
       speedup: round(pps / ref, 2),
@@ -179,7 +181,7 @@ export async function scoreCase(ctx: BenchContext, name: string, o: ScoreCaseOpt
 }
 
 /** One training step (hinge + VSL visual semantic loss, dropout 0.4, clip 2, Adam) after `warmup` steps. */
-export function trainCase(ctx: BenchContext, name: string, module: ModuleName, B: number, warmup: number): BenchRecord {
+export function trainCase(ctx: BenchContext, name: string, module: ModuleName, B: number, warmup: number, chunkMb = 1024): BenchRecord {
   const c = defaultModelConfig({ module, vocabSize: VOCAB });
   const reg = ParamRegistry.init(c, SEED);
   const adam = new Adam(2e-4);
@@ -191,7 +193,7 @@ export function trainCase(ctx: BenchContext, name: string, module: ModuleName, B
     semantic: 'visual' as const,
     gradClip: 2.0,
     dropout: 0.4,
-    chunkBytes: 1024 * 2 ** 20, // train's default --chunk-mb 1024
+    chunkBytes: chunkMb * 2 ** 20, // train's --chunk-mb (default 1024)
     seed: () => rng.seed(),
   };
   try {
@@ -222,6 +224,7 @@ export function trainCase(ctx: BenchContext, name: string, module: ModuleName, B
       speedup: ref === undefined ? null : round(ref / seconds, 2),
       loss: round(r.total, 4),
       threads: 1,
+      chunk_mb: chunkMb,
       ...memoryFields(),
     };
   } finally {

@@ -9,7 +9,9 @@
 // belongs to image floor(c/5); with --fold5 the five diagonal fold blocks, shape (5, k, 5k) with k = 1000 for
 // COCO-1K (block f = images [f·k, (f+1)·k) × captions [5f·k, 5(f+1)·k)). That file alone is enough to ensemble
 // (`vsl eval-overall --sims a.npy --sims b.npy ...`).
+import fs from 'node:fs';
 import type { Command } from 'commander';
+import { z } from 'zod';
 import { VslError } from '../util/errors.js';
 import { writeNpy } from '../data/npy.js';
 import type { BackendChoice } from '../backend.js';
@@ -100,6 +102,40 @@ export async function runEval(o: EvalCliOptions): Promise<string> {
   return o.json ? JSON.stringify(evalJson(r, o.saveSims)) + '\n' : evalText(r) + (o.saveSims ? `scores (${r.simsShape.join(' x ')}) written to ${o.saveSims}\n` : '');
 }
 
+const EvalConfigSchema = z
+  .object({
+    model: z.string(),
+    dataPath: z.string(),
+    vocabPath: z.string(),
+    dataName: z.string(),
+    split: z.string(),
+    fold5: z.boolean(),
+    foldImages: z.union([z.number().int(), z.string()]).transform(String),
+    saveSims: z.string(),
+    workers: z.union([z.number().int(), z.string()]).transform(String),
+    backend: z.string(),
+    json: z.boolean(),
+  })
+  .partial()
+  .strict();
+
+/** An eval config file: the options above in camelCase; an unknown key or a wrong type names the key. */
+export function readEvalConfig(file: string): Partial<EvalCliOptions> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new VslError(`${file}: expected a JSON config file, found ${(e as Error).message}`);
+  }
+  const r = EvalConfigSchema.safeParse(raw);
+  if (!r.success) {
+    const i = r.error.issues[0];
+    const key = i.code === 'unrecognized_keys' ? i.keys.join(', ') : i.path.join('.');
+    throw new VslError(`${file}: option '${key}': ${i.message}`);
+  }
+  return r.data;
+}
+
 export function register(program: Command): void {
   program
     .command('eval')
@@ -107,7 +143,8 @@ export function register(program: Command): void {
       'evaluate a checkpoint (vsl .h5 or SGRAF/VSL .pth.tar) on a split: R@1/5/10, medr, meanr, rsum both ways ' +
         '(COCO-5K: --split testall; COCO-1K: --split testall --fold5; F30K: --split test)',
     )
-    .requiredOption('--model <file>', 'checkpoint: vsl HDF5 (.h5) or PyTorch .pth.tar (zip or legacy)')
+    .option('--config <file>', 'JSON file of these options (camelCase names); flags override it')
+    .option('--model <file>', 'checkpoint: vsl HDF5 (.h5) or PyTorch .pth.tar (zip or legacy)')
     .option('--data-path <dir>', "data path holding <data_name>/ (default: the checkpoint's)")
     .option('--vocab-path <dir>', "folder holding <data_name>_vocab.json, or the .json file (default: the checkpoint's, then the data path, then ./vocab)")
     .option('--data-name <name>', "data name, e.g. coco_precomp (default: the checkpoint's)")
@@ -118,7 +155,11 @@ export function register(program: Command): void {
     .option('--workers <n>', 'score worker threads (default: min(2, cores) on wasm/cpu, 1 on tensorflow); 1 = in-process')
     .option('--backend <name>', 'auto, tensorflow-gpu, tensorflow, wasm or cpu', 'auto')
     .option('--json', 'print one JSON object instead of a table', false)
-    .action(async (o: EvalCliOptions) => {
-      process.stdout.write(await runEval({ ...o, progress: true }));
+    .action(async (o: EvalCliOptions & { config?: string }, cmd: Command) => {
+      // config < flags: only options the user typed override the file (commander fills in defaults too)
+      const fromFile = o.config ? readEvalConfig(o.config) : {};
+      const typed = Object.fromEntries(Object.entries(o).filter(([k]) => k !== 'config' && cmd.getOptionValueSource(k) === 'cli'));
+      const defaults = Object.fromEntries(Object.entries(o).filter(([k]) => k !== 'config' && cmd.getOptionValueSource(k) !== 'cli'));
+      process.stdout.write(await runEval({ ...defaults, ...fromFile, ...typed, progress: true } as EvalCliOptions));
     });
 }
