@@ -5,8 +5,10 @@ import * as tf from '@tensorflow/tfjs';
 import { VslError } from '../util/errors.js';
 
 export const GiB = 1024 ** 3;
-/** Refuse when the live tensors or the wasm heap pass this (well below the ~3.84 GiB cap). */
-export const HEAP_GUARD_BYTES = 3.25 * GiB;
+/** Stop when the wasm heap has grown past this (the cap is ~3.84 GiB). */
+export const HEAP_GUARD_BYTES = 3.5 * GiB;
+/** The largest working set one scoring chunk may be estimated to need. */
+export const CHUNK_LIMIT_BYTES = 1.5 * GiB;
 
 /** Size of the wasm heap in bytes, or null on other backends. */
 export function wasmHeapBytes(): number | null {
@@ -15,29 +17,30 @@ export function wasmHeapBytes(): number | null {
   return b.wasm?.HEAPU8?.buffer.byteLength ?? null;
 }
 
-/** Throw a clear error when memory has come near the wasm cap; `what` says which computation. */
+/**
+ * Throw a clear error when the wasm heap has grown near its cap; `what` says which computation.
+ * The heap size is the measure (tf.memory().numBytes counts a buffer once per tensor that shares it,
+ * and on wasm every saved-for-gradient tensor shares its buffer, so it overstates use several-fold).
+ */
 export function checkHeap(what: string): void {
-  if (tf.getBackend() !== 'wasm') return;
-  const live = tf.memory().numBytes;
-  const heap = wasmHeapBytes() ?? 0;
-  if (live > HEAP_GUARD_BYTES || heap > HEAP_GUARD_BYTES + 0.5 * GiB) {
+  const heap = wasmHeapBytes();
+  if (heap !== null && heap > HEAP_GUARD_BYTES) {
     throw new VslError(
-      `${what}: the wasm heap is near its 3.84 GiB limit (live tensors ${(live / GiB).toFixed(2)} GiB, heap ` +
-        `${(heap / GiB).toFixed(2)} GiB); past it tensors overwrite each other silently, so vsl stops here. ` +
+      `${what}: the wasm heap has grown to ${(heap / GiB).toFixed(2)} GiB, near its 3.84 GiB limit; past it ` +
+        'tensors overwrite each other silently, so vsl stops here (no update was applied). ' +
         'Use a smaller --chunk-mb or --batch-size.',
       3,
     );
   }
 }
 
-/** Refuse up front a computation whose estimated working set would pass the guard. */
+/** Refuse up front a chunk whose estimated working set is larger than one chunk may be. */
 export function refuseIfTooLarge(what: string, estimatedBytes: number): void {
   if (tf.getBackend() !== 'wasm') return;
-  const live = tf.memory().numBytes;
-  if (live + estimatedBytes > HEAP_GUARD_BYTES) {
+  if (estimatedBytes > CHUNK_LIMIT_BYTES) {
     throw new VslError(
-      `${what}: needs about ${(estimatedBytes / GiB).toFixed(2)} GiB on top of ${(live / GiB).toFixed(2)} GiB in use, ` +
-        `past the ${(HEAP_GUARD_BYTES / GiB).toFixed(2)} GiB guard below the wasm heap limit; use a smaller --chunk-mb or --batch-size.`,
+      `${what}: one chunk needs about ${(estimatedBytes / GiB).toFixed(2)} GiB, more than the ` +
+        `${(CHUNK_LIMIT_BYTES / GiB).toFixed(2)} GiB a chunk may take inside the 3.84 GiB wasm heap; use a smaller --chunk-mb or --batch-size.`,
       3,
     );
   }
