@@ -19,24 +19,14 @@ import type { BackendChoice } from '../backend.js';
 import { averageScores, DEV_MAX_CAPTIONS, evaluateModel, evaluateScores, FOLDS } from '../eval/evaluate.js';
 import type { EvalResult } from '../eval/metrics.js';
 import { foldsToJson, formatFolds, formatTable, resultToJson } from '../eval/report.js';
-import { parseIntOption, saveSims } from './eval.js';
+import { parseIntOption, saveSims, type EvalCliOptions } from './eval.js';
 
-export interface EvalOverallCliOptions {
+/** The data options of `vsl eval`, with two models (or saved score matrices) in place of one. */
+export type EvalOverallCliOptions = Omit<EvalCliOptions, 'model'> & {
   sgr?: string;
   saf?: string;
   sims?: string[];
-  dataPath?: string;
-  vocabPath?: string;
-  dataName?: string;
-  split: string;
-  fold5?: boolean;
-  foldImages?: string;
-  saveSims?: string;
-  workers?: string;
-  backend?: string;
-  json?: boolean;
-  progress?: boolean;
-}
+};
 
 interface Member {
   label: string;

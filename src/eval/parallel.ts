@@ -19,11 +19,9 @@ import type { ModelConfig } from '../model/config.js';
 import type { HostArray, ParamRegistry } from '../model/params.js';
 import { Weights } from '../model/weights.js';
 import type { EncodedCaptions, EncodedImages } from './encodeSplit.js';
-import { scoreMatrix } from './scoreMatrix.js';
+import { DEFAULT_CAPTION_BLOCK, DEFAULT_IMAGE_BLOCK, scoreMatrix } from './scoreMatrix.js';
 import type { FromWorker, ToWorker, WorkerInit } from './scoreWorker.js';
 
-export const DEFAULT_IMAGE_BLOCK = 10;
-export const DEFAULT_CAPTION_BLOCK = 500;
 
 export type Range = [number, number];
 export type ProgressFn = (done: number, total: number) => void;

@@ -8,9 +8,16 @@ import type { Weights } from '../model/weights.js';
 import { checkHeap } from '../model/memoryGuard.js';
 import type { EncodedCaptions, EncodedImages } from './encodeSplit.js';
 
+/**
+ * Default block: 5 images x 250 captions. Measured on wasm at default dims: the same pairs/s as 10 x 500
+ * (SAF ~3,000, SGR ~1,000 in one thread) with a 3-4x smaller heap (SAF 0.41 vs 1.32 GiB, SGR 0.70 vs 2.41).
+ */
+export const DEFAULT_IMAGE_BLOCK = 5;
+export const DEFAULT_CAPTION_BLOCK = 250;
+
 export interface ScoreOptions {
-  imageBlock?: number; // images per block (default 10)
-  captionBlock?: number; // captions per block (default 500)
+  imageBlock?: number; // images per block (DEFAULT_IMAGE_BLOCK)
+  captionBlock?: number; // captions per block (DEFAULT_CAPTION_BLOCK)
   imageRange?: [number, number]; // a sub-range of images (COCO-1K folds, worker shards)
   captionRange?: [number, number];
   onProgress?: (pairsDone: number, pairsTotal: number) => void;
@@ -34,8 +41,8 @@ export function scoreMatrix(w: Weights, c: ModelConfig, img: EncodedImages, cap:
   const nImg = i1 - i0;
   const nCap = c1 - c0;
   const out = new Float32Array(nImg * nCap);
-  const ib = o.imageBlock ?? 10;
-  const blocks = captionBlocks(cap.lengths, [c0, c1], o.captionBlock ?? 500);
+  const ib = o.imageBlock ?? DEFAULT_IMAGE_BLOCK;
+  const blocks = captionBlocks(cap.lengths, [c0, c1], o.captionBlock ?? DEFAULT_CAPTION_BLOCK);
   const total = nImg * nCap;
   let done = 0;
   for (const block of blocks) {
