@@ -10,7 +10,6 @@ import { generateSynth } from '../../src/data/synth.js';
 import { loadVocab, saveVocab, vocabFromWords } from '../../src/data/vocab.js';
 import { readNpy, writeNpy } from '../../src/data/npy.js';
 import { setLogLevel } from '../../src/util/log.js';
-import { VslError } from '../../src/util/errors.js';
 import { selectBackend } from '../../src/backend.js';
 import { defaultModelConfig, type ModelConfig } from '../../src/model/config.js';
 import { ParamRegistry } from '../../src/model/params.js';
@@ -23,6 +22,7 @@ import { ScorePool, createScorer, shardRanges } from '../../src/eval/parallel.js
 import { runEval } from '../../src/cli/eval.js';
 import { runEvalOverall } from '../../src/cli/evalOverall.js';
 import { REPO_ROOT } from '../helpers/paths.js';
+import { maxAbsDiff, rejectsWith } from '../helpers/asserts.js';
 
 const BIN = path.join(REPO_ROOT, 'bin/vsl');
 const NAME = 'syn_precomp';
@@ -31,21 +31,6 @@ let tmp = '';
 let dataPath = '';
 const ckpt: Record<'SGR' | 'SAF', string> = { SGR: '', SAF: '' };
 let configs: Record<'SGR' | 'SAF', ModelConfig>;
-
-async function rejectsWith(p: Promise<unknown>, parts: string[]): Promise<void> {
-  await assert.rejects(p, (e: unknown) => {
-    assert.ok(e instanceof VslError, `expected VslError, got ${String((e as Error)?.stack ?? e)}`);
-    for (const s of parts) assert.ok(e.message.includes(s), `${JSON.stringify(e.message)} lacks ${JSON.stringify(s)}`);
-    return true;
-  });
-}
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-}
 
 function vsl(args: string[]): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [BIN, '--log-level', 'warn', ...args], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, CI: 'true' } });

@@ -8,33 +8,18 @@ import path from 'node:path';
 import { generateSynth } from '../../src/data/synth.js';
 import { saveVocab, vocabFromWords } from '../../src/data/vocab.js';
 import { setLogLevel } from '../../src/util/log.js';
-import { VslError } from '../../src/util/errors.js';
 import { selectBackend } from '../../src/backend.js';
 import { detectModelFormat, loadModel, readModelFile } from '../../src/eval/loadModel.js';
 import { evaluateModel } from '../../src/eval/evaluate.js';
 import { runConvert } from '../../src/cli/convert.js';
 import { loadCheckpoint, saveCheckpoint, type ArrayRecord } from '../../src/io/checkpoint.js';
 import { REPO_ROOT } from '../helpers/paths.js';
+import { maxAbsDiff, rejectsWith } from '../helpers/asserts.js';
 
 const FIX = path.join(REPO_ROOT, 'test/fixtures/torch');
 let tmp = '';
 let dataPath = '';
 let vocabDir = '';
-
-async function rejectsWith(p: Promise<unknown>, parts: string[]): Promise<void> {
-  await assert.rejects(p, (e: unknown) => {
-    assert.ok(e instanceof VslError, `expected VslError, got ${String(e)}`);
-    for (const s of parts) assert.ok(e.message.includes(s), `${JSON.stringify(e.message)} lacks ${JSON.stringify(s)}`);
-    return true;
-  });
-}
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-}
 
 before(async () => {
   setLogLevel('warn');

@@ -5,18 +5,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readGroup } from '../../src/io/h5.js';
 import { captionCider, compareCodePoints, denseRows, fitTfidf, imageCider, tfidfTokens } from '../../src/data/tfidf.js';
+import { maxAbsDiff } from '../helpers/asserts.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const FIX = path.join(ROOT, 'test/fixtures/tokenizer/tfidf_cases.json');
 const SHARED = path.resolve(ROOT, '../shared');
 const NO_SHARED = fs.existsSync(SHARED) ? false : 'skipped: no ../shared';
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-}
 
 test('TF-IDF, image_cider and caption_cider match the golden file', { skip: NO_SHARED }, async () => {
   const file = path.join(SHARED, 'golden/SGR.h5');

@@ -63,10 +63,4 @@ export function goldenImages(g: Golden, rows?: number[]): tf.Tensor3D {
   return tf.tensor3d(out, [pick.length, K, d]);
 }
 
-/** max |a - b| over two equally long arrays. */
-export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
+export { maxAbsDiff } from './asserts.js';
