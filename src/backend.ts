@@ -4,6 +4,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { log } from './util/log.js';
 import { VslError } from './util/errors.js';
+import { patchWasmKernels } from './wasmKernels.js';
 
 export const BACKENDS = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
@@ -55,25 +56,6 @@ tf.enableProdMode();
 
 let active: BackendInfo | null = null;
 
-/**
- * tfjs keeps a clone of every tensor a gradient needs; the cpu backend's Identity shares the data
- * (reference count), but the wasm backend's copies it, so on wasm every tensor on the tape (weights
- * included, once per use) was duplicated. Tensors are immutable and the wasm backend already counts
- * references (its Reshape shares data the same way), so its Identity can share too.
- */
-function shareIdentityOnWasm(): void {
-  tf.unregisterKernel('Identity', 'wasm');
-  tf.registerKernel({
-    kernelName: 'Identity',
-    backendName: 'wasm',
-    kernelFunc: ({ inputs, backend }) => {
-      const x = (inputs as { x: tf.TensorInfo }).x;
-      (backend as unknown as { incRef: (id: unknown) => void }).incRef(x.dataId);
-      return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
-    },
-  });
-}
-
 /** Select the backend once per process: `auto` tries tensorflow-gpu, tensorflow, wasm, cpu in that order. */
 export async function selectBackend(choice: BackendChoice = 'auto'): Promise<BackendInfo> {
   if (active) {
@@ -90,7 +72,7 @@ export async function selectBackend(choice: BackendChoice = 'auto'): Promise<Bac
   for (const name of order) {
     const why = await tryOne(name);
     if (why === null) {
-      if (name === 'wasm') shareIdentityOnWasm();
+      if (name === 'wasm') patchWasmKernels();
       active = { name, tfName: tf.getBackend(), skipped };
       log().info(
         { backend: name, skipped: skipped.map((s) => `${s.name}: ${s.why}`) },

@@ -2,7 +2,7 @@
 // bidirectional GRU run with packed-sequence semantics, the two directions averaged.
 import * as tf from '@tensorflow/tfjs';
 import { DROPOUT, type ModelConfig } from './config.js';
-import { dropout, embeddingLookup, l2norm, linear, mm, permuteRowsInvolution } from './ops.js';
+import { dropout, embeddingLookup, l2norm, linear, mmW, permuteRowsInvolution } from './ops.js';
 import type { Weights } from './weights.js';
 
 /** How a forward pass runs: training (batch statistics, dropout) or eval; dropout seeds come from `seed()`. */
@@ -28,7 +28,7 @@ export function maybeDropout(x: tf.Tensor, mode: RunMode): tf.Tensor {
 
 /** images (nImg, 36, imgDim) -> region embeddings (nImg, 36, D), l2-normalised unless no_imgnorm. */
 export function encodeImages(w: Weights, images: tf.Tensor3D, c: ModelConfig): tf.Tensor3D {
-  const y = linear(images, w.wT('img_enc.fc'), w.b('img_enc.fc'));
+  const y = linear(images, w, 'img_enc.fc');
   return (c.noImgNorm ? y : l2norm(y)) as tf.Tensor3D;
 }
 
@@ -63,17 +63,19 @@ export function tokenMask(lengths: number[], Lp: number): tf.Tensor2D {
  */
 function gruDirection(w: Weights, x: tf.Tensor2D, nCap: number, Lp: number, suffix: string): tf.Tensor3D {
   const H = w.t(`txt_enc.cap_rnn.weight_hh_l0${suffix}`).shape[1] as number;
-  const wihT = w.derived(`wih${suffix}`, () => tf.transpose(w.t(`txt_enc.cap_rnn.weight_ih_l0${suffix}`))) as tf.Tensor2D;
-  const whhT = w.derived(`whh${suffix}`, () => tf.transpose(w.t(`txt_enc.cap_rnn.weight_hh_l0${suffix}`))) as tf.Tensor2D;
+  const wih = w.t(`txt_enc.cap_rnn.weight_ih_l0${suffix}`) as tf.Tensor2D;
+  const whh = w.t(`txt_enc.cap_rnn.weight_hh_l0${suffix}`) as tf.Tensor2D;
+  const wihT = w.derived(`wih${suffix}`, () => tf.transpose(wih)) as tf.Tensor2D;
+  const whhT = w.derived(`whh${suffix}`, () => tf.transpose(whh)) as tf.Tensor2D;
   const bih = w.t(`txt_enc.cap_rnn.bias_ih_l0${suffix}`);
   const bhh = w.t(`txt_enc.cap_rnn.bias_hh_l0${suffix}`);
   // Input projections of every step at once: one large 2-D product.
-  const xp = tf.add(mm(x, wihT), bih).reshape([nCap, Lp, 3 * H]);
+  const xp = tf.add(mmW(x, wih, wihT), bih).reshape([nCap, Lp, 3 * H]);
   const steps = tf.unstack(tf.transpose(xp, [1, 0, 2])) as tf.Tensor2D[]; // Lp x (nCap, 3H)
   let h: tf.Tensor2D = tf.zeros([nCap, H]);
   const outs: tf.Tensor2D[] = [];
   for (let t = 0; t < Lp; t++) {
-    const hp = tf.add(mm(h, whhT), bhh);
+    const hp = tf.add(mmW(h, whh, whhT), bhh);
     const [xr, xz, xn] = tf.split(steps[t], 3, 1);
     const [hr, hz, hn] = tf.split(hp, 3, 1);
     const r = tf.sigmoid(tf.add(xr, hr));

@@ -3,6 +3,7 @@
 // kernel 15-70x slower. `mm` therefore transposes explicitly in its gradient.
 import * as tf from '@tensorflow/tfjs';
 import { NORM_EPS } from './config.js';
+import type { Weights } from './weights.js';
 
 /** Plain 2-D product (n,k)@(k,m) whose gradient uses explicit transposes (fast on wasm, same values). */
 type CustomFn = Parameters<typeof tf.customGrad>[0];
@@ -22,12 +23,35 @@ export const mm = tf.customGrad(((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveF
   };
 }) as unknown as CustomFn) as unknown as (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D;
 
-/** y = x·Wᵀ + b for x of any rank (..., in); `wT` is the weight already transposed to (in, out). */
-export function linear(x: tf.Tensor, wT: tf.Tensor2D, b?: tf.Tensor1D): tf.Tensor {
+/**
+ * x @ wT where `w` (out, in) is the parameter in PyTorch's layout and `wT` its transpose (in, out), already made.
+ * The gradient goes to `w` directly: dx = dy @ w needs no transpose of the weight (the GRU's recurrent step
+ * would otherwise transpose its 1024x3072 matrix at every step of the backward pass), and dw = dyᵀ @ x
+ * transposes the usually smaller dy. `wT` is not differentiated.
+ */
+export function mmW(x: tf.Tensor2D, w: tf.Tensor2D, wT: tf.Tensor2D): tf.Tensor2D {
+  const f = tf.customGrad(((a: tf.Tensor, wt: tf.Tensor, save: tf.GradSaveFunc) => {
+    save([a, wt]);
+    return {
+      value: tf.matMul(a as tf.Tensor2D, wT),
+      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) =>
+        tf.tidy(() => {
+          const g = dy as tf.Tensor2D;
+          const [sa, sw] = saved as [tf.Tensor2D, tf.Tensor2D];
+          return [tf.matMul(g, sw), tf.matMul(tf.transpose(g), sa)];
+        }),
+    };
+  }) as unknown as CustomFn);
+  return f(x, w) as tf.Tensor2D;
+}
+
+/** The Linear `prefix` of `w` (weight [out, in], optional bias) applied to x of any rank (..., in). */
+export function linear(x: tf.Tensor, w: Weights, prefix: string, bias = true): tf.Tensor {
   const inDim = x.shape[x.shape.length - 1];
   const lead = x.shape.slice(0, -1);
-  const y = mm(x.reshape([-1, inDim]) as tf.Tensor2D, wT);
-  const yb = b ? tf.add(y, b) : y;
+  const wT = w.wT(prefix);
+  const y = mmW(x.reshape([-1, inDim]) as tf.Tensor2D, w.t(`${prefix}.weight`) as tf.Tensor2D, wT);
+  const yb = bias ? tf.add(y, w.b(prefix)) : y;
   return yb.reshape([...lead, wT.shape[1]]);
 }
 

@@ -68,7 +68,7 @@ function localSimilarity(w: Weights, img: ImageSide, cap: CaptionSide): tf.Tenso
 function globalSimilarity(w: Weights, img: ImageSide, cap: CaptionSide): tf.Tensor3D {
   // sub + square: tfjs' squaredDifference gradient does not reduce over broadcast axes
   const d = tf.square(tf.sub(tf.expandDims(img.vGlobal, 1), tf.expandDims(cap.tGlobal, 0)));
-  return linear(d, w.wT('sim_enc.sim_tranglo_w'), w.b('sim_enc.sim_tranglo_w')) as tf.Tensor3D;
+  return linear(d, w, 'sim_enc.sim_tranglo_w') as tf.Tensor3D;
 }
 
 /**
@@ -91,7 +91,7 @@ function graphReasoning(w: Weights, c: ModelConfig, nodes: tf.Tensor4D, keyMask:
     const logits = tf.add(tf.matMul(q, x, false, true).reshape([nImg, nCap, N, N]), mask);
     const edges = tf.softmax(logits).reshape([P, N, N]) as tf.Tensor3D;
     const agg = tf.matMul(edges, x);
-    x = tf.relu(linear(agg, w.wT(`${pre}.sim_graph_w`), w.b(`${pre}.sim_graph_w`))) as tf.Tensor3D;
+    x = tf.relu(linear(agg, w, `${pre}.sim_graph_w`)) as tf.Tensor3D;
     if (dbg) dbg(`SGR_module.${s}`, x.reshape([nImg, nCap, N, S]));
   }
   return x.slice([0, 0, 0], [P, 1, S]).reshape([nImg, nCap, S]) as tf.Tensor3D;
@@ -108,7 +108,7 @@ function attentionFiltration(
   training: boolean,
 ): { vec: tf.Tensor3D; stats?: SafCaptionStats } {
   const pre = 'sim_enc.SAF_module';
-  const g = linear(nodes, w.wT(`${pre}.attn_sim_w`), w.b(`${pre}.attn_sim_w`)).squeeze([3]); // (nImg, nCap, N)
+  const g = linear(nodes, w, `${pre}.attn_sim_w`).squeeze([3]); // (nImg, nCap, N)
   const nImg = nodes.shape[0];
   const gamma = w.t(`${pre}.bn.weight`);
   const beta = w.t(`${pre}.bn.bias`);
@@ -167,7 +167,7 @@ export function blockScores(
     safStats = r.stats;
     if (dbg) dbg('SAF_module', vec);
   }
-  const logit = linear(vec, w.wT('sim_enc.sim_eval_w'), w.b('sim_enc.sim_eval_w')).reshape([nImg, nCap]);
+  const logit = linear(vec, w, 'sim_enc.sim_eval_w').reshape([nImg, nCap]);
   if (dbg) dbg('sim_eval_w', logit);
   return { sims: tf.sigmoid(logit) as tf.Tensor2D, safStats };
 }

@@ -19,6 +19,7 @@ import { Adam } from './adam.js';
 import { TrainData, mixSeed } from './batches.js';
 import { modelConfigOf, type TrainOptions } from './options.js';
 import { NonFiniteLossError, trainStep } from './step.js';
+import { trainProgress } from './progress.js';
 import { validate } from './validate.js';
 import type { EvalResult } from '../eval/metrics.js';
 import { Rng } from '../util/rng.js';
@@ -111,8 +112,11 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
   const data = new TrainData(trainSplit, vocab, o.semanticLoss);
   const devTokens = dev.captions.map((c) => encodeCaption(vocab, c));
 
+  // stderr while the epochs run: a bar on a TTY, else the log_step lines (train.log is written below either way)
+  const progress = trainProgress();
   let stopSignal: NodeJS.Signals | null = null;
   const onSignal = (sig: NodeJS.Signals) => {
+    progress.stop(); // before the warning below, and before a second signal's exit leaves a half-drawn bar
     if (stopSignal) process.exit(sig === 'SIGINT' ? 130 : 143); // a second signal: stop now
     stopSignal = sig;
     log().warn(`${sig}: finishing the current step, then writing ${path.join(runDir, 'checkpoint_last.h5')}`);
@@ -162,6 +166,7 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
       const meters = { loss: new Meter(), hinge: new Meter(), semantic: new Meter(), batch: new Meter(), data: new Meter() };
       const first = epoch === startEpoch ? startStep : 0;
       let pending = first < batches.length ? data.readImages(batches[first]) : null;
+      progress.begin(epoch, batches.length, first);
       for (let step = first; step < batches.length; step++) {
         const t0 = performance.now();
         const images = await pending!;
@@ -193,7 +198,8 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
         meters.semantic.add(r.semantic);
         meters.batch.add((t2 - t0) / 1000);
         meters.data.add((t1 - t0) / 1000);
-        if (globalIter % o.logStep === 0 || step === batches.length - 1) {
+        const logNow = globalIter % o.logStep === 0 || step === batches.length - 1;
+        if (logNow) {
           const rec = {
             epoch, step, steps: batches.length, iteration: globalIter, lr: adam.lr, maxViolation,
             loss: r.total, lossAvg: meters.loss.avg, hinge: r.hinge, hingeAvg: meters.hinge.avg,
@@ -201,22 +207,29 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
             batchTime: meters.batch.val, dataTime: meters.data.val,
           };
           runLog.info(rec, 'step');
-          const eta = meters.batch.avg * (batches.length - step - 1);
-          log().info(
-            `epoch ${epoch} [${step + 1}/${batches.length}] loss ${r.total.toFixed(3)} (avg ${meters.loss.avg.toFixed(3)}) ` +
-              `hinge ${r.hinge.toFixed(3)} vsl ${r.semantic.toFixed(3)} lr ${adam.lr.toExponential(1)} ` +
-              `${meters.batch.val.toFixed(2)} s/step, epoch ETA ${eta.toFixed(0)} s`,
-          );
         }
+        progress.step(
+          {
+            epoch, step, steps: batches.length, loss: r.total, lossAvg: meters.loss.avg, hinge: r.hinge, semantic: r.semantic,
+            lr: adam.lr, secondsPerStep: meters.batch.val, etaSeconds: meters.batch.avg * (batches.length - step - 1),
+          },
+          logNow,
+        );
         if (stopSignal) {
           await pending?.catch(() => undefined);
           await save('checkpoint_last.h5', epoch, step + 1);
           const file = path.join(runDir, 'checkpoint_last.h5');
+          progress.stop(); // onSignal took it down already; a validation's resume() may have redrawn it
           process.stderr.write(`vsl: stopped by ${stopSignal} after epoch ${epoch} step ${step + 1}; resume with: vsl train --resume ${file} (and the same options)\n`);
           return { runDir, epochs: epoch, iterations: globalIter, bestRsum, last, stoppedBySignal: stopSignal };
         }
-        if (globalIter % o.valStep === 0) await runValidation(epoch, `iteration ${globalIter}`);
+        if (globalIter % o.valStep === 0) {
+          progress.stop(); // validation blocks for a while and logs its result line
+          await runValidation(epoch, `iteration ${globalIter}`);
+          progress.resume();
+        }
       }
+      progress.stop();
       const r = await runValidation(epoch, 'end of epoch');
       const isBest = r.rsum > bestRsum;
       bestRsum = Math.max(bestRsum, r.rsum);
@@ -225,6 +238,7 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
       if (isBest) fs.renameSync(path.join(runDir, 'model_best.h5.tmp'), path.join(runDir, 'model_best.h5'));
     }
   } finally {
+    progress.stop(); // an error: the error line must start on a line of its own, and the bar's timer must end
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     trainSplit.close();

@@ -1,0 +1,97 @@
+// Replacements for three tfjs-backend-wasm kernels that copy far more than they return.
+// - Identity copies its input; tfjs clones every tensor a gradient saves, so every taped tensor was duplicated.
+// - Slice (and SplitV and Unpack, which call it) reads its input with readSync, a copy of the whole input,
+//   before taking the slice: slicing image m of a (128, 36, 1024) batch copied all 128 images, and unstacking
+//   it cost 128 whole copies. These versions copy only the slice, from a view of the wasm heap.
+import * as tf from '@tensorflow/tfjs';
+
+type TensorInfo = tf.TensorInfo;
+
+/** The parts of the wasm backend these kernels use. */
+interface WasmBackend {
+  incRef(dataId: unknown): void;
+  makeOutput(shape: number[], dtype: tf.DataType): TensorInfo;
+  typedArrayFromHeap(t: TensorInfo): Float32Array | Int32Array | Uint8Array;
+}
+
+/** Row-major strides of `shape` in elements. */
+function strides(shape: number[]): number[] {
+  const s = new Array<number>(shape.length).fill(1);
+  for (let i = shape.length - 2; i >= 0; i--) s[i] = s[i + 1] * shape[i + 1];
+  return s;
+}
+
+/** Copy x[begin : begin + size] into a new tensor of shape `outShape` (same element count as `size`). */
+function sliceCopy(backend: WasmBackend, x: TensorInfo, begin: number[], size: number[], outShape = size): TensorInfo {
+  const out = backend.makeOutput(outShape, x.dtype);
+  const total = size.reduce((a, b) => a * b, 1);
+  if (total === 0) return out;
+  // views taken after makeOutput: an allocation can grow the heap and detach older views
+  const xv = backend.typedArrayFromHeap(x);
+  const ov = backend.typedArrayFromHeap(out);
+  const rank = x.shape.length;
+  const st = strides(x.shape);
+  // k: the outermost axis from which the slice is one contiguous run of the input
+  let k = rank - 1;
+  while (k > 0 && size[k] === x.shape[k]) k--;
+  const run = size[k] * st[k];
+  const idx = new Array<number>(k).fill(0); // odometer over the axes before k
+  for (let o = 0; o < total; o += run) {
+    let off = begin[k] * st[k];
+    for (let a = 0; a < k; a++) off += (begin[a] + idx[a]) * st[a];
+    ov.set(xv.subarray(off, off + run), o);
+    for (let a = k - 1; a >= 0; a--) {
+      if (++idx[a] < size[a]) break;
+      idx[a] = 0;
+    }
+  }
+  return out;
+}
+
+function register(kernelName: string, kernelFunc: tf.KernelFunc): void {
+  tf.unregisterKernel(kernelName, 'wasm');
+  tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc });
+}
+
+/** Install the replacements on the wasm backend (call once, after it is registered). */
+export function patchWasmKernels(): void {
+  const original = tf.getKernel('Slice', 'wasm')!.kernelFunc;
+  register('Identity', ({ inputs, backend }) => {
+    const x = (inputs as { x: TensorInfo }).x;
+    (backend as unknown as WasmBackend).incRef(x.dataId);
+    return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+  });
+  register('Slice', (args) => {
+    const x = (args.inputs as { x: TensorInfo }).x;
+    if (x.dtype === 'string') return original(args);
+    const { begin, size } = args.attrs as unknown as { begin: number | number[]; size: number | number[] };
+    const [b, s] = tf.slice_util.parseSliceParams(x as tf.Tensor, begin, size);
+    return sliceCopy(args.backend as unknown as WasmBackend, x, b, s);
+  });
+  register('SplitV', ({ inputs, attrs, backend }) => {
+    const x = (inputs as { x: TensorInfo }).x;
+    const { numOrSizeSplits, axis } = attrs as unknown as { numOrSizeSplits: number | number[]; axis: number };
+    const ax = tf.util.parseAxisParam(axis, x.shape)[0];
+    const sizes = tf.backend_util.prepareSplitSize(x as tf.Tensor, numOrSizeSplits, ax);
+    const begin = new Array<number>(x.shape.length).fill(0);
+    return sizes.map((n) => {
+      const size = [...x.shape];
+      size[ax] = n;
+      const out = sliceCopy(backend as unknown as WasmBackend, x, [...begin], size);
+      begin[ax] += n;
+      return out;
+    });
+  });
+  register('Unpack', ({ inputs, attrs, backend }) => {
+    const x = (inputs as { value: TensorInfo }).value;
+    const ax = tf.util.parseAxisParam((attrs as unknown as { axis: number }).axis, x.shape)[0];
+    const outShape = x.shape.filter((_, i) => i !== ax);
+    const size = [...x.shape];
+    size[ax] = 1;
+    return Array.from({ length: x.shape[ax] }, (_, i) => {
+      const begin = new Array<number>(x.shape.length).fill(0);
+      begin[ax] = i;
+      return sliceCopy(backend as unknown as WasmBackend, x, begin, size, outShape);
+    });
+  });
+}
