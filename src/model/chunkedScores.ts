@@ -18,11 +18,12 @@ export function blockParamNames(names: string[]): string[] {
 
 /**
  * Bytes one image-caption pair of Lp tokens takes in the wasm heap while its chunk is differentiated.
- * Measured, not derived: the heap grew by ~1.7 MB per pair at Lp 14, D 1024 (batches of 8, 16 and 32
- * pairs per image at default dims), i.e. ~30 (Lp, D) float32 tensors' worth per pair.
+ * Measured, not derived: with the hand-written gradients of localSimilarity.ts and graphReasoning.ts the
+ * heap grew by 0.58 MB per pair for SGR and 0.35 MB for SAF at Lp 14, D 1024 (32 images x 16 and 48
+ * captions), i.e. ~10 and ~6 (Lp, D) float32 tensors' worth; 11 covers both.
  */
 export function bytesPerPair(Lp: number, D: number): number {
-  return 30 * Lp * D * 4;
+  return 11 * Lp * D * 4;
 }
 
 /** Caption ranges [start, end) of at most `budget` bytes each; captions are sorted by length, longest first. */

@@ -2,8 +2,10 @@
 // each image meets the whole caption block at once, so attention, context and the local similarity
 // Linear are large (nCap*Lp, ·) products instead of the reference's per-caption Python loop.
 import * as tf from '@tensorflow/tfjs';
-import { ATTN_SMOOTH, BN_EPS, LEAKY_SLOPE, NORM_EPS, type ModelConfig } from './config.js';
+import { BN_EPS, type ModelConfig } from './config.js';
 import { additiveMask, l1norm, l2norm, linear, mm } from './ops.js';
+import { localSimilarity, localSimilarityEval } from './localSimilarity.js';
+import { graphStep, graphStepTrain, type StepWeights } from './graphReasoning.js';
 import type { Weights } from './weights.js';
 
 /** Image side of a block: region embeddings and their global vectors. */
@@ -35,33 +37,20 @@ function nodeMask(lengths: number[], N: number): tf.Tensor2D {
 }
 
 /**
- * Local similarity vectors before their l2norm, (nImg, nCap, Lp, S): for every image, SCAN text-to-image
- * attention of every word of the block over the 36 regions, then Linear((ĉ - w)²).
+ * Local similarity vectors before their l2norm, (nImg, nCap, Lp, S). In training through the hand-written
+ * gradient of localSimilarity.ts (it keeps far less per pair than tfjs' own).
  */
-function localSimilarity(w: Weights, img: ImageSide, cap: CaptionSide): tf.Tensor4D {
-  const [nImg, K, D] = img.regions.shape;
+function localVectors(w: Weights, img: ImageSide, cap: CaptionSide, training: boolean): tf.Tensor4D {
+  const [nImg, , D] = img.regions.shape;
   const [nCap, Lp] = cap.words.shape;
   const words2d = cap.words.reshape([nCap * Lp, D]) as tf.Tensor2D;
-  const locT = w.wT('sim_enc.sim_tranloc_w');
-  const locB = w.b('sim_enc.sim_tranloc_w');
-  const regionsT = tf.unstack(tf.transpose(img.regions, [0, 2, 1])) as tf.Tensor2D[]; // nImg x (D, 36)
-  const regions = tf.unstack(img.regions) as tf.Tensor2D[]; // nImg x (36, D)
-  const perImage: tf.Tensor[] = [];
-  for (let m = 0; m < nImg; m++) {
-    // a_kl = LeakyReLU(v_k · w_l), l2-normalised over the words of each caption, softmax(9·) over regions
-    const a = tf.leakyRelu(mm(words2d, regionsT[m]), LEAKY_SLOPE).reshape([nCap, Lp, K]);
-    const aN = tf.div(a, tf.add(tf.sqrt(tf.sum(tf.square(a), 1, true)), NORM_EPS));
-    const alpha = tf.softmax(tf.mul(aN, ATTN_SMOOTH)).reshape([nCap * Lp, K]) as tf.Tensor2D;
-    // ‖Σ α v‖² = αᵀ(V Vᵀ)α: the context's norm from the 36x36 Gram matrix, folded into α before the
-    // product, so that no pass over the (nCap*Lp, D) context is needed to normalise it.
-    const gram = mm(regions[m], regionsT[m]);
-    const sq = tf.sum(tf.mul(mm(alpha, gram), alpha), 1, true);
-    const alphaN = tf.div(alpha, tf.add(tf.sqrt(tf.relu(sq)), NORM_EPS)) as tf.Tensor2D;
-    const ctx = mm(alphaN, regions[m]); // (nCap*Lp, D), l2-normed context
-    perImage.push(tf.add(mm(tf.squaredDifference(ctx, words2d) as tf.Tensor2D, locT), locB));
-  }
-  const S = locT.shape[1];
-  return tf.stack(perImage).reshape([nImg, nCap, Lp, S]) as tf.Tensor4D;
+  const pre = 'sim_enc.sim_tranloc_w';
+  const locWT = w.wT(pre);
+  const S = locWT.shape[1];
+  const out = training
+    ? localSimilarity(words2d, img.regions, w.t(`${pre}.weight`) as tf.Tensor2D, locWT, w.b(pre), { nCap, Lp })
+    : localSimilarityEval(words2d, img.regions, locWT, w.b(pre), { nCap, Lp });
+  return out.reshape([nImg, nCap, Lp, S]) as tf.Tensor4D;
 }
 
 /** Global similarity vectors before their l2norm, (nImg, nCap, S). */
@@ -76,22 +65,29 @@ function globalSimilarity(w: Weights, img: ImageSide, cap: CaptionSide): tf.Tens
  * Q·Kᵀ = N·(Wqᵀ Wk)·Nᵀ + 1·(bqᵀ Wk)·Nᵀ + (terms constant along each softmax row, which cancel), so the
  * query and key maps fold into one S×S matrix and one vector: a third less work, same softmax.
  */
-function graphReasoning(w: Weights, c: ModelConfig, nodes: tf.Tensor4D, keyMask: tf.Tensor, dbg?: DebugHook): tf.Tensor3D {
+function graphReasoning(
+  w: Weights,
+  c: ModelConfig,
+  nodes: tf.Tensor4D,
+  keyMask: tf.Tensor,
+  training: boolean,
+  dbg?: DebugHook,
+): tf.Tensor3D {
   const [nImg, nCap, N, S] = nodes.shape;
   const P = nImg * nCap;
   let x = nodes.reshape([P, N, S]) as tf.Tensor3D;
   const mask = tf.expandDims(keyMask, 0); // (1, nCap, 1, N), broadcast over images and query nodes
   for (let s = 0; s < c.sgrStep; s++) {
     const pre = `sim_enc.SGR_module.${s}`;
-    const m = w.derived(`${pre}.qk`, () => mm(w.wT(`${pre}.graph_query_w`), w.t(`${pre}.graph_key_w.weight`) as tf.Tensor2D));
-    const u = w.derived(`${pre}.qb`, () =>
-      mm(w.b(`${pre}.graph_query_w`).reshape([1, S]) as tf.Tensor2D, w.t(`${pre}.graph_key_w.weight`) as tf.Tensor2D).reshape([S]),
-    );
-    const q = tf.add(mm(x.reshape([P * N, S]) as tf.Tensor2D, m as tf.Tensor2D), u).reshape([P, N, S]) as tf.Tensor3D;
-    const logits = tf.add(tf.matMul(q, x, false, true).reshape([nImg, nCap, N, N]), mask);
-    const edges = tf.softmax(logits).reshape([P, N, N]) as tf.Tensor3D;
-    const agg = tf.matMul(edges, x);
-    x = tf.relu(linear(agg, w, `${pre}.sim_graph_w`)) as tf.Tensor3D;
+    const key = w.t(`${pre}.graph_key_w.weight`) as tf.Tensor2D;
+    const sw: StepWeights = {
+      qk: w.derived(`${pre}.qk`, () => mm(w.wT(`${pre}.graph_query_w`), key)) as tf.Tensor2D,
+      qb: w.derived(`${pre}.qb`, () => mm(w.b(`${pre}.graph_query_w`).reshape([1, S]) as tf.Tensor2D, key).reshape([S])) as tf.Tensor1D,
+      w: w.t(`${pre}.sim_graph_w.weight`) as tf.Tensor2D,
+      wT: w.wT(`${pre}.sim_graph_w`),
+      b: w.b(`${pre}.sim_graph_w`),
+    };
+    x = training ? graphStepTrain(x, sw, mask, { nImg, nCap }) : graphStep(x, sw, mask, { nImg, nCap });
     if (dbg) dbg(`SGR_module.${s}`, x.reshape([nImg, nCap, N, S]));
   }
   return x.slice([0, 0, 0], [P, 1, S]).reshape([nImg, nCap, S]) as tf.Tensor3D;
@@ -149,7 +145,7 @@ export function blockScores(
   const [nImg] = img.regions.shape;
   const [nCap, Lp] = cap.words.shape;
   const N = Lp + 1;
-  const local = localSimilarity(w, img, cap);
+  const local = localVectors(w, img, cap, training);
   const glob = globalSimilarity(w, img, cap);
   if (dbg) {
     dbg('sim_tranloc_w', local);
@@ -160,7 +156,7 @@ export function blockScores(
   let vec: tf.Tensor3D;
   let safStats: SafCaptionStats | undefined;
   if (c.module === 'SGR') {
-    vec = graphReasoning(w, c, nodes, additiveMask(valid).reshape([nCap, 1, N]), dbg);
+    vec = graphReasoning(w, c, nodes, additiveMask(valid).reshape([nCap, 1, N]), training, dbg);
   } else {
     const r = attentionFiltration(w, nodes, valid, training);
     vec = r.vec;

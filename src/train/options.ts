@@ -35,7 +35,7 @@ export const TrainOptionsSchema = z
     semanticLoss: z.enum(['visual', 'visual+textual', 'none']).default('visual'),
     warmupSumEpochs: z.number().int().min(0).default(0), // epochs of the summed hinge before hardest negatives
     dropout: z.number().min(0).max(0.95).default(0.4),
-    chunkMb: z.number().positive().default(512), // device memory budget of one scoring chunk in training
+    chunkMb: z.number().positive().default(1024), // device memory budget of one scoring chunk in training
     maxDevCaptions: z.number().int().min(5).default(5000),
     backend: z.string().default('auto'),
     resume: z.string().optional(),
