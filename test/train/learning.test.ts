@@ -67,7 +67,7 @@ test('collapse detector flags a stuck log and passes a learning one', () => {
 test('warm-up recipe: dev rsum rises well above chance, no collapsed epoch', async () => {
   const run = path.join(tmp, 'warmup');
   const t0 = performance.now();
-  const s = await train(recipe(run, { numEpochs: 3, warmupSumEpochs: 2 }));
+  const s = await train(recipe(run, { numEpochs: 4, warmupSumEpochs: 3 }));
   const seconds = (performance.now() - t0) / 1000;
   const m = readMetrics(path.join(run, 'metrics.jsonl'));
   const chance = chanceRsum(DEV_IMAGES);
@@ -77,16 +77,19 @@ test('warm-up recipe: dev rsum rises well above chance, no collapsed epoch', asy
     `hinge deviation from the plateau per epoch ${verdicts.map((v) => v.maxRelDev.toFixed(3)).join(' ')}`;
   process.stderr.write(`# learning: ${report}\n`);
   assert.equal(s.stoppedBySignal, null);
-  assert.equal(m.length, 3);
-  assert.equal(steps.length, 3 * 20);
-  assert.deepEqual(steps.map((r) => r.maxViolation), [...Array(40).fill(false), ...Array(20).fill(true)]);
+  assert.equal(m.length, 4);
+  assert.equal(steps.length, 4 * 20);
+  assert.deepEqual(steps.map((r) => r.maxViolation), [...Array(60).fill(false), ...Array(20).fill(true)]);
   const last = m[m.length - 1].rsum;
-  // measured 82 -> 135 -> 200 against chance 77.3 (2.6x); asserted with some slack for other machines
+  // measured 90.5 -> 141 -> 181 -> 278 against chance 77.3 (3.6x); asserted with some slack for other
+  // machines. With only two summed-hinge epochs the hardest-negative epochs that follow are fragile on this
+  // tiny set (seen: 200, 146 and, one epoch later, a collapse to 74.5 with bit-level changes of the arithmetic),
+  // so the recipe warms up for three.
   assert.ok(last > 2.2 * chance, `final rsum ${last} not > 2.2 x chance (${report})`);
   assert.ok(last > m[0].rsum + 50, `final rsum ${last} not well above the first validation ${m[0].rsum} (${report})`);
   assert.ok(last > m[0].rsum, `final rsum ${last} not above the first validation ${m[0].rsum} (${report})`);
   assert.equal(s.bestRsum, Math.max(...m.map((r) => r.rsum)));
-  assert.deepEqual(verdicts.map((v) => v.collapsed), [false, false, false], report);
+  assert.deepEqual(verdicts.map((v) => v.collapsed), [false, false, false, false], report);
 });
 
 test('hardest negatives from the start: the detector catches the collapse', async () => {
