@@ -10,6 +10,7 @@ import { Weights } from '../model/weights.js';
 import { createScorer, type Scorer } from '../eval/parallel.js';
 import { encodeCaptionTokens, encodeImages, type EncodedCaptions } from '../eval/encodeSplit.js';
 import { trainStep } from '../train/step.js';
+import { RemoteBlockWorker } from '../train/remoteBlock.js';
 import { Adam } from '../train/adam.js';
 import { Rng } from '../util/rng.js';
 import { wasmHeapBytes } from '../model/memoryGuard.js';
@@ -188,8 +189,10 @@ export async function scoreCase(ctx: BenchContext, name: string, o: ScoreCaseOpt
 }
 
 /** One training step (hinge + VSL visual semantic loss, dropout 0.4, clip 2, Adam) after `warmup` steps. */
-export function trainCase(ctx: BenchContext, name: string, module: ModuleName, B: number, warmup: number, chunkMb = 1024): BenchRecord {
+export async function trainCase(ctx: BenchContext, name: string, module: ModuleName, B: number, warmup: number, chunkMb = 1024): Promise<BenchRecord> {
   const c = defaultModelConfig({ module, vocabSize: VOCAB });
+  // vsl train's --workers: with 2, a worker thread takes part of the captions of the score block
+  const remote = ctx.workers >= 2 ? await RemoteBlockWorker.start({ backend: ctx.backend, config: c, chunkBytes: chunkMb * 2 ** 20 }) : undefined;
   const reg = ParamRegistry.init(c, SEED);
   const adam = new Adam(2e-4);
   const rng = new Rng(SEED + 7);
@@ -201,6 +204,7 @@ export function trainCase(ctx: BenchContext, name: string, module: ModuleName, B
     gradClip: 2.0,
     dropout: 0.4,
     chunkBytes: chunkMb * 2 ** 20, // train's --chunk-mb (default 1024)
+    remote,
     seed: () => rng.seed(),
   };
   try {
@@ -230,11 +234,12 @@ export function trainCase(ctx: BenchContext, name: string, module: ModuleName, B
       reference: ref === undefined ? null : `${ref} s/step (PyTorch, 2 cores)`,
       speedup: ref === undefined ? null : round(ref / seconds, 2),
       loss: round(r.total, 4),
-      threads: 1,
+      threads: remote ? 2 : 1,
       chunk_mb: chunkMb,
       ...memoryFields(),
     };
   } finally {
+    await remote?.close();
     adam.dispose();
     disposeRegistry(reg);
   }

@@ -51,6 +51,7 @@ export function addTrainOptions(cmd: Command): Command {
     .option('--warmup-sum-epochs <n>', 'epochs of the summed hinge before hardest negatives (demo recipe)' + dflt('warmupSumEpochs'), int)
     .option('--dropout <p>', 'dropout probability' + dflt('dropout'), num)
     .option('--chunk-mb <mb>', 'device memory budget of one scoring chunk' + dflt('chunkMb'), num)
+    .option('--workers <n>', 'threads for the score block of a training step: 1, or 2 (a worker thread takes part of the captions); default 2 on wasm/cpu, 1 on the native backends', int)
     .option('--max-dev-captions <n>', 'validation on the first n dev captions' + dflt('maxDevCaptions'), int)
     .option('--backend <name>', 'auto, tensorflow-gpu, tensorflow, wasm or cpu' + dflt('backend'))
     .option('--resume <file>', 'continue from a checkpoint_last.h5');

@@ -39,17 +39,160 @@ export function captionChunks(lengths: number[], nImg: number, D: number, budget
   return chunks;
 }
 
+/** Host copies of a caption range's inputs, for another thread. */
+export interface RemoteInputs {
+  nImg: number;
+  K: number;
+  D: number;
+  Lr: number; // padded length of the range's captions
+  lengths: number[]; // of the range's captions, longest first
+  regions: Float32Array; // (nImg, K, D)
+  vGlobal: Float32Array; // (nImg, D)
+  words: Float32Array; // (nr, Lr, D)
+  tGlobal: Float32Array; // (nr, D)
+  params: [string, number[], Float32Array][]; // block parameters: name, shape, values
+}
+export interface RemoteScores {
+  sims: Float32Array; // (nImg, nr)
+  safMean: Float32Array; // (nr), SAF only
+  safVar: Float32Array; // (nr), SAF only
+}
+export interface RemoteGradients {
+  regions: Float32Array;
+  vGlobal: Float32Array;
+  words: Float32Array;
+  tGlobal: Float32Array;
+  params: Float32Array[]; // in the order of RemoteInputs.params
+}
+
+/**
+ * Another thread that scores and differentiates a caption range of the batch (train/remoteBlock.ts).
+ * Called in this order per step: startForward, scores, startBackward, gradients; the start calls return
+ * at once, the others wait for the thread.
+ */
+export interface RemoteBlock {
+  startForward(inputs: RemoteInputs): void;
+  scores(): RemoteScores;
+  startBackward(dS: Float32Array): void;
+  gradients(): RemoteGradients;
+}
+
 export interface ChunkedScoresOptions {
   chunkBytes: number;
   /** receives SAF's per-caption BatchNorm statistics (kept tensors, caller disposes), in caption order */
   safStats?: SafCaptionStats[];
+  /** a second thread that takes the last captions of the batch */
+  remote?: RemoteBlock;
 }
 
 /**
- * Differentiable (nImg, nCap) scores of a training batch, chunked over captions.
+ * The first caption of the remote share: balances the two threads' work. Per caption the cost is its length
+ * times 3 passes (forward, and a backward of twice its cost) where a share fits one chunk, 4 where it needs
+ * recomputation; the remote thread always runs its forward twice (once for the scores, once under its tape).
+ */
+export function remoteSplit(lengths: number[], nImg: number, D: number, chunkBytes: number): number {
+  const n = lengths.length;
+  let best = 1;
+  let bestCost = Infinity;
+  const total = lengths.reduce((a, b) => a + b, 0);
+  let head = 0;
+  for (let h = 1; h < n; h++) {
+    head += lengths[h - 1];
+    const mainPasses = h * nImg * bytesPerPair(lengths[0], D) <= chunkBytes ? 3 : 4;
+    const remotePasses = (n - h) * nImg * bytesPerPair(lengths[h], D) <= chunkBytes ? 4 : 5;
+    const cost = Math.max(head * mainPasses, (total - head) * remotePasses);
+    if (cost < bestCost) {
+      bestCost = cost;
+      best = h;
+    }
+  }
+  return best;
+}
+
+/**
+ * Differentiable (nImg, nCap) scores of a training batch, chunked over captions; with `opts.remote`, the
+ * last captions are scored and differentiated on another thread at the same time.
  * @param params the block parameters by name (tensors the gradient is taken for)
  */
 export function chunkedScores(
+  c: ModelConfig,
+  img: ImageSide,
+  cap: CaptionSide,
+  params: Map<string, tf.Tensor>,
+  opts: ChunkedScoresOptions,
+): tf.Tensor2D {
+  if (opts.remote && cap.lengths.length >= 2) return splitScores(c, img, cap, params, { ...opts, remote: opts.remote });
+  return localScores(c, img, cap, params, opts);
+}
+
+/**
+ * Captions [0, h) here, [h, nCap) on the remote thread. Two custom ops bracket the local share on the tape:
+ * `launch` (recorded first) hands the remote share over and, in the backward pass (which runs the tape in
+ * reverse), is the last to run: it collects the remote gradients. `collect` (recorded after the local
+ * share) waits for the remote scores and, in the backward pass, runs before the local share: it starts
+ * the remote backward, which then overlaps with the local one.
+ */
+function splitScores(
+  c: ModelConfig,
+  img: ImageSide,
+  cap: CaptionSide,
+  params: Map<string, tf.Tensor>,
+  opts: ChunkedScoresOptions & { remote: RemoteBlock },
+): tf.Tensor2D {
+  const remote = opts.remote;
+  const names = [...params.keys()];
+  const [nImg, K, D] = img.regions.shape;
+  const nCap = cap.lengths.length;
+  const h = remoteSplit(cap.lengths, nImg, D, opts.chunkBytes);
+  const Lr = cap.lengths[h];
+  const wordsR = tf.slice(cap.words, [h, 0, 0], [nCap - h, Lr, D]) as tf.Tensor3D;
+  const tGlobalR = tf.slice(cap.tGlobal, [h, 0], [nCap - h, D]) as tf.Tensor2D;
+  const launch = tf.customGrad(((...args: unknown[]) => {
+    args.pop(); // save: nothing is needed from the inputs but their shapes
+    const [r, v, w, g, ...pp] = args as tf.Tensor[];
+    remote.startForward({
+      nImg, K, D, Lr,
+      lengths: cap.lengths.slice(h),
+      regions: r.dataSync() as Float32Array,
+      vGlobal: v.dataSync() as Float32Array,
+      words: w.dataSync() as Float32Array,
+      tGlobal: g.dataSync() as Float32Array,
+      params: names.map((n, i) => [n, pp[i].shape, pp[i].dataSync() as Float32Array]),
+    });
+    const shapes = [r, v, w, g, ...pp].map((t) => t.shape);
+    return {
+      value: tf.scalar(0),
+      gradFunc: () => {
+        const gr = remote.gradients();
+        return [gr.regions, gr.vGlobal, gr.words, gr.tGlobal, ...gr.params].map((a, i) => tf.tensor(a, shapes[i]));
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  const token = launch(img.regions, img.vGlobal, wordsR, tGlobalR, ...names.map((n) => params.get(n)!)) as tf.Tensor;
+  const local: CaptionSide = {
+    words: tf.slice(cap.words, [0, 0, 0], [h, cap.words.shape[1], D]) as tf.Tensor3D,
+    tGlobal: tf.slice(cap.tGlobal, [0, 0], [h, D]) as tf.Tensor2D,
+    lengths: cap.lengths.slice(0, h),
+  };
+  const simsLocal = localScores(c, img, local, params, opts);
+  const collect = tf.customGrad((() => {
+    const r = remote.scores();
+    if (c.module === 'SAF' && opts.safStats) {
+      opts.safStats.push({ mean: tf.keep(tf.tensor1d(r.safMean)), varUnbiased: tf.keep(tf.tensor1d(r.safVar)) });
+    }
+    return {
+      value: tf.tensor2d(r.sims, [nImg, nCap - h]),
+      gradFunc: (dy: tf.Tensor | tf.Tensor[]) => {
+        remote.startBackward((dy as tf.Tensor).dataSync() as Float32Array);
+        return [tf.scalar(0)]; // the token carries no value
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return tf.concat([simsLocal, collect(token) as tf.Tensor2D], 1);
+}
+
+/** The scores of all captions on this thread, in chunks that fit the heap. */
+function localScores(
   c: ModelConfig,
   img: ImageSide,
   cap: CaptionSide,

@@ -7,7 +7,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import pino from 'pino';
-import { selectBackend, type BackendChoice } from '../backend.js';
+import { activeBackend, selectBackend, type BackendChoice } from '../backend.js';
+import { defaultWorkers } from '../eval/parallel.js';
+import { RemoteBlockWorker } from './remoteBlock.js';
 import { openSplit } from '../data/precomp.js';
 import { loadVocab } from '../data/vocab.js';
 import { encodeCaption } from '../data/tokenizer.js';
@@ -158,6 +160,11 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
     return r;
   };
 
+  // A second core for the score block (the single-threaded wasm/cpu backends); the native ones use every core.
+  const backendName = activeBackend()!.name;
+  const threads = o.workers ?? defaultWorkers(backendName);
+  const remote = threads >= 2 ? await RemoteBlockWorker.start({ backend: backendName, config, chunkBytes: o.chunkMb * 2 ** 20 }) : undefined;
+  log().info({ threads }, `training step on ${threads} thread${threads > 1 ? 's' : ''}`);
   try {
     for (let epoch = startEpoch; epoch < o.numEpochs; epoch++) {
       adam.lr = o.learningRate * 0.1 ** Math.floor(epoch / o.lrUpdate);
@@ -183,6 +190,7 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
             gradClip: o.gradClip,
             dropout: o.dropout,
             chunkBytes: o.chunkMb * 2 ** 20,
+            remote,
             seed: () => dropoutRng.seed(),
           });
         } catch (e) {
@@ -243,6 +251,7 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
     process.off('SIGTERM', onSignal);
     trainSplit.close();
     dev.close();
+    await remote?.close();
     runLog.flush();
   }
   const summary = { runDir, epochs: o.numEpochs, iterations: globalIter, bestRsum, last, stoppedBySignal: null };

@@ -37,6 +37,7 @@ export const TrainOptionsSchema = z
     dropout: z.number().min(0).max(0.95).default(0.4),
     chunkMb: z.number().positive().default(1024), // device memory budget of one scoring chunk in training
     maxDevCaptions: z.number().int().min(5).default(5000),
+    workers: z.number().int().min(1).max(2).optional(), // threads for a step's score block (default: 2 on wasm/cpu, 1 native)
     backend: z.string().default('auto'),
     resume: z.string().optional(),
   })

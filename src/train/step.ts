@@ -8,7 +8,7 @@ import { imageSide, captionSide } from '../model/sgraf.js';
 import { trainMode, type TokenBatch } from '../model/encoders.js';
 import type { BnBatchStats } from '../model/batchnorm.js';
 import type { SafCaptionStats } from '../model/similarity.js';
-import { blockParamNames, chunkedScores } from '../model/chunkedScores.js';
+import { blockParamNames, chunkedScores, type RemoteBlock } from '../model/chunkedScores.js';
 import { hingeLoss } from '../loss/hinge.js';
 import { semanticLoss, type SemanticLossKind } from '../loss/semantic.js';
 import { Adam, clipGradNorm } from './adam.js';
@@ -29,6 +29,8 @@ export interface StepOptions {
   gradClip: number;
   dropout: number; // 0.4 in the reference; 0 for deterministic checks
   chunkBytes: number;
+  /** a second thread that scores and differentiates part of the batch (train/remoteBlock.ts) */
+  remote?: RemoteBlock;
   /** 31-bit seeds for the dropout masks of this step */
   seed: () => number;
 }
@@ -83,7 +85,7 @@ export function lossAndGrads(
     const cap = captionSide(w, c, batch.tokens, mode);
     checkHeap('training step, encoders');
     const blockParams = new Map([...byName].filter(([n]) => blockNames.has(n)));
-    const sims = chunkedScores(c, img.side, cap, blockParams, { chunkBytes: o.chunkBytes, safStats });
+    const sims = chunkedScores(c, img.side, cap, blockParams, { chunkBytes: o.chunkBytes, safStats, remote: o.remote });
     const hinge = hingeLoss(sims, o.margin, o.maxViolation);
     const sem = semanticLoss(o.semantic, sims, imageSim, captionSim);
     parts = [tf.keep(hinge), tf.keep(sem), tf.keep(sims)];

@@ -1,5 +1,6 @@
 // tf.memory().numTensors stays flat across 20 repeated training steps (trainStep directly, tiny SGR and
-// SAF, the summed and the hardest-negative hinge, with the visual semantic loss), and across validations.
+// SAF, the summed and the hardest-negative hinge, with the visual semantic loss, in one chunk, in chunks and
+// with a worker thread), and across validations.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
@@ -11,6 +12,7 @@ import { ParamRegistry } from '../../src/model/params.js';
 import { TrainData } from '../../src/train/batches.js';
 import { modelConfigOf, resolveOptions } from '../../src/train/options.js';
 import { trainStep } from '../../src/train/step.js';
+import { RemoteBlockWorker } from '../../src/train/remoteBlock.js';
 import { Adam } from '../../src/train/adam.js';
 import { validate } from '../../src/train/validate.js';
 import { Rng } from '../../src/util/rng.js';
@@ -47,6 +49,7 @@ for (const module of ['SGR', 'SAF'] as const) {
     const data = new TrainData(trainSplit, vocab, 'visual');
     const batches = data.batchesOf(data.epochOrder(1, 0), 8); // 40 captions: 5 full batches of 8
     const counts: number[] = [];
+    const remote = await RemoteBlockWorker.start({ backend: 'wasm', config, chunkBytes: 2 ** 30 });
     for (let i = 0; i < 20; i++) {
       const capIdx = batches[i % batches.length];
       const batch = data.assemble(capIdx, await data.readImages(capIdx));
@@ -58,11 +61,13 @@ for (const module of ['SGR', 'SAF'] as const) {
         gradClip: 2,
         dropout: 0.4,
         chunkBytes: i % 2 === 0 ? 2 ** 30 : 1, // the single-chunk fast path and one chunk per caption
+        remote: i % 3 === 0 ? remote : undefined, // and a share of the captions on a worker thread
         seed: () => rng.seed(),
       });
       assert.ok(Number.isFinite(r.total), `step ${i}: loss ${r.total}`);
       counts.push(tf.memory().numTensors);
     }
+    await remote.close();
     // step 0 creates Adam's moment variables; from then on the count is constant
     assert.deepEqual(counts.slice(1), Array(19).fill(counts[1]), `numTensors per step: ${counts.join(' ')}`);
     assert.equal(counts[0], counts[1], `numTensors per step: ${counts.join(' ')}`);
