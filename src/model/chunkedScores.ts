@@ -86,21 +86,24 @@ export interface ChunkedScoresOptions {
 }
 
 /**
- * The first caption of the remote share: balances the two threads' work. Per caption the cost is its length
- * times 3 passes (forward, and a backward of twice its cost) where a share fits one chunk, 4 where it needs
- * recomputation; the remote thread always runs its forward twice (once for the scores, once under its tape).
+ * The first caption of the remote share, chosen to minimise the step's time. The two threads meet twice: when
+ * the scores are complete (forward) and when the remote gradients are (backward). In units of one forward over
+ * a caption (its length), the local share costs 1 forward + 2 backward where it fits one chunk (3 backward where
+ * it needs recomputation); the remote share costs 1 forward for the scores, then 3 backward (its forward again
+ * under its tape, 4 if it needs recomputation there too).
  */
 export function remoteSplit(lengths: number[], nImg: number, D: number, chunkBytes: number): number {
   const n = lengths.length;
+  const total = lengths.reduce((a, b) => a + b, 0);
   let best = 1;
   let bestCost = Infinity;
-  const total = lengths.reduce((a, b) => a + b, 0);
   let head = 0;
   for (let h = 1; h < n; h++) {
     head += lengths[h - 1];
-    const mainPasses = h * nImg * bytesPerPair(lengths[0], D) <= chunkBytes ? 3 : 4;
-    const remotePasses = (n - h) * nImg * bytesPerPair(lengths[h], D) <= chunkBytes ? 4 : 5;
-    const cost = Math.max(head * mainPasses, (total - head) * remotePasses);
+    const tail = total - head;
+    const localBack = h * nImg * bytesPerPair(lengths[0], D) <= chunkBytes ? 2 : 3;
+    const remoteBack = (n - h) * nImg * bytesPerPair(lengths[h], D) <= chunkBytes ? 3 : 4;
+    const cost = Math.max(head, tail) + Math.max(head * localBack, tail * remoteBack);
     if (cost < bestCost) {
       bestCost = cost;
       best = h;

@@ -27,9 +27,10 @@ export const mm = tf.customGrad(((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveF
  * x @ wT where `w` (out, in) is the parameter in PyTorch's layout and `wT` its transpose (in, out), already made.
  * The gradient goes to `w` directly: dx = dy @ w needs no transpose of the weight (the GRU's recurrent step
  * would otherwise transpose its 1024x3072 matrix at every step of the backward pass), and dw = dyᵀ @ x
- * transposes the usually smaller dy. `wT` is not differentiated.
+ * transposes the usually smaller dy. `wT` is not differentiated. `inputGrad` false: x is data (the image
+ * features), its gradient is never used, so a zero tensor replaces a product as large as the forward.
  */
-export function mmW(x: tf.Tensor2D, w: tf.Tensor2D, wT: tf.Tensor2D): tf.Tensor2D {
+export function mmW(x: tf.Tensor2D, w: tf.Tensor2D, wT: tf.Tensor2D, inputGrad = true): tf.Tensor2D {
   const f = tf.customGrad(((a: tf.Tensor, wt: tf.Tensor, save: tf.GradSaveFunc) => {
     save([a, wt]);
     return {
@@ -38,19 +39,22 @@ export function mmW(x: tf.Tensor2D, w: tf.Tensor2D, wT: tf.Tensor2D): tf.Tensor2
         tf.tidy(() => {
           const g = dy as tf.Tensor2D;
           const [sa, sw] = saved as [tf.Tensor2D, tf.Tensor2D];
-          return [tf.matMul(g, sw), tf.matMul(tf.transpose(g), sa)];
+          return [inputGrad ? tf.matMul(g, sw) : tf.zerosLike(sa), tf.matMul(tf.transpose(g), sa)];
         }),
     };
   }) as unknown as CustomFn);
   return f(x, w) as tf.Tensor2D;
 }
 
-/** The Linear `prefix` of `w` (weight [out, in], optional bias) applied to x of any rank (..., in). */
-export function linear(x: tf.Tensor, w: Weights, prefix: string, bias = true): tf.Tensor {
+/**
+ * The Linear `prefix` of `w` (weight [out, in], optional bias) applied to x of any rank (..., in).
+ * `inputGrad` false when x is data, not a function of the parameters (see mmW).
+ */
+export function linear(x: tf.Tensor, w: Weights, prefix: string, bias = true, inputGrad = true): tf.Tensor {
   const inDim = x.shape[x.shape.length - 1];
   const lead = x.shape.slice(0, -1);
   const wT = w.wT(prefix);
-  const y = mmW(x.reshape([-1, inDim]) as tf.Tensor2D, w.t(`${prefix}.weight`) as tf.Tensor2D, wT);
+  const y = mmW(x.reshape([-1, inDim]) as tf.Tensor2D, w.t(`${prefix}.weight`) as tf.Tensor2D, wT, inputGrad);
   const yb = bias ? tf.add(y, w.b(prefix)) : y;
   return yb.reshape([...lead, wT.shape[1]]);
 }
