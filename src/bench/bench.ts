@@ -148,7 +148,7 @@ function fmt(x: unknown, d = 1): string {
 }
 
 function table(records: BenchRecord[], totalS: number, backend: string): string {
-  const rows: string[][] = [['case', 'workers', 'measured', 'GFLOP/s', '% roof', 'reference', 'speedup', 'peak RSS MB']];
+  const rows: string[][] = [['case', 'threads', 'measured', 'GFLOP/s', '% roof', 'reference', 'speedup', 'peak RSS MB']];
   for (const r of records) {
     let measured = '-';
     let ref = '-';
@@ -167,7 +167,7 @@ function table(records: BenchRecord[], totalS: number, backend: string): string 
     }
     rows.push([
       String(r.case),
-      fmt(r.workers ?? (r.threads ? 1 : null), 0),
+      fmt(r.workers ?? r.threads ?? null, 0), // score workers, or a training step's threads
       measured,
       fmt(r.gflops, 2),
       fmt(r.pct_of_roofline, 1),
