@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import { log } from './util/log.js';
 import { VslError } from './util/errors.js';
 import { patchWasmKernels } from './wasmKernels.js';
+import { guardAllocations } from './model/memoryGuard.js';
 
 export const BACKENDS = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
@@ -72,7 +73,10 @@ export async function selectBackend(choice: BackendChoice = 'auto'): Promise<Bac
   for (const name of order) {
     const why = await tryOne(name);
     if (why === null) {
-      if (name === 'wasm') patchWasmKernels();
+      if (name === 'wasm') {
+        patchWasmKernels();
+        guardAllocations();
+      }
       active = { name, tfName: tf.getBackend(), skipped };
       log().info(
         { backend: name, skipped: skipped.map((s) => `${s.name}: ${s.why}`) },

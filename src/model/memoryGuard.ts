@@ -1,12 +1,14 @@
 // The wasm backend's heap (wasm32, ~3.84 GiB) overflows silently: a failed allocation returns offset 0
-// and the next tensor overwrites another. vsl therefore sizes its chunks from an estimate and checks the
-// heap after every chunk, refusing to go on (before any update is applied) when it came near the cap.
+// and the next tensor overwrites another. vsl therefore sizes its chunks from an estimate, refuses a chunk
+// estimated too large up front, and turns the failed allocation itself into an error (guardAllocations):
+// the run stops on the allocation that would have corrupted a tensor, before any update is applied.
 import * as tf from '@tensorflow/tfjs';
 import { VslError } from '../util/errors.js';
+import { log } from '../util/log.js';
 
 export const GiB = 1024 ** 3;
-/** Stop when the wasm heap has grown past this (the cap is ~3.84 GiB). */
-export const HEAP_GUARD_BYTES = 3.5 * GiB;
+/** Warn once when the wasm heap has grown past this (the cap is ~3.84 GiB). */
+export const HEAP_WARN_BYTES = 3.5 * GiB;
 /** The largest working set one scoring chunk may be estimated to need. */
 export const CHUNK_LIMIT_BYTES = 1.5 * GiB;
 
@@ -17,19 +19,49 @@ export function wasmHeapBytes(): number | null {
   return b.wasm?.HEAPU8?.buffer.byteLength ?? null;
 }
 
+interface WasmModule {
+  _malloc: (n: number) => number;
+  _free: (p: number) => void;
+}
+
 /**
- * Throw a clear error when the wasm heap has grown near its cap; `what` says which computation.
- * The heap size is the measure (tf.memory().numBytes counts a buffer once per tensor that shares it,
- * and on wasm every saved-for-gradient tensor shares its buffer, so it overstates use several-fold).
+ * Make a failed allocation of the wasm backend an error. tfjs-wasm uses the offset malloc returns without a
+ * check, so when the heap cannot grow any more, malloc's 0 put the new tensor over whatever lives at offset 0.
+ * Call once after the wasm backend started (each worker thread has its own instance and calls it too).
+ */
+export function guardAllocations(): void {
+  if (tf.getBackend() !== 'wasm') return;
+  const wasm = (tf.backend() as unknown as { wasm: WasmModule }).wasm;
+  // emscripten's _malloc replaces itself by the real export on its first call: make that happen first
+  wasm._free(wasm._malloc(16));
+  const malloc = wasm._malloc;
+  wasm._malloc = (n: number) => {
+    const p = malloc(n);
+    if (p === 0 && n > 0) {
+      throw new VslError(
+        `the wasm heap is full (${((wasmHeapBytes() ?? 0) / GiB).toFixed(2)} GiB of its ~3.84 GiB): an allocation of ` +
+          `${(n / 2 ** 20).toFixed(1)} MB failed. tfjs-wasm would have placed that tensor over others, so vsl stops here ` +
+          '(no update was applied). Use a smaller --chunk-mb or --batch-size.',
+        3,
+      );
+    }
+    return p;
+  };
+}
+
+let warned = false;
+/**
+ * Note (once) that the heap has grown near its cap. Not an error by itself: the allocator reuses freed
+ * memory, and an allocation that really cannot be served is caught by guardAllocations.
  */
 export function checkHeap(what: string): void {
   const heap = wasmHeapBytes();
-  if (heap !== null && heap > HEAP_GUARD_BYTES) {
-    throw new VslError(
-      `${what}: the wasm heap has grown to ${(heap / GiB).toFixed(2)} GiB, near its 3.84 GiB limit; past it ` +
-        'tensors overwrite each other silently, so vsl stops here (no update was applied). ' +
-        'Use a smaller --chunk-mb or --batch-size.',
-      3,
+  if (heap !== null && heap > HEAP_WARN_BYTES && !warned) {
+    warned = true;
+    log().warn(
+      { heapGiB: Number((heap / GiB).toFixed(2)), where: what },
+      `${what}: the wasm heap has grown to ${(heap / GiB).toFixed(2)} GiB of its ~3.84 GiB; if an allocation fails, ` +
+        'the run stops with an error (smaller --chunk-mb or --batch-size use less)',
     );
   }
 }
