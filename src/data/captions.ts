@@ -1,6 +1,6 @@
 // `<split>_caps.txt`: UTF-8 text, one caption per line, 5 lines per image (SCAN precomp layout).
 import fs from 'node:fs';
-import { badInput, VslError } from '../util/errors.js';
+import { badInput, fileError, VslError } from '../util/errors.js';
 
 /** ASCII whitespace as Python's bytes.strip() removes it (space, \t, \n, \r, \v, \f). */
 function isAsciiSpace(c: number): boolean {
@@ -37,9 +37,7 @@ export function readCaptions(file: string): string[] {
   try {
     buf = fs.readFileSync(file);
   } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    if (err.code === 'ENOENT') throw new VslError(`${file}: file not found`);
-    throw new VslError(`${file}: cannot read (${err.message})`);
+    throw fileError(file, e);
   }
   let text: string;
   try {

@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { badInput, VslError } from '../util/errors.js';
+import { badInput, fileError, VslError } from '../util/errors.js';
 import { log } from '../util/log.js';
 
 export type NpyDtype = '<f4' | '<f2' | '<f8' | '<i4' | '<i8';
@@ -410,9 +410,7 @@ export function openNpy(file: string, opts: { quiet?: boolean } = {}): NpyHandle
   try {
     fd = fs.openSync(file, 'r');
   } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    if (err.code === 'ENOENT') throw new VslError(`${file}: file not found`);
-    throw new VslError(`${file}: cannot open (${err.message})`);
+    throw fileError(file, e, 'open');
   }
   try {
     const size = fs.fstatSync(fd).size;

@@ -2,7 +2,7 @@
 // Special tokens: <pad>=0, <start>=1, <end>=2, <unk>=3; real words follow from id 4.
 import fs from 'node:fs';
 import path from 'node:path';
-import { badInput, VslError } from '../util/errors.js';
+import { badInput, fileError } from '../util/errors.js';
 import { tokenizeCaption } from './tokenizer.js';
 
 export const SPECIAL_TOKENS = ['<pad>', '<start>', '<end>', '<unk>'] as const;
@@ -92,9 +92,7 @@ export function loadVocab(file: string): Vocab {
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    if (err.code === 'ENOENT') throw new VslError(`${file}: file not found`);
-    throw new VslError(`${file}: cannot read (${err.message})`);
+    throw fileError(file, e);
   }
   let obj: unknown;
   try {

@@ -15,7 +15,7 @@
 // tensors that share a storage in the file share memory here too.
 import { readFile } from 'node:fs/promises';
 import { inflateSync } from 'fflate';
-import { badInput, VslError } from '../util/errors.js';
+import { badInput, fileError, VslError } from '../util/errors.js';
 import { isTuple, PyObject, SETSTATE, unpickle, type AllowList } from './pickle.js';
 
 export type TensorDType = 'float32' | 'float64' | 'float16' | 'int64' | 'int32' | 'uint8' | 'bool';
@@ -632,8 +632,7 @@ export async function readTorchFile(path: string): Promise<TorchFile> {
   try {
     buf = await readFile(path);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new VslError(code === 'ENOENT' ? `${path}: file not found` : `${path}: cannot read (${(e as Error).message})`);
+    throw fileError(path, e);
   }
   return loadTorch(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength), path);
 }
