@@ -113,6 +113,24 @@ export function remoteSplit(lengths: number[], nImg: number, D: number, chunkByt
 }
 
 /**
+ * Captions [a, b) of a block (sorted longest first), trimmed to the range's own padded length lengths[a].
+ * @param words (nCap, Lp, D) and tGlobal (nCap, D): the whole block's tensors
+ */
+function captionRange(words: tf.Tensor3D, tGlobal: tf.Tensor2D, lengths: number[], a: number, b: number): CaptionSide {
+  const D = words.shape[2];
+  return {
+    words: tf.slice(words, [a, 0, 0], [b - a, lengths[a], D]) as tf.Tensor3D,
+    tGlobal: tf.slice(tGlobal, [a, 0], [b - a, D]) as tf.Tensor2D,
+    lengths: lengths.slice(a, b),
+  };
+}
+
+/** Keep SAF's per-caption BatchNorm statistics of one share or chunk for the caller (who disposes them). */
+function keepSafStats(opts: ChunkedScoresOptions, mean: tf.Tensor1D, varUnbiased: tf.Tensor1D): void {
+  opts.safStats?.push({ mean: tf.keep(mean), varUnbiased: tf.keep(varUnbiased) });
+}
+
+/**
  * Differentiable (nImg, nCap) scores of a training batch, chunked over captions; with `opts.remote`, the
  * last captions are scored and differentiated on another thread at the same time.
  * @param params the block parameters by name (tensors the gradient is taken for)
@@ -147,15 +165,14 @@ function splitScores(
   const [nImg, K, D] = img.regions.shape;
   const nCap = cap.lengths.length;
   const h = remoteSplit(cap.lengths, nImg, D, opts.chunkBytes);
-  const Lr = cap.lengths[h];
-  const wordsR = tf.slice(cap.words, [h, 0, 0], [nCap - h, Lr, D]) as tf.Tensor3D;
-  const tGlobalR = tf.slice(cap.tGlobal, [h, 0], [nCap - h, D]) as tf.Tensor2D;
+  const rest = captionRange(cap.words, cap.tGlobal, cap.lengths, h, nCap);
   const launch = tf.customGrad(((...args: unknown[]) => {
     args.pop(); // save: nothing is needed from the inputs but their shapes
     const [r, v, w, g, ...pp] = args as tf.Tensor[];
     remote.startForward({
-      nImg, K, D, Lr,
-      lengths: cap.lengths.slice(h),
+      nImg, K, D,
+      Lr: rest.words.shape[1],
+      lengths: rest.lengths,
       regions: r.dataSync() as Float32Array,
       vGlobal: v.dataSync() as Float32Array,
       words: w.dataSync() as Float32Array,
@@ -171,18 +188,11 @@ function splitScores(
       },
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
-  const token = launch(img.regions, img.vGlobal, wordsR, tGlobalR, ...names.map((n) => params.get(n)!)) as tf.Tensor;
-  const local: CaptionSide = {
-    words: tf.slice(cap.words, [0, 0, 0], [h, cap.words.shape[1], D]) as tf.Tensor3D,
-    tGlobal: tf.slice(cap.tGlobal, [0, 0], [h, D]) as tf.Tensor2D,
-    lengths: cap.lengths.slice(0, h),
-  };
-  const simsLocal = localScores(c, img, local, params, opts);
+  const token = launch(img.regions, img.vGlobal, rest.words, rest.tGlobal, ...names.map((n) => params.get(n)!)) as tf.Tensor;
+  const simsLocal = localScores(c, img, captionRange(cap.words, cap.tGlobal, cap.lengths, 0, h), params, opts);
   const collect = tf.customGrad((() => {
     const r = remote.scores();
-    if (c.module === 'SAF' && opts.safStats) {
-      opts.safStats.push({ mean: tf.keep(tf.tensor1d(r.safMean)), varUnbiased: tf.keep(tf.tensor1d(r.safVar)) });
-    }
+    if (c.module === 'SAF') keepSafStats(opts, tf.tensor1d(r.safMean), tf.tensor1d(r.safVar));
     return {
       value: tf.tensor2d(r.sims, [nImg, nCap - h]),
       gradFunc: (dy: tf.Tensor | tf.Tensor[]) => {
@@ -207,14 +217,6 @@ function localScores(
   const chunks = captionChunks(cap.lengths, nImg, D, opts.chunkBytes);
   const largest = Math.max(...chunks.map(([a, b]) => (b - a) * nImg * bytesPerPair(cap.lengths[a], D)));
   refuseIfTooLarge(`training step (${chunks.length} chunks)`, largest);
-  const slice = (words: tf.Tensor3D, tGlobal: tf.Tensor2D, a: number, b: number) => {
-    const Lc = cap.lengths[a];
-    return {
-      words: tf.slice(words, [a, 0, 0], [b - a, Lc, D]) as tf.Tensor3D,
-      tGlobal: tf.slice(tGlobal, [a, 0], [b - a, D]) as tf.Tensor2D,
-      lengths: cap.lengths.slice(a, b),
-    };
-  };
   const weightsOf = (ts: tf.Tensor[]) => {
     const byName = new Map(names.map((n, i) => [n, ts[i]]));
     return new Weights((n) => {
@@ -226,7 +228,7 @@ function localScores(
   if (chunks.length === 1) {
     // One chunk holds every pair: differentiate it under the caller's tape, no recomputation needed.
     const r = blockScores(weightsOf(names.map((n) => params.get(n)!)), c, img, cap, true);
-    if (r.safStats && opts.safStats) opts.safStats.push({ mean: tf.keep(r.safStats.mean), varUnbiased: tf.keep(r.safStats.varUnbiased) });
+    if (r.safStats) keepSafStats(opts, r.safStats.mean, r.safStats.varUnbiased);
     checkHeap('training step, forward');
     return r.sims;
   }
@@ -237,9 +239,9 @@ function localScores(
     const [regions, vGlobal, words, tGlobal, ...ps] = inputs as [tf.Tensor3D, tf.Tensor2D, tf.Tensor3D, tf.Tensor2D, ...tf.Tensor[]];
     const parts = chunks.map(([a, b]) =>
       tf.tidy(() => {
-        const capChunk: CaptionSide = slice(words, tGlobal, a, b);
+        const capChunk = captionRange(words, tGlobal, cap.lengths, a, b);
         const r = blockScores(weightsOf(ps), c, { regions, vGlobal }, capChunk, true);
-        if (r.safStats && opts.safStats) opts.safStats.push({ mean: tf.keep(r.safStats.mean), varUnbiased: tf.keep(r.safStats.varUnbiased) });
+        if (r.safStats) keepSafStats(opts, r.safStats.mean, r.safStats.varUnbiased);
         checkHeap('training step, forward');
         return r.sims;
       }),
@@ -257,7 +259,7 @@ function localScores(
         const dTGlobal: tf.Tensor[] = [];
         const Lp = sWords.shape[1];
         for (const [a, b] of chunks) {
-          const part = slice(sWords, sTGlobal, a, b);
+          const part = captionRange(sWords, sTGlobal, cap.lengths, a, b);
           const dSc = tf.slice(dS, [0, a], [nImg, b - a]);
           const { value: chunkValue, grads: g } = valueAndGradients(
             (r, v, wd, tg, ...pp) =>

@@ -28,14 +28,18 @@ function attend(x: tf.Tensor3D, sw: StepWeights, mask: tf.Tensor, { nImg, nCap }
   const q = tf.add(tf.matMul(x.reshape([P * N, S]) as tf.Tensor2D, sw.qk), sw.qb).reshape([P, N, S]) as tf.Tensor3D;
   const logits = tf.add(tf.matMul(q, x, false, true).reshape([nImg, nCap, N, N]), mask);
   const edges = tf.softmax(logits).reshape([P, N, N]) as tf.Tensor3D;
-  return { edges, agg: tf.matMul(edges, x) };
+  return { edges, agg: tf.matMul(edges, x) as tf.Tensor3D };
+}
+
+/** The step's output relu(agg Wᵀ + b), (P, N, S). */
+function project(agg: tf.Tensor3D, sw: StepWeights): tf.Tensor3D {
+  const [P, N, S] = agg.shape;
+  return tf.relu(tf.add(tf.matMul(agg.reshape([P * N, S]) as tf.Tensor2D, sw.wT), sw.b)).reshape([P, N, S]) as tf.Tensor3D;
 }
 
 /** One reasoning step without a gradient: relu(Linear(agg)). `mask` (1, nCap, 1, N) is 0 / -1e9 per key node. */
 export function graphStep(x: tf.Tensor3D, sw: StepWeights, mask: tf.Tensor, layout: PairLayout): tf.Tensor3D {
-  const [P, N, S] = x.shape;
-  const { agg } = attend(x, sw, mask, layout);
-  return tf.relu(tf.add(tf.matMul(agg.reshape([P * N, S]) as tf.Tensor2D, sw.wT), sw.b)).reshape([P, N, S]) as tf.Tensor3D;
+  return project(attend(x, sw, mask, layout).agg, sw);
 }
 
 /** The same step, differentiable with respect to x, qk, qb, w and b through a hand-written gradient. */
@@ -44,9 +48,9 @@ export function graphStepTrain(x: tf.Tensor3D, sw: StepWeights, mask: tf.Tensor,
   const f = tf.customGrad(((xi: tf.Tensor, qk: tf.Tensor, qb: tf.Tensor, w: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
     const x3 = xi as tf.Tensor3D;
     const { edges, agg, y } = tf.tidy(() => {
-      const r = attend(x3, { ...sw, qk: qk as tf.Tensor2D, qb: qb as tf.Tensor1D }, mask, layout);
-      const h = tf.add(tf.matMul(r.agg.reshape([P * N, S]) as tf.Tensor2D, sw.wT), b);
-      return { edges: r.edges, agg: r.agg, y: tf.relu(h).reshape([P, N, S]) };
+      const inner = { ...sw, qk: qk as tf.Tensor2D, qb: qb as tf.Tensor1D, b: b as tf.Tensor1D };
+      const r = attend(x3, inner, mask, layout);
+      return { edges: r.edges, agg: r.agg, y: project(r.agg, inner) };
     }) as unknown as { edges: tf.Tensor3D; agg: tf.Tensor3D; y: tf.Tensor3D };
     save([x3, qk, qb, w, edges, agg, y]);
     tf.dispose([edges, agg]); // save() holds its own references

@@ -98,6 +98,13 @@ function imageBackward(
   return { dWords, dV: dV as tf.Tensor2D, dLocW: dLocW as tf.Tensor2D, dLocB };
 }
 
+/** Image m's regions (K, D) and their transpose (D, K), from (nImg, K, D). */
+function imageRegions(regions: tf.Tensor3D, m: number): { v: tf.Tensor2D; vT: tf.Tensor2D } {
+  const [, K, D] = regions.shape;
+  const v = tf.slice(regions, [m, 0, 0], [1, K, D]).reshape([K, D]) as tf.Tensor2D;
+  return { v, vT: tf.transpose(v) as tf.Tensor2D };
+}
+
 /**
  * Local similarity vectors before their l2norm, (nImg, nCap·Lp, S): for every image, SCAN text-to-image
  * attention of every word of the block over the 36 regions, then Linear((ĉ - w)²).
@@ -113,17 +120,13 @@ export function localSimilarity(
   locB: tf.Tensor1D,
   shapes: Shapes,
 ): tf.Tensor3D {
-  const [nImg, K, D] = regions.shape;
-  const image = (rs: tf.Tensor3D, m: number) => {
-    const v = tf.slice(rs, [m, 0, 0], [1, K, D]).reshape([K, D]) as tf.Tensor2D;
-    return { v, vT: tf.transpose(v) as tf.Tensor2D };
-  };
+  const nImg = regions.shape[0];
   const f = tf.customGrad(((w: tf.Tensor, rs: tf.Tensor, lw: tf.Tensor, lb: tf.Tensor, save: tf.GradSaveFunc) => {
     const outs: tf.Tensor2D[] = [];
     const kept: tf.Tensor[] = [];
     for (let m = 0; m < nImg; m++) {
       const r = tf.tidy(() => {
-        const { v, vT } = image(rs as tf.Tensor3D, m);
+        const { v, vT } = imageRegions(rs as tf.Tensor3D, m);
         return imageForward(w as tf.Tensor2D, v, vT, locWT, lb as tf.Tensor1D, shapes) as unknown as tf.NamedTensorMap;
       }) as unknown as { out: tf.Tensor2D } & ImageSaved;
       outs.push(r.out);
@@ -146,7 +149,7 @@ export function localSimilarity(
           for (let m = 0; m < nImg; m++) {
             const [a0, alpha, nrm, r, sq] = sk.slice(5 * m, 5 * m + 5);
             const g = tf.tidy(() => {
-              const { v, vT } = image(srs, m);
+              const { v, vT } = imageRegions(srs, m);
               const dOm = tf.slice(dOut, [m, 0, 0], [1, dOut.shape[1], S]).reshape([-1, S]) as tf.Tensor2D;
               const saved1 = { a0, alpha, nrm, r, sq } as ImageSaved;
               const b = imageBackward(dOm, sw, v, vT, slw, saved1, shapes);
@@ -171,13 +174,12 @@ export function localSimilarityEval(
   locB: tf.Tensor1D,
   shapes: Shapes,
 ): tf.Tensor3D {
-  const [nImg, K, D] = regions.shape;
   const outs: tf.Tensor2D[] = [];
-  for (let m = 0; m < nImg; m++) {
+  for (let m = 0; m < regions.shape[0]; m++) {
     outs.push(
       tf.tidy(() => {
-        const v = tf.slice(regions, [m, 0, 0], [1, K, D]).reshape([K, D]) as tf.Tensor2D;
-        return imageForward(words, v, tf.transpose(v) as tf.Tensor2D, locWT, locB, shapes).out;
+        const { v, vT } = imageRegions(regions, m);
+        return imageForward(words, v, vT, locWT, locB, shapes).out;
       }),
     );
   }

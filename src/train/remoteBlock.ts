@@ -19,7 +19,6 @@ const sharedF32 = (n: number) => new Float32Array(new SharedArrayBuffer(4 * n));
 export class RemoteBlockWorker implements RemoteBlock {
   private fwd: RemoteScores | null = null;
   private bwd: RemoteGradients | null = null;
-  private nr = 0;
   private constructor(
     private readonly worker: Worker,
     private readonly control: Int32Array,
@@ -75,7 +74,6 @@ export class RemoteBlockWorker implements RemoteBlock {
 
   startForward(inputs: RemoteInputs): void {
     const nr = inputs.lengths.length;
-    this.nr = nr;
     this.fwd = { sims: sharedF32(inputs.nImg * nr), safMean: sharedF32(nr), safVar: sharedF32(nr) };
     this.bwd = {
       regions: sharedF32(inputs.regions.length),
@@ -102,10 +100,6 @@ export class RemoteBlockWorker implements RemoteBlock {
     this.wait('backward');
     const b = this.bwd!;
     return { regions: b.regions, vGlobal: b.vGlobal, words: b.words, tGlobal: b.tGlobal, params: b.params };
-  }
-
-  get captions(): number {
-    return this.nr;
   }
 
   async close(): Promise<void> {
