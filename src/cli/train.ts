@@ -49,6 +49,7 @@ export function addTrainOptions(cmd: Command): Command {
     .option('--seed <n>', 'seed of the initialisation, data order and dropout' + dflt('seed'), int)
     .addOption(new Option('--semantic-loss <kind>', 'semantic loss' + dflt('semanticLoss')).choices(['visual', 'visual+textual', 'none']))
     .option('--warmup-sum-epochs <n>', 'epochs of the summed hinge before hardest negatives (demo recipe)' + dflt('warmupSumEpochs'), int)
+    .option('--semantic-warmup-epochs <n>', 'epochs of the hinge alone before the semantic loss joins (demo recipe)' + dflt('semanticWarmupEpochs'), int)
     .option('--dropout <p>', 'dropout probability' + dflt('dropout'), num)
     .option('--chunk-mb <mb>', 'device memory budget of one scoring chunk' + dflt('chunkMb'), num)
     .option('--workers <n>', 'threads for the score block of a training step: 1, or 2 (a worker thread takes part of the captions); default 2 on wasm/cpu, 1 on the native backends', int)

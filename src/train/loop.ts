@@ -169,6 +169,8 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
     for (let epoch = startEpoch; epoch < o.numEpochs; epoch++) {
       adam.lr = o.learningRate * 0.1 ** Math.floor(epoch / o.lrUpdate);
       const maxViolation = o.maxViolation && epoch >= o.warmupSumEpochs;
+      // the soft-rank term's gradient is largest on near-tied scores, i.e. on the constant-score plateau
+      const semantic = epoch >= o.semanticWarmupEpochs ? o.semanticLoss : 'none';
       const batches = data.batchesOf(data.epochOrder(o.seed, epoch), o.batchSize);
       const meters = { loss: new Meter(), hinge: new Meter(), semantic: new Meter(), batch: new Meter(), data: new Meter() };
       const first = epoch === startEpoch ? startStep : 0;
@@ -186,7 +188,7 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
           r = trainStep(reg, config, adam, batch, {
             margin: o.margin,
             maxViolation,
-            semantic: o.semanticLoss,
+            semantic,
             gradClip: o.gradClip,
             dropout: o.dropout,
             chunkBytes: o.chunkMb * 2 ** 20,
@@ -209,7 +211,7 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
         const logNow = globalIter % o.logStep === 0 || step === batches.length - 1;
         if (logNow) {
           const rec = {
-            epoch, step, steps: batches.length, iteration: globalIter, lr: adam.lr, maxViolation,
+            epoch, step, steps: batches.length, iteration: globalIter, lr: adam.lr, maxViolation, semanticLoss: semantic,
             loss: r.total, lossAvg: meters.loss.avg, hinge: r.hinge, hingeAvg: meters.hinge.avg,
             semantic: r.semantic, semanticAvg: meters.semantic.avg, gradNorm: r.gradNorm,
             batchTime: meters.batch.val, dataTime: meters.data.val,

@@ -34,6 +34,7 @@ export const TrainOptionsSchema = z
     seed: z.number().int().default(0),
     semanticLoss: z.enum(['visual', 'visual+textual', 'none']).default('visual'),
     warmupSumEpochs: z.number().int().min(0).default(0), // epochs of the summed hinge before hardest negatives
+    semanticWarmupEpochs: z.number().int().min(0).default(0), // epochs without the semantic term before it joins
     dropout: z.number().min(0).max(0.95).default(0.4),
     chunkMb: z.number().positive().default(1024), // device memory budget of one scoring chunk in training
     maxDevCaptions: z.number().int().min(5).default(5000),

@@ -70,6 +70,7 @@ export interface StepRecord {
   iteration: number;
   lr: number;
   maxViolation: boolean;
+  semanticLoss?: string; // the semantic term of this step ('none' during --semantic-warmup-epochs)
   loss: number;
   hinge: number;
   semantic: number;
