@@ -6,8 +6,7 @@
 // uses plain 2-D products whose transposes are of (·,36) or (·,S) matrices.
 import * as tf from '@tensorflow/tfjs';
 import { ATTN_SMOOTH, LEAKY_SLOPE, NORM_EPS } from './config.js';
-
-type CustomFn = Parameters<typeof tf.customGrad>[0];
+import type { CustomFn } from './ops.js';
 
 /** What the forward of one image keeps for its gradient, all small: (R, 36) or less, R = nCap·Lp. */
 interface ImageSaved {

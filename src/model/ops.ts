@@ -5,9 +5,10 @@ import * as tf from '@tensorflow/tfjs';
 import { NORM_EPS } from './config.js';
 import type { Weights } from './weights.js';
 
-/** Plain 2-D product (n,k)@(k,m) whose gradient uses explicit transposes (fast on wasm, same values). */
-type CustomFn = Parameters<typeof tf.customGrad>[0];
+/** The function type tf.customGrad takes (its typings want a fixed arity; ours vary). */
+export type CustomFn = Parameters<typeof tf.customGrad>[0];
 
+/** Plain 2-D product (n,k)@(k,m) whose gradient uses explicit transposes (fast on wasm, same values). */
 export const mm = tf.customGrad(((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
   save([a, b]);
   return {
