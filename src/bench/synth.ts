@@ -5,6 +5,7 @@
 import { REGIONS } from '../model/config.js';
 import type { EncodedCaptions, EncodedImages } from '../eval/encodeSplit.js';
 import type { TrainBatch } from '../train/step.js';
+import { sharedFloat32, sharedInt32 } from '../util/shared.js';
 
 /** xorshift32 stream of floats in [0, 1). */
 export class FastRandom {
@@ -32,13 +33,6 @@ export class FastRandom {
   }
 }
 
-function sharedF32(n: number): Float32Array {
-  return new Float32Array(new SharedArrayBuffer(n * 4));
-}
-function sharedI32(n: number): Int32Array {
-  return new Int32Array(new SharedArrayBuffer(n * 4));
-}
-
 /** Fill with U(-1, 1) and scale every row of `dim` values to unit L2 norm. */
 function unitRows(out: Float32Array, dim: number, r: FastRandom): Float32Array {
   r.fill(out, -1, 1);
@@ -54,16 +48,16 @@ function unitRows(out: Float32Array, dim: number, r: FastRandom): Float32Array {
 /** n encoded images: 36 unit-norm regions and a unit-norm VisualSA vector each. */
 export function randomEncodedImages(n: number, D: number, seed: number): EncodedImages {
   const r = new FastRandom(seed);
-  return { n, regions: unitRows(sharedF32(n * REGIONS * D), D, r), vGlobal: unitRows(sharedF32(n * D), D, r) };
+  return { n, regions: unitRows(sharedFloat32(n * REGIONS * D), D, r), vGlobal: unitRows(sharedFloat32(n * D), D, r) };
 }
 
 /** n encoded captions of `len` tokens: unit-norm words and a unit-norm TextSA vector each. */
 export function randomEncodedCaptions(n: number, len: number, D: number, seed: number): EncodedCaptions {
   const r = new FastRandom(seed);
-  const lengths = sharedI32(n).fill(len);
-  const offsets = sharedI32(n + 1);
+  const lengths = sharedInt32(n).fill(len);
+  const offsets = sharedInt32(n + 1);
   for (let i = 0; i <= n; i++) offsets[i] = i * len;
-  return { n, lengths, offsets, words: unitRows(sharedF32(n * len * D), D, r), tGlobal: unitRows(sharedF32(n * D), D, r) };
+  return { n, lengths, offsets, words: unitRows(sharedFloat32(n * len * D), D, r), tGlobal: unitRows(sharedFloat32(n * D), D, r) };
 }
 
 /** Region features in [0, 1) (post-ReLU-like), (n, 36, imgDim). */

@@ -7,6 +7,7 @@ import { REGIONS } from '../model/config.js';
 import { evalMode, type TokenBatch } from '../model/encoders.js';
 import { captionSide, imageSide } from '../model/sgraf.js';
 import type { Weights } from '../model/weights.js';
+import { sharedFloat32 } from '../util/shared.js';
 
 export interface EncodedImages {
   n: number;
@@ -22,14 +23,6 @@ export interface EncodedCaptions {
   tGlobal: Float32Array; // (n, D)
 }
 
-/**
- * Float32 storage on a SharedArrayBuffer: the scoring workers read the encodings in place, so handing them
- * over costs no second copy (COCO 5K: ~2.2 GB of encodings; the copy had raised the peak RSS to 6.5 GB).
- */
-function sharedFloat32(n: number): Float32Array {
-  return new Float32Array(new SharedArrayBuffer(n * 4));
-}
-
 /** Images in batches (rows read on demand): regions and v̄ per image. */
 export function encodeImages(
   w: Weights,
@@ -40,6 +33,8 @@ export function encodeImages(
   onProgress?: (done: number) => void,
 ): EncodedImages {
   const D = c.embedSize;
+  // shared memory: the scoring workers read the encodings in place, so handing them over costs no second
+  // copy (COCO 5K: ~2.2 GB of encodings; the copy had raised the peak RSS to 6.5 GB)
   const regions = sharedFloat32(n * REGIONS * D);
   const vGlobal = sharedFloat32(n * D);
   for (let s = 0; s < n; s += batch) {

@@ -7,14 +7,13 @@
 // SharedArrayBuffers the request carried (see blockWorker.ts).
 import { Worker } from 'node:worker_threads';
 import { VslError } from '../util/errors.js';
+import { sharedFloat32, sharedInt32 } from '../util/shared.js';
 import type { ModelConfig } from '../model/config.js';
 import type { RemoteBlock, RemoteGradients, RemoteInputs, RemoteScores } from '../model/chunkedScores.js';
 import { State, type BlockWorkerInit, type ToBlockWorker } from './blockWorker.js';
 
 /** The longest a training step's half may take before the worker is presumed lost (it cannot be watched otherwise). */
 const WAIT_LIMIT_MS = 6 * 3600 * 1000;
-
-const sharedF32 = (n: number) => new Float32Array(new SharedArrayBuffer(4 * n));
 
 export class RemoteBlockWorker implements RemoteBlock {
   private fwd: RemoteScores | null = null;
@@ -27,7 +26,7 @@ export class RemoteBlockWorker implements RemoteBlock {
 
   /** Start the worker and wait until its backend runs. Always close() it. */
   static async start(o: { backend: string; config: ModelConfig; chunkBytes: number; logLevel?: string }): Promise<RemoteBlockWorker> {
-    const control = new Int32Array(new SharedArrayBuffer(4));
+    const control = sharedInt32(1);
     const errorText = new Uint8Array(new SharedArrayBuffer(8192));
     const init: BlockWorkerInit = { backend: o.backend, logLevel: o.logLevel ?? 'warn', config: o.config, chunkBytes: o.chunkBytes, control, errorText };
     const worker = new Worker(new URL('./blockWorker.js', import.meta.url), { workerData: init });
@@ -74,21 +73,20 @@ export class RemoteBlockWorker implements RemoteBlock {
 
   startForward(inputs: RemoteInputs): void {
     const nr = inputs.lengths.length;
-    this.fwd = { sims: sharedF32(inputs.nImg * nr), safMean: sharedF32(nr), safVar: sharedF32(nr) };
+    this.fwd = { sims: sharedFloat32(inputs.nImg * nr), safMean: sharedFloat32(nr), safVar: sharedFloat32(nr) };
     this.bwd = {
-      regions: sharedF32(inputs.regions.length),
-      vGlobal: sharedF32(inputs.vGlobal.length),
-      words: sharedF32(inputs.words.length),
-      tGlobal: sharedF32(inputs.tGlobal.length),
-      params: inputs.params.map(([, , v]) => sharedF32(v.length)),
+      regions: sharedFloat32(inputs.regions.length),
+      vGlobal: sharedFloat32(inputs.vGlobal.length),
+      words: sharedFloat32(inputs.words.length),
+      tGlobal: sharedFloat32(inputs.tGlobal.length),
+      params: inputs.params.map(([, , v]) => sharedFloat32(v.length)),
     };
     this.send({ type: 'forward', inputs, out: this.fwd });
   }
 
   scores(): RemoteScores {
     this.wait('forward');
-    const f = this.fwd!;
-    return { sims: f.sims, safMean: f.safMean, safVar: f.safVar };
+    return this.fwd!;
   }
 
   startBackward(dS: Float32Array): void {
@@ -98,8 +96,7 @@ export class RemoteBlockWorker implements RemoteBlock {
 
   gradients(): RemoteGradients {
     this.wait('backward');
-    const b = this.bwd!;
-    return { regions: b.regions, vGlobal: b.vGlobal, words: b.words, tGlobal: b.tGlobal, params: b.params };
+    return this.bwd!;
   }
 
   async close(): Promise<void> {
