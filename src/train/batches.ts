@@ -74,8 +74,11 @@ export class TrainData {
     return out;
   }
 
-  /** Assemble a batch: captions sorted by length, longest first (the reference's collate), images alongside. */
-  assemble(capIdx: Int32Array, images: Float32Array): TrainBatch {
+  /**
+   * Assemble a batch: captions sorted by length, longest first (the reference's collate), images alongside,
+   * and the TF-IDF similarities the step's semantic term needs (none while --semantic-warmup-epochs runs).
+   */
+  assemble(capIdx: Int32Array, images: Float32Array, semantic: SemanticLossKind = this.semantic): TrainBatch {
     const B = capIdx.length;
     const order = [...Array(B).keys()].sort((a, b) => this.tokens[capIdx[b]].length - this.tokens[capIdx[a]].length || a - b);
     const maxLen = this.tokens[capIdx[order[0]]].length;
@@ -92,11 +95,12 @@ export class TrainData {
       caps.push(capIdx[o]);
     });
     const imgIdx = caps.map((c) => this.split.imageOf(c));
+    const tfidf = semantic === 'none' ? null : this.tfidf;
     return {
       images: imgs,
       tokens: { ids, lengths, maxLen },
-      imageSim: this.tfidf && this.split.imDiv === 5 ? imageCider(this.tfidf, imgIdx, 5) : null,
-      captionSim: this.tfidf && this.semantic === 'visual+textual' ? captionCider(this.tfidf, caps) : null,
+      imageSim: tfidf && this.split.imDiv === 5 ? imageCider(tfidf, imgIdx, 5) : null,
+      captionSim: tfidf && semantic === 'visual+textual' ? captionCider(tfidf, caps) : null,
     };
   }
 }

@@ -179,7 +179,7 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
       for (let step = first; step < batches.length; step++) {
         const t0 = performance.now();
         const images = await pending!;
-        const batch = data.assemble(batches[step], images);
+        const batch = data.assemble(batches[step], images, semantic);
         pending = step + 1 < batches.length ? data.readImages(batches[step + 1]) : null; // prefetch
         const t1 = performance.now();
         const dropoutRng = new Rng(mixSeed(o.seed, globalIter, 0xd409));
