@@ -62,5 +62,3 @@ export function goldenImages(g: Golden, rows?: number[]): tf.Tensor3D {
   pick.forEach((r, i) => out.set(data.subarray(r * K * d, (r + 1) * K * d), i * K * d));
   return tf.tensor3d(out, [pick.length, K, d]);
 }
-
-export { maxAbsDiff } from './asserts.js';

@@ -11,7 +11,8 @@ import { hingeLoss } from '../../src/loss/hinge.js';
 import { rankAgreementLoss, rankMatrix } from '../../src/loss/semantic.js';
 import { lossAndGrads, trainStep, type StepOptions, type TrainBatch } from '../../src/train/step.js';
 import { Adam, clipGradNorm } from '../../src/train/adam.js';
-import { goldenImages, goldenTokens, loadGolden, maxAbsDiff, numbers, registryOf, type Golden } from '../helpers/golden.js';
+import { goldenImages, goldenTokens, loadGolden, numbers, registryOf, type Golden } from '../helpers/golden.js';
+import { maxAbsDiff } from '../helpers/asserts.js';
 import { hasGolden, NO_SHARED } from '../helpers/paths.js';
 
 /** Gradients that are zero in theory and float noise in the file (golden README), compared absolutely. */
