@@ -86,9 +86,7 @@ export async function selectBackend(choice: BackendChoice = 'auto'): Promise<Bac
     }
     skipped.push({ name, why });
   }
-  throw new VslError(
-    `no backend could start: ${skipped.map((s) => `${s.name}: ${s.why}`).join('; ')}`,
-  );
+  throw new VslError(`no backend could start: ${skipped.map((s) => `${s.name}: ${s.why}`).join('; ')}`);
 }
 
 export function activeBackend(): BackendInfo | null {

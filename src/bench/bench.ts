@@ -45,7 +45,16 @@ const USAGE =
   `cases: ${ALL_CASES.join(', ')} (names or prefixes)\n`;
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { quick: false, backend: 'wasm', workers: 2, cases: null, measureImages: 20, child: null, roofline: null, chunkMb: 1024 };
+  const a: Args = {
+    quick: false,
+    backend: 'wasm',
+    workers: 2,
+    cases: null,
+    measureImages: 20,
+    child: null,
+    roofline: null,
+    chunkMb: 1024,
+  };
   const value = (i: number, flag: string) => {
     const v = argv[i + 1];
     if (v === undefined || v.startsWith('--')) throw new Error(`${flag}: missing value\n${USAGE}`);
@@ -68,12 +77,16 @@ function parseArgs(argv: string[]): Args {
       }
       case '--measure-images': {
         const n = Number(value(i++, f));
-        if (!Number.isInteger(n) || n < 1) throw new Error(`--measure-images: expected an integer >= 1, found ${argv[i]}`);
+        if (!Number.isInteger(n) || n < 1)
+          throw new Error(`--measure-images: expected an integer >= 1, found ${argv[i]}`);
         a.measureImages = n;
         break;
       }
       case '--cases': {
-        const wanted = value(i++, f).split(',').map((s) => s.trim()).filter(Boolean);
+        const wanted = value(i++, f)
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean);
         const picked = new Set<CaseName>();
         for (const w of wanted) {
           const hits = ALL_CASES.filter((c) => c === w || c.startsWith(w));
@@ -148,7 +161,9 @@ function fmt(x: unknown, d = 1): string {
 }
 
 function table(records: BenchRecord[], totalS: number, backend: string): string {
-  const rows: string[][] = [['case', 'threads', 'measured', 'GFLOP/s', '% roof', 'reference', 'speedup', 'peak RSS MB']];
+  const rows: string[][] = [
+    ['case', 'threads', 'measured', 'GFLOP/s', '% roof', 'reference', 'speedup', 'peak RSS MB'],
+  ];
   for (const r of records) {
     let measured = '-';
     let ref = '-';
@@ -202,7 +217,10 @@ function runChild(name: CaseName, a: Args, roofline: number | null): Promise<Ben
     child.stdout.setEncoding('utf8');
     child.stdout.on('data', (d: string) => (out += d));
     child.on('close', (code, signal) => {
-      const line = out.split('\n').reverse().find((l) => l.startsWith('{'));
+      const line = out
+        .split('\n')
+        .reverse()
+        .find((l) => l.startsWith('{'));
       if (line) return resolve(JSON.parse(line) as BenchRecord);
       resolve({ case: name, error: `child process exited with ${signal ?? 'code ' + code} without a result` });
     });
@@ -239,7 +257,9 @@ async function main(): Promise<void> {
     return;
   }
   const cases = plan(a);
-  process.stderr.write(`[bench] backend ${a.backend}, workers ${a.workers}${a.quick ? ', quick' : ''}: ${cases.join(', ')} (one child process per case)\n`);
+  process.stderr.write(
+    `[bench] backend ${a.backend}, workers ${a.workers}${a.quick ? ', quick' : ''}: ${cases.join(', ')} (one child process per case)\n`,
+  );
   const t0 = performance.now();
   const records: BenchRecord[] = [];
   let failed = 0;
@@ -257,7 +277,10 @@ async function main(): Promise<void> {
     process.stdout.write(JSON.stringify(rec) + '\n');
   }
   const totalS = (performance.now() - t0) / 1000;
-  process.stdout.write(JSON.stringify({ summary: true, backend, cases: records.length, failed, total_s: Number(totalS.toFixed(1)) }) + '\n');
+  process.stdout.write(
+    JSON.stringify({ summary: true, backend, cases: records.length, failed, total_s: Number(totalS.toFixed(1)) }) +
+      '\n',
+  );
   process.stderr.write('\n' + table(records, totalS, backend) + '\n');
   if (failed) process.exitCode = 1;
 }

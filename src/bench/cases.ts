@@ -189,10 +189,20 @@ export async function scoreCase(ctx: BenchContext, name: string, o: ScoreCaseOpt
 }
 
 /** One training step (hinge + VSL visual semantic loss, dropout 0.4, clip 2, Adam) after `warmup` steps. */
-export async function trainCase(ctx: BenchContext, name: string, module: ModuleName, B: number, warmup: number, chunkMb = 1024): Promise<BenchRecord> {
+export async function trainCase(
+  ctx: BenchContext,
+  name: string,
+  module: ModuleName,
+  B: number,
+  warmup: number,
+  chunkMb = 1024,
+): Promise<BenchRecord> {
   const c = defaultModelConfig({ module, vocabSize: VOCAB });
   // vsl train's --workers: with 2, a worker thread takes part of the captions of the score block
-  const remote = ctx.workers >= 2 ? await RemoteBlockWorker.start({ backend: ctx.backend, config: c, chunkBytes: chunkMb * 2 ** 20 }) : undefined;
+  const remote =
+    ctx.workers >= 2
+      ? await RemoteBlockWorker.start({ backend: ctx.backend, config: c, chunkBytes: chunkMb * 2 ** 20 })
+      : undefined;
   const reg = ParamRegistry.init(c, SEED);
   const adam = new Adam(2e-4);
   const rng = new Rng(SEED + 7);

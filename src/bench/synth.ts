@@ -57,7 +57,13 @@ export function randomEncodedCaptions(n: number, len: number, D: number, seed: n
   const lengths = sharedInt32(n).fill(len);
   const offsets = sharedInt32(n + 1);
   for (let i = 0; i <= n; i++) offsets[i] = i * len;
-  return { n, lengths, offsets, words: unitRows(sharedFloat32(n * len * D), D, r), tGlobal: unitRows(sharedFloat32(n * D), D, r) };
+  return {
+    n,
+    lengths,
+    offsets,
+    words: unitRows(sharedFloat32(n * len * D), D, r),
+    tGlobal: unitRows(sharedFloat32(n * D), D, r),
+  };
 }
 
 /** Region features in [0, 1) (post-ReLU-like), (n, 36, imgDim). */

@@ -16,7 +16,9 @@ const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../.
 export function register(program: Command): void {
   program
     .command('demo')
-    .description('make the synthetic dataset if absent, train SGR on it with the demo recipe, evaluate, print the table')
+    .description(
+      'make the synthetic dataset if absent, train SGR on it with the demo recipe, evaluate, print the table',
+    )
     .option('--config <file>', 'training recipe', path.join(REPO, 'configs', 'demo_synthetic.json'))
     .option('--module <name>', 'SGR or SAF (overrides the recipe)')
     .option('--backend <name>', 'backend (overrides the recipe)')
@@ -31,7 +33,14 @@ export function register(program: Command): void {
       const dir = path.join(opts.dataPath, opts.dataName);
       if (!fs.existsSync(path.join(dir, 'train_ims.npy'))) {
         log().info(`no dataset at ${dir}: writing the synthetic one (500 train images, seed 1)`);
-        generateSynth({ out: opts.dataPath, name: opts.dataName, images: 500, evalImages: 100, seed: 1, imgDim: opts.imgDim });
+        generateSynth({
+          out: opts.dataPath,
+          name: opts.dataName,
+          images: 500,
+          evalImages: 100,
+          seed: 1,
+          imgDim: opts.imgDim,
+        });
       }
       const t0 = performance.now();
       const s = await train(opts);
@@ -40,10 +49,18 @@ export function register(program: Command): void {
         return;
       }
       const minutes = (performance.now() - t0) / 60000;
-      process.stdout.write(`trained ${opts.module} for ${s.epochs} epochs in ${minutes.toFixed(1)} min; best dev rsum ${s.bestRsum.toFixed(1)}\n`);
+      process.stdout.write(
+        `trained ${opts.module} for ${s.epochs} epochs in ${minutes.toFixed(1)} min; best dev rsum ${s.bestRsum.toFixed(1)}\n`,
+      );
       process.stdout.write(`test split (${opts.dataName}), model ${path.join(opts.modelName, 'model_best.h5')}:\n`);
       process.stdout.write(
-        await runEval({ model: path.join(opts.modelName, 'model_best.h5'), dataPath: opts.dataPath, split: 'test', backend: opts.backend, progress: false }),
+        await runEval({
+          model: path.join(opts.modelName, 'model_best.h5'),
+          dataPath: opts.dataPath,
+          split: 'test',
+          backend: opts.backend,
+          progress: false,
+        }),
       );
     });
 }

@@ -44,7 +44,8 @@ export interface EvalCliOptions {
 
 /** Write a score matrix as float32 .npy, with a clear error on failure. */
 export function saveSims(file: string, sims: ArrayLike<number>, shape: readonly number[]): void {
-  if (!file.endsWith('.npy')) throw new VslError(`--save-sims: expected a file name ending in .npy, found ${JSON.stringify(file)}`);
+  if (!file.endsWith('.npy'))
+    throw new VslError(`--save-sims: expected a file name ending in .npy, found ${JSON.stringify(file)}`);
   try {
     writeNpy(file, sims, shape, '<f4');
   } catch (e) {
@@ -99,7 +100,9 @@ export async function runEval(o: EvalCliOptions): Promise<string> {
     progress: o.progress ?? false,
   });
   if (o.saveSims) saveSims(o.saveSims, r.sims, r.simsShape);
-  return o.json ? JSON.stringify(evalJson(r, o.saveSims)) + '\n' : evalText(r) + (o.saveSims ? `scores (${r.simsShape.join(' x ')}) written to ${o.saveSims}\n` : '');
+  return o.json
+    ? JSON.stringify(evalJson(r, o.saveSims)) + '\n'
+    : evalText(r) + (o.saveSims ? `scores (${r.simsShape.join(' x ')}) written to ${o.saveSims}\n` : '');
 }
 
 const EvalConfigSchema = z
@@ -146,20 +149,30 @@ export function register(program: Command): void {
     .option('--config <file>', 'JSON file of these options (camelCase names); flags override it')
     .option('--model <file>', 'checkpoint: vsl HDF5 (.h5) or PyTorch .pth.tar (zip or legacy)')
     .option('--data-path <dir>', "data path holding <data_name>/ (default: the checkpoint's)")
-    .option('--vocab-path <dir>', "folder holding <data_name>_vocab.json, or the .json file (default: the checkpoint's, then the data path, then ./vocab)")
+    .option(
+      '--vocab-path <dir>',
+      "folder holding <data_name>_vocab.json, or the .json file (default: the checkpoint's, then the data path, then ./vocab)",
+    )
     .option('--data-name <name>', "data name, e.g. coco_precomp (default: the checkpoint's)")
     .option('--split <name>', 'split: test, testall or dev (dev: its first 5000 captions)', 'test')
     .option('--fold5', 'COCO-1K: mean over 5 folds of --fold-images images (use with --split testall)', false)
     .option('--fold-images <n>', 'images per fold with --fold5', '1000')
     .option('--save-sims <file.npy>', 'write the float32 score matrix: (images, captions), or (5, k, 5k) with --fold5')
-    .option('--workers <n>', 'score worker threads (default: min(2, cores) on wasm/cpu, 1 on tensorflow); 1 = in-process')
+    .option(
+      '--workers <n>',
+      'score worker threads (default: min(2, cores) on wasm/cpu, 1 on tensorflow); 1 = in-process',
+    )
     .option('--backend <name>', 'auto, tensorflow-gpu, tensorflow, wasm or cpu', 'auto')
     .option('--json', 'print one JSON object instead of a table', false)
     .action(async (o: EvalCliOptions & { config?: string }, cmd: Command) => {
       // config < flags: only options the user typed override the file (commander fills in defaults too)
       const fromFile = o.config ? readEvalConfig(o.config) : {};
-      const typed = Object.fromEntries(Object.entries(o).filter(([k]) => k !== 'config' && cmd.getOptionValueSource(k) === 'cli'));
-      const defaults = Object.fromEntries(Object.entries(o).filter(([k]) => k !== 'config' && cmd.getOptionValueSource(k) !== 'cli'));
+      const typed = Object.fromEntries(
+        Object.entries(o).filter(([k]) => k !== 'config' && cmd.getOptionValueSource(k) === 'cli'),
+      );
+      const defaults = Object.fromEntries(
+        Object.entries(o).filter(([k]) => k !== 'config' && cmd.getOptionValueSource(k) !== 'cli'),
+      );
       process.stdout.write(await runEval({ ...defaults, ...fromFile, ...typed, progress: true } as EvalCliOptions));
     });
 }

@@ -44,7 +44,10 @@ function output(
 ): string {
   const fold5 = o.fold5 ?? false;
   if (o.json) {
-    const one = (r: EvalResult, folds?: EvalResult[]) => ({ result: resultToJson(r), ...(folds ? { folds: foldsToJson(folds, r).folds } : {}) });
+    const one = (r: EvalResult, folds?: EvalResult[]) => ({
+      result: resultToJson(r),
+      ...(folds ? { folds: foldsToJson(folds, r).folds } : {}),
+    });
     return (
       JSON.stringify({
         ...extra,
@@ -56,8 +59,14 @@ function output(
       }) + '\n'
     );
   }
-  const rows = [...members.map((m) => ({ label: m.label, result: m.result })), { label: 'SGRAF (mean)', result: ens.result }];
-  const lines = [`ensemble of ${members.map((m) => `${m.label} = ${m.file}`).join(', ')} on split ${o.split}` + (fold5 ? ` (5 folds, shape ${shape.join(' x ')})` : '')];
+  const rows = [
+    ...members.map((m) => ({ label: m.label, result: m.result })),
+    { label: 'SGRAF (mean)', result: ens.result },
+  ];
+  const lines = [
+    `ensemble of ${members.map((m) => `${m.label} = ${m.file}`).join(', ')} on split ${o.split}` +
+      (fold5 ? ` (5 folds, shape ${shape.join(' x ')})` : ''),
+  ];
   if (fold5) {
     lines.push('ensemble, per fold:', formatFolds(ens.folds!, ens.result), '', 'means over the 5 folds:');
   }
@@ -75,10 +84,14 @@ function expectedShape(dataPath: string, dataName: string, split: string, fold5:
     if (fold5) {
       const [f, k] = shape;
       if (f !== FOLDS || FOLDS * k! > nImg) {
-        throw new VslError(`--sims: fold5 scores of shape (${shape.join(', ')}) do not fit ${where} (${nImg} images; expected (5, k, 5k) with 5k <= ${nImg})`);
+        throw new VslError(
+          `--sims: fold5 scores of shape (${shape.join(', ')}) do not fit ${where} (${nImg} images; expected (5, k, 5k) with 5k <= ${nImg})`,
+        );
       }
     } else if (shape[0] !== nImg || shape[1] !== s.nCaptions) {
-      throw new VslError(`--sims: scores of shape (${shape.join(', ')}) do not fit ${where}: expected (${nImg}, ${s.nCaptions})`);
+      throw new VslError(
+        `--sims: scores of shape (${shape.join(', ')}) do not fit ${where}: expected (${nImg}, ${s.nCaptions})`,
+      );
     }
   } finally {
     s.close();
@@ -91,15 +104,30 @@ async function fromSims(o: EvalOverallCliOptions): Promise<string> {
   const fold5 = o.fold5 ?? false;
   const mats = files.map((f) => readNpy(f));
   mats.forEach((m, i) => {
-    if (fold5 && m.shape.length !== 3) throw new VslError(`${files[i]}: expected fold5 scores of shape (5, k, 5k), found (${m.shape.join(', ')}) (drop --fold5?)`);
-    if (!fold5 && m.shape.length !== 2) throw new VslError(`${files[i]}: expected scores of shape (images, captions), found (${m.shape.join(', ')})${m.shape.length === 3 ? ' (add --fold5?)' : ''}`);
+    if (fold5 && m.shape.length !== 3)
+      throw new VslError(
+        `${files[i]}: expected fold5 scores of shape (5, k, 5k), found (${m.shape.join(', ')}) (drop --fold5?)`,
+      );
+    if (!fold5 && m.shape.length !== 2)
+      throw new VslError(
+        `${files[i]}: expected scores of shape (images, captions), found (${m.shape.join(', ')})${m.shape.length === 3 ? ' (add --fold5?)' : ''}`,
+      );
   });
   const shapes = mats.map((m) => m.shape);
-  const avg = averageScores(mats.map((m) => m.data), shapes, files);
+  const avg = averageScores(
+    mats.map((m) => m.data),
+    shapes,
+    files,
+  );
   const shape = shapes[0]!;
-  if (o.dataPath !== undefined && o.dataName !== undefined) expectedShape(o.dataPath, o.dataName, o.split, fold5, shape);
+  if (o.dataPath !== undefined && o.dataName !== undefined)
+    expectedShape(o.dataPath, o.dataName, o.split, fold5, shape);
   else log().warn('--sims without --data-path and --data-name: the shape is not checked against the split');
-  const members: Member[] = mats.map((m, i) => ({ label: path.basename(files[i]!), file: files[i]!, ...evaluateScores(m.data, shape, fold5) }));
+  const members: Member[] = mats.map((m, i) => ({
+    label: path.basename(files[i]!),
+    file: files[i]!,
+    ...evaluateScores(m.data, shape, fold5),
+  }));
   const ens = evaluateScores(avg, shape, fold5);
   if (o.saveSims) saveSims(o.saveSims, avg, shape);
   return output(o, members, ens, shape, { source: 'sims' });
@@ -108,10 +136,13 @@ async function fromSims(o: EvalOverallCliOptions): Promise<string> {
 /** The action of `vsl eval-overall`: returns what goes to stdout. */
 export async function runEvalOverall(o: EvalOverallCliOptions): Promise<string> {
   const hasSims = (o.sims?.length ?? 0) > 0;
-  if (hasSims && (o.sgr || o.saf)) throw new VslError('eval-overall: give either --sgr and --saf, or --sims files, not both');
-  if (o.saveSims !== undefined && !o.saveSims.endsWith('.npy')) throw new VslError(`--save-sims: expected a file name ending in .npy, found ${JSON.stringify(o.saveSims)}`);
+  if (hasSims && (o.sgr || o.saf))
+    throw new VslError('eval-overall: give either --sgr and --saf, or --sims files, not both');
+  if (o.saveSims !== undefined && !o.saveSims.endsWith('.npy'))
+    throw new VslError(`--save-sims: expected a file name ending in .npy, found ${JSON.stringify(o.saveSims)}`);
   if (hasSims) return fromSims(o);
-  if (!o.sgr || !o.saf) throw new VslError('eval-overall: expected --sgr FILE and --saf FILE (or --sims a.npy --sims b.npy)');
+  if (!o.sgr || !o.saf)
+    throw new VslError('eval-overall: expected --sgr FILE and --saf FILE (or --sims a.npy --sims b.npy)');
   const fold5 = o.fold5 ?? false;
   const common = {
     dataPath: o.dataPath,
@@ -125,14 +156,19 @@ export async function runEvalOverall(o: EvalOverallCliOptions): Promise<string> 
     progress: o.progress ?? false,
   };
   const outs = [];
-  for (const [flag, file, want] of [['--sgr', o.sgr, 'SGR'], ['--saf', o.saf, 'SAF']] as const) {
+  for (const [flag, file, want] of [
+    ['--sgr', o.sgr, 'SGR'],
+    ['--saf', o.saf, 'SAF'],
+  ] as const) {
     const r = await evaluateModel({ ...common, modelPath: file });
     if (r.module !== want) log().warn(`${flag} ${file} holds a ${r.module} model, not ${want}; ensembling it anyway`);
     outs.push(r);
   }
   const [a, b] = outs as [(typeof outs)[0], (typeof outs)[0]];
   if (a.dataName !== b.dataName || a.split !== b.split) {
-    throw new VslError(`eval-overall: the two models evaluate different data (${a.dataName}/${a.split} vs ${b.dataName}/${b.split}); pass --data-name`);
+    throw new VslError(
+      `eval-overall: the two models evaluate different data (${a.dataName}/${a.split} vs ${b.dataName}/${b.split}); pass --data-name`,
+    );
   }
   const avg = averageScores([a.sims, b.sims], [a.simsShape, b.simsShape], [o.sgr, o.saf]);
   const ens = evaluateScores(avg, a.simsShape, fold5);
@@ -141,18 +177,33 @@ export async function runEvalOverall(o: EvalOverallCliOptions): Promise<string> 
     { label: `SGR (${a.module})`, file: o.sgr, result: a.result, ...(a.folds ? { folds: a.folds } : {}) },
     { label: `SAF (${b.module})`, file: o.saf, result: b.result, ...(b.folds ? { folds: b.folds } : {}) },
   ];
-  return output(o, members, ens, a.simsShape, { source: 'models', dataName: a.dataName, nImages: a.nImages, nCaptions: a.nCaptions });
+  return output(o, members, ens, a.simsShape, {
+    source: 'models',
+    dataName: a.dataName,
+    nImages: a.nImages,
+    nCaptions: a.nCaptions,
+  });
 }
 
 export function register(program: Command): void {
   program
     .command('eval-overall')
-    .description('SGRAF ensemble: mean of the SGR and SAF score matrices (from two checkpoints, or from saved --sims files)')
+    .description(
+      'SGRAF ensemble: mean of the SGR and SAF score matrices (from two checkpoints, or from saved --sims files)',
+    )
     .option('--sgr <file>', 'SGR checkpoint (.h5 or .pth.tar)')
     .option('--saf <file>', 'SAF checkpoint (.h5 or .pth.tar)')
-    .option('--sims <file.npy>', 'a score matrix saved by `vsl eval --save-sims` (repeat; instead of --sgr/--saf)', (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .option(
+      '--sims <file.npy>',
+      'a score matrix saved by `vsl eval --save-sims` (repeat; instead of --sgr/--saf)',
+      (v: string, prev: string[]) => [...prev, v],
+      [] as string[],
+    )
     .option('--data-path <dir>', "data path holding <data_name>/ (default: each checkpoint's)")
-    .option('--vocab-path <dir>', "folder holding <data_name>_vocab.json (default: each checkpoint's, then the data path)")
+    .option(
+      '--vocab-path <dir>',
+      "folder holding <data_name>_vocab.json (default: each checkpoint's, then the data path)",
+    )
     .option('--data-name <name>', "data name (default: each checkpoint's)")
     .option('--split <name>', 'split: test, testall or dev', 'test')
     .option('--fold5', 'COCO-1K: mean over 5 folds', false)

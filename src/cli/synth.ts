@@ -34,10 +34,13 @@ export function register(program: Command): void {
         evalImages: intOption('--eval-images', o.evalImages!, 1),
         imgDim: intOption('--img-dim', o.imgDim!, 1),
         seed: intOption('--seed', o.seed!, -(2 ** 31)),
-        onSplit: (s) => log().info({ split: s.split, images: s.nImages, captions: s.nCaptions }, `wrote ${s.imagesPath}`),
+        onSplit: (s) =>
+          log().info({ split: s.split, images: s.nImages, captions: s.nCaptions }, `wrote ${s.imagesPath}`),
       });
       for (const s of res.splits) {
-        process.stdout.write(`${s.split}: ${s.nImages} images, ${s.nCaptions} captions -> ${s.imagesPath}, ${s.captionsPath}\n`);
+        process.stdout.write(
+          `${s.split}: ${s.nImages} images, ${s.nCaptions} captions -> ${s.imagesPath}, ${s.captionsPath}\n`,
+        );
       }
       process.stdout.write(`vocabulary: ${res.vocab.size} words -> ${res.vocabPath}\n`);
       process.stdout.write(`dataset written to ${res.dir} in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);

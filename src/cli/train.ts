@@ -47,12 +47,30 @@ export function addTrainOptions(cmd: Command): Command {
     .addOption(new Option('--module <name>', 'similarity module' + dflt('module')).choices(['SGR', 'SAF']))
     .option('--sgr-step <n>', 'graph reasoning steps' + dflt('sgrStep'), int)
     .option('--seed <n>', 'seed of the initialisation, data order and dropout' + dflt('seed'), int)
-    .addOption(new Option('--semantic-loss <kind>', 'semantic loss' + dflt('semanticLoss')).choices(['visual', 'visual+textual', 'none']))
-    .option('--warmup-sum-epochs <n>', 'epochs of the summed hinge before hardest negatives (demo recipe)' + dflt('warmupSumEpochs'), int)
-    .option('--semantic-warmup-epochs <n>', 'epochs of the hinge alone before the semantic loss joins (demo recipe)' + dflt('semanticWarmupEpochs'), int)
+    .addOption(
+      new Option('--semantic-loss <kind>', 'semantic loss' + dflt('semanticLoss')).choices([
+        'visual',
+        'visual+textual',
+        'none',
+      ]),
+    )
+    .option(
+      '--warmup-sum-epochs <n>',
+      'epochs of the summed hinge before hardest negatives (demo recipe)' + dflt('warmupSumEpochs'),
+      int,
+    )
+    .option(
+      '--semantic-warmup-epochs <n>',
+      'epochs of the hinge alone before the semantic loss joins (demo recipe)' + dflt('semanticWarmupEpochs'),
+      int,
+    )
     .option('--dropout <p>', 'dropout probability' + dflt('dropout'), num)
     .option('--chunk-mb <mb>', 'device memory budget of one scoring chunk' + dflt('chunkMb'), num)
-    .option('--workers <n>', 'threads for the score block of a training step: 1, or 2 (a worker thread takes part of the captions); default 2 on wasm/cpu, 1 on the native backends', int)
+    .option(
+      '--workers <n>',
+      'threads for the score block of a training step: 1, or 2 (a worker thread takes part of the captions); default 2 on wasm/cpu, 1 on the native backends',
+      int,
+    )
     .option('--max-dev-captions <n>', 'validation on the first n dev captions' + dflt('maxDevCaptions'), int)
     .option('--backend <name>', 'auto, tensorflow-gpu, tensorflow, wasm or cpu' + dflt('backend'))
     .option('--resume <file>', 'continue from a checkpoint_last.h5');
@@ -72,13 +90,16 @@ export function flagsOf(cmd: Command): Record<string, unknown> {
 }
 
 export function register(program: Command): void {
-  addTrainOptions(program.command('train').description('train SGR or SAF with the hinge + visual semantic loss')).action(
-    async (_o, cmd: Command) => {
-      const file = cmd.opts().config as string | undefined;
-      const o = resolveOptions(file ? readConfigFile(file) : {}, flagsOf(cmd), file ?? 'command line');
-      const s = await train(o);
-      if (s.stoppedBySignal) process.exitCode = s.stoppedBySignal === 'SIGINT' ? 130 : 143;
-      else process.stdout.write(`trained ${s.epochs} epochs (${s.iterations} iterations), best dev rsum ${s.bestRsum.toFixed(1)}; checkpoints in ${s.runDir}\n`);
-    },
-  );
+  addTrainOptions(
+    program.command('train').description('train SGR or SAF with the hinge + visual semantic loss'),
+  ).action(async (_o, cmd: Command) => {
+    const file = cmd.opts().config as string | undefined;
+    const o = resolveOptions(file ? readConfigFile(file) : {}, flagsOf(cmd), file ?? 'command line');
+    const s = await train(o);
+    if (s.stoppedBySignal) process.exitCode = s.stoppedBySignal === 'SIGINT' ? 130 : 143;
+    else
+      process.stdout.write(
+        `trained ${s.epochs} epochs (${s.iterations} iterations), best dev rsum ${s.bestRsum.toFixed(1)}; checkpoints in ${s.runDir}\n`,
+      );
+  });
 }

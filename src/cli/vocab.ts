@@ -8,7 +8,9 @@ import { countTokens, loadVocab, saveVocab, vocabFromCounts } from '../data/voca
 import fs from 'node:fs';
 
 export function register(program: Command): void {
-  const vocab = program.command('vocab').description('build or check a SCAN-format vocabulary (word2idx / idx2word / idx)');
+  const vocab = program
+    .command('vocab')
+    .description('build or check a SCAN-format vocabulary (word2idx / idx2word / idx)');
   vocab
     .command('build')
     .description(
@@ -29,7 +31,9 @@ export function register(program: Command): void {
       for (const split of ['train', 'dev']) {
         const file = splitPaths(o.dataPath, o.dataName, split).captions;
         if (!fs.existsSync(file)) {
-          throw new VslError(`${file}: file not found (the captions of split '${split}' of data name '${o.dataName}' under data path '${o.dataPath}')`);
+          throw new VslError(
+            `${file}: file not found (the captions of split '${split}' of data name '${o.dataName}' under data path '${o.dataPath}')`,
+          );
         }
         const caps = readCaptions(file);
         nCaps += caps.length;
@@ -38,13 +42,17 @@ export function register(program: Command): void {
       const v = vocabFromCounts(counts, threshold);
       const out = o.out ?? path.join(o.dataPath, `${o.dataName}_vocab.json`);
       saveVocab(out, v);
-      process.stdout.write(`vocabulary: ${v.size} words (${counts.size} distinct tokens in ${nCaps} captions, threshold ${threshold}) -> ${out}\n`);
+      process.stdout.write(
+        `vocabulary: ${v.size} words (${counts.size} distinct tokens in ${nCaps} captions, threshold ${threshold}) -> ${out}\n`,
+      );
     });
   vocab
     .command('check <file>')
     .description('validate a vocabulary file and print its size')
     .action((file: string) => {
       const v = loadVocab(file);
-      process.stdout.write(`${file}: ${v.size} words, <pad>=${v.pad} <start>=${v.start} <end>=${v.end} <unk>=${v.unk}\n`);
+      process.stdout.write(
+        `${file}: ${v.size} words, <pad>=${v.pad} <start>=${v.start} <end>=${v.end} <unk>=${v.unk}\n`,
+      );
     });
 }

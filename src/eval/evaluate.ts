@@ -104,7 +104,8 @@ export function makeProgress(label: string, total: number, enabled: boolean): Pr
     );
     bar.start(total, 0, { rate: '0' });
     return {
-      update: (done) => bar.update(done, { rate: Math.round(done / Math.max(1e-3, (Date.now() - t0) / 1000)).toString() }),
+      update: (done) =>
+        bar.update(done, { rate: Math.round(done / Math.max(1e-3, (Date.now() - t0) / 1000)).toString() }),
       stop: () => bar.stop(),
     };
   }
@@ -142,11 +143,20 @@ function formatSeconds(s: number): string {
 // ------------------------------------------------------------------------------------------------ paths
 
 /** The vocabulary file: an explicit folder/file, else the first existing of checkpoint folder, data path, ./vocab. */
-export function resolveVocabFile(dataName: string, override: string | undefined, fromCheckpoint: string | undefined, dataPath: string): string {
+export function resolveVocabFile(
+  dataName: string,
+  override: string | undefined,
+  fromCheckpoint: string | undefined,
+  dataPath: string,
+): string {
   const inFolder = (dir: string) => path.join(dir, `${dataName}_vocab.json`);
   if (override !== undefined) {
-    const file = override.endsWith('.json') && !(fs.existsSync(override) && fs.statSync(override).isDirectory()) ? override : inFolder(override);
-    if (!fs.existsSync(file)) throw new VslError(`${file}: vocabulary file not found (--vocab-path ${override}, data name '${dataName}')`);
+    const file =
+      override.endsWith('.json') && !(fs.existsSync(override) && fs.statSync(override).isDirectory())
+        ? override
+        : inFolder(override);
+    if (!fs.existsSync(file))
+      throw new VslError(`${file}: vocabulary file not found (--vocab-path ${override}, data name '${dataName}')`);
     return file;
   }
   const tried: string[] = [];
@@ -157,17 +167,25 @@ export function resolveVocabFile(dataName: string, override: string | undefined,
     tried.push(f);
     if (fs.existsSync(f)) return f;
   }
-  throw new VslError(`vocabulary for data name '${dataName}' not found; tried ${tried.join(', ')} (pass --vocab-path DIR)`);
+  throw new VslError(
+    `vocabulary for data name '${dataName}' not found; tried ${tried.join(', ')} (pass --vocab-path DIR)`,
+  );
 }
 
 // ------------------------------------------------------------------------------------------------ metrics
 
 /** Metrics of a score matrix: (nImg, 5·nImg), or fold blocks (folds, k, 5k) for fold5. */
-export function evaluateScores(sims: ScoreMatrix, shape: readonly number[], fold5: boolean): { result: EvalResult; folds?: EvalResult[] } {
+export function evaluateScores(
+  sims: ScoreMatrix,
+  shape: readonly number[],
+  fold5: boolean,
+): { result: EvalResult; folds?: EvalResult[] } {
   if (fold5) {
-    if (shape.length !== 3) throw new VslError(`fold5 scores: expected shape (folds, k, 5k), found (${shape.join(', ')})`);
+    if (shape.length !== 3)
+      throw new VslError(`fold5 scores: expected shape (folds, k, 5k), found (${shape.join(', ')})`);
     const [f, k, n] = shape as [number, number, number];
-    if (n !== CAPS_PER_IMAGE * k) throw new VslError(`fold5 scores: expected (folds, k, 5k), found (${shape.join(', ')})`);
+    if (n !== CAPS_PER_IMAGE * k)
+      throw new VslError(`fold5 scores: expected (folds, k, 5k), found (${shape.join(', ')})`);
     const folds: EvalResult[] = [];
     for (let i = 0; i < f; i++) folds.push(evaluate(sims.subarray(i * k * n, (i + 1) * k * n), k, n));
     return { result: evaluateFold5(folds), folds };
@@ -178,9 +196,18 @@ export function evaluateScores(sims: ScoreMatrix, shape: readonly number[], fold
 
 // ------------------------------------------------------------------------------------------------ evaluate
 
-function openEvalSplit(dataPath: string, dataName: string, split: string, imgDim: number, modelPath: string): PrecompSplit {
+function openEvalSplit(
+  dataPath: string,
+  dataName: string,
+  split: string,
+  imgDim: number,
+  modelPath: string,
+): PrecompSplit {
   try {
-    return openSplit(dataPath, dataName, split, { imgDim, maxCaptions: split === 'dev' ? DEV_MAX_CAPTIONS : undefined });
+    return openSplit(dataPath, dataName, split, {
+      imgDim,
+      maxCaptions: split === 'dev' ? DEV_MAX_CAPTIONS : undefined,
+    });
   } catch (e) {
     if (e instanceof VslError && e.message.includes('feature dim')) {
       throw new VslError(`${e.message}; the model ${modelPath} takes img_dim ${imgDim} features`);
@@ -201,24 +228,29 @@ export async function evaluateModel(o: EvaluateModelOptions): Promise<EvaluateMo
   const c = model.config;
   const split = openEvalSplit(dataPath, dataName, o.split, c.imgDim, o.modelPath);
   const workers = o.workers ?? defaultWorkers(backend.name);
-  if (!Number.isSafeInteger(workers) || workers < 1) throw new VslError(`--workers: expected an integer >= 1, found ${workers}`);
+  if (!Number.isSafeInteger(workers) || workers < 1)
+    throw new VslError(`--workers: expected an integer >= 1, found ${workers}`);
   const t0 = performance.now();
   try {
     const nCapAll = split.nCaptions;
     if (nCapAll % CAPS_PER_IMAGE !== 0) {
-      throw new VslError(`${split.paths.captions}: expected ${CAPS_PER_IMAGE} captions per image, found ${nCapAll} captions (not a multiple of ${CAPS_PER_IMAGE})`);
+      throw new VslError(
+        `${split.paths.captions}: expected ${CAPS_PER_IMAGE} captions per image, found ${nCapAll} captions (not a multiple of ${CAPS_PER_IMAGE})`,
+      );
     }
     const nImgAll = nCapAll / CAPS_PER_IMAGE;
     const foldImages = o.foldImages ?? 1000;
     let nImg = nImgAll;
     if (o.fold5) {
-      if (!Number.isSafeInteger(foldImages) || foldImages < 1) throw new VslError(`foldImages: expected a positive integer, found ${foldImages}`);
+      if (!Number.isSafeInteger(foldImages) || foldImages < 1)
+        throw new VslError(`foldImages: expected a positive integer, found ${foldImages}`);
       if (nImgAll < FOLDS * foldImages) {
         throw new VslError(
           `--fold5: split '${o.split}' of ${dataName} has ${nImgAll} images; 5 folds need ${FOLDS * foldImages} (${foldImages} per fold; COCO-1K uses testall)`,
         );
       }
-      if (nImgAll > FOLDS * foldImages) log().warn(`--fold5: using the first ${FOLDS * foldImages} of ${nImgAll} images`);
+      if (nImgAll > FOLDS * foldImages)
+        log().warn(`--fold5: using the first ${FOLDS * foldImages} of ${nImgAll} images`);
       nImg = FOLDS * foldImages;
     }
     const nCap = nImg * CAPS_PER_IMAGE;
@@ -226,10 +258,21 @@ export async function evaluateModel(o: EvaluateModelOptions): Promise<EvaluateMo
     const readRows =
       split.imDiv === CAPS_PER_IMAGE
         ? (s: number, e: number) => split.images.readRows(s, e)
-        : (s: number, e: number) => split.images.readRowsIndexed(Int32Array.from({ length: e - s }, (_, k) => (s + k) * CAPS_PER_IMAGE));
+        : (s: number, e: number) =>
+            split.images.readRowsIndexed(Int32Array.from({ length: e - s }, (_, k) => (s + k) * CAPS_PER_IMAGE));
 
     log().info(
-      { model: o.modelPath, module: c.module, source: model.source, epoch: model.epoch, data: path.join(dataPath, dataName), split: o.split, images: nImg, captions: nCap, vocab: vocabFile },
+      {
+        model: o.modelPath,
+        module: c.module,
+        source: model.source,
+        epoch: model.epoch,
+        data: path.join(dataPath, dataName),
+        split: o.split,
+        images: nImg,
+        captions: nCap,
+        vocab: vocabFile,
+      },
       `evaluating ${c.module} (${model.source}, epoch ${model.epoch}) on ${dataName}/${o.split}: ${nImg} images, ${nCap} captions`,
     );
     const w = Weights.of(model.reg, true);
@@ -268,10 +311,18 @@ export async function evaluateModel(o: EvaluateModelOptions): Promise<EvaluateMo
         sims = new Float32Array(FOLDS * blockLen);
         simsShape = [FOLDS, k, CAPS_PER_IMAGE * k];
         pairs = FOLDS * blockLen;
-        const bar = makeProgress(`scoring ${FOLDS} folds (${scorer.workers} worker${scorer.workers > 1 ? 's' : ''})`, pairs, o.progress ?? false);
+        const bar = makeProgress(
+          `scoring ${FOLDS} folds (${scorer.workers} worker${scorer.workers > 1 ? 's' : ''})`,
+          pairs,
+          o.progress ?? false,
+        );
         try {
           for (let f = 0; f < FOLDS; f++) {
-            const block = await scorer.score([f * k, (f + 1) * k], [CAPS_PER_IMAGE * f * k, CAPS_PER_IMAGE * (f + 1) * k], (d) => bar.update(f * blockLen + d));
+            const block = await scorer.score(
+              [f * k, (f + 1) * k],
+              [CAPS_PER_IMAGE * f * k, CAPS_PER_IMAGE * (f + 1) * k],
+              (d) => bar.update(f * blockLen + d),
+            );
             sims.set(block, f * blockLen);
           }
         } finally {
@@ -280,7 +331,11 @@ export async function evaluateModel(o: EvaluateModelOptions): Promise<EvaluateMo
       } else {
         simsShape = [nImg, nCap];
         pairs = nImg * nCap;
-        const bar = makeProgress(`scoring (${scorer.workers} worker${scorer.workers > 1 ? 's' : ''})`, pairs, o.progress ?? false);
+        const bar = makeProgress(
+          `scoring (${scorer.workers} worker${scorer.workers > 1 ? 's' : ''})`,
+          pairs,
+          o.progress ?? false,
+        );
         try {
           sims = await scorer.score([0, nImg], [0, nCap], (d) => bar.update(d));
         } finally {
@@ -292,7 +347,9 @@ export async function evaluateModel(o: EvaluateModelOptions): Promise<EvaluateMo
     }
     const t2 = performance.now();
     const { result, folds } = evaluateScores(sims, simsShape, o.fold5);
-    log().info(`scored ${pairs} pairs in ${((t2 - t1) / 1000).toFixed(1)} s (${Math.round(pairs / ((t2 - t1) / 1000))} pairs/s, ${scorer.workers} worker(s))`);
+    log().info(
+      `scored ${pairs} pairs in ${((t2 - t1) / 1000).toFixed(1)} s (${Math.round(pairs / ((t2 - t1) / 1000))} pairs/s, ${scorer.workers} worker(s))`,
+    );
     return {
       modelPath: o.modelPath,
       module: c.module,
@@ -322,12 +379,20 @@ export async function evaluateModel(o: EvaluateModelOptions): Promise<EvaluateMo
 }
 
 /** Element-wise mean of equally shaped score matrices, in float64 (the SGRAF ensemble, SPEC §8.5). */
-export function averageScores(mats: readonly ScoreMatrix[], shapes: readonly (readonly number[])[], names: readonly string[]): Float64Array {
+export function averageScores(
+  mats: readonly ScoreMatrix[],
+  shapes: readonly (readonly number[])[],
+  names: readonly string[],
+): Float64Array {
   if (mats.length === 0) throw new VslError('ensemble: expected at least one score matrix');
   const s0 = shapes[0]!.join(',');
   shapes.forEach((s, i) => {
-    if (s.join(',') !== s0) throw new VslError(`ensemble: score matrices must have the same shape; ${names[0]} is (${shapes[0]!.join(', ')}), ${names[i]} is (${s.join(', ')})`);
-    if (mats[i]!.length !== mats[0]!.length) throw new VslError(`ensemble: ${names[i]}: expected ${mats[0]!.length} scores, found ${mats[i]!.length}`);
+    if (s.join(',') !== s0)
+      throw new VslError(
+        `ensemble: score matrices must have the same shape; ${names[0]} is (${shapes[0]!.join(', ')}), ${names[i]} is (${s.join(', ')})`,
+      );
+    if (mats[i]!.length !== mats[0]!.length)
+      throw new VslError(`ensemble: ${names[i]}: expected ${mats[0]!.length} scores, found ${mats[i]!.length}`);
   });
   const out = new Float64Array(mats[0]!.length);
   for (const m of mats) for (let j = 0; j < out.length; j++) out[j] += m[j]!;

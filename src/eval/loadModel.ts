@@ -102,7 +102,11 @@ function jsonSafe(opt: Record<string, unknown>): Record<string, unknown> {
     if (v === null || typeof v === 'string' || typeof v === 'boolean') out[k] = v;
     else if (typeof v === 'number') out[k] = Number.isFinite(v) ? v : String(v);
     else if (typeof v === 'bigint') out[k] = Number(v);
-    else if (Array.isArray(v) && v.every((x) => typeof x === 'number' || typeof x === 'string' || typeof x === 'boolean')) out[k] = [...v];
+    else if (
+      Array.isArray(v) &&
+      v.every((x) => typeof x === 'number' || typeof x === 'string' || typeof x === 'boolean')
+    )
+      out[k] = [...v];
   }
   return out;
 }
@@ -127,17 +131,24 @@ const MODEL_BOOL_FIELDS = ['biGru', 'noImgNorm', 'noTxtNorm'] as const;
 export function parseVslOptions(raw: Record<string, unknown>, file: string): ModelOptions {
   const m = raw.model;
   if (typeof m !== 'object' || m === null || Array.isArray(m)) {
-    throw badInput(file, 'options_json.model', 'an object with the model configuration (module, dims, ...)', m === undefined ? 'no such field' : JSON.stringify(m));
+    throw badInput(
+      file,
+      'options_json.model',
+      'an object with the model configuration (module, dims, ...)',
+      m === undefined ? 'no such field' : JSON.stringify(m),
+    );
   }
   const mo = m as Record<string, unknown>;
-  if (mo.module !== 'SGR' && mo.module !== 'SAF') throw badInput(file, 'options_json.model.module', '"SGR" or "SAF"', JSON.stringify(mo.module));
+  if (mo.module !== 'SGR' && mo.module !== 'SAF')
+    throw badInput(file, 'options_json.model.module', '"SGR" or "SAF"', JSON.stringify(mo.module));
   for (const k of MODEL_NUMBER_FIELDS) {
     if (mo[k] !== undefined && (typeof mo[k] !== 'number' || !Number.isSafeInteger(mo[k]) || (mo[k] as number) < 0)) {
       throw badInput(file, `options_json.model.${k}`, 'a non-negative integer', JSON.stringify(mo[k]));
     }
   }
   for (const k of MODEL_BOOL_FIELDS) {
-    if (mo[k] !== undefined && typeof mo[k] !== 'boolean') throw badInput(file, `options_json.model.${k}`, 'a boolean', JSON.stringify(mo[k]));
+    if (mo[k] !== undefined && typeof mo[k] !== 'boolean')
+      throw badInput(file, `options_json.model.${k}`, 'a boolean', JSON.stringify(mo[k]));
   }
   const config = defaultModelConfig({ ...(mo as Partial<ModelConfig>) });
   const d = (typeof raw.data === 'object' && raw.data !== null ? raw.data : {}) as Record<string, unknown>;
@@ -177,7 +188,8 @@ async function readHdf5Model(path: string): Promise<ModelFile> {
     f.close();
   }
   if (format !== undefined) {
-    if (format !== CHECKPOINT_FORMAT) throw badInput(path, 'attribute format', `"${CHECKPOINT_FORMAT}"`, JSON.stringify(format));
+    if (format !== CHECKPOINT_FORMAT)
+      throw badInput(path, 'attribute format', `"${CHECKPOINT_FORMAT}"`, JSON.stringify(format));
     const ck = await loadCheckpoint(path);
     const options = parseVslOptions(ck.options, path);
     return {
@@ -192,7 +204,12 @@ async function readHdf5Model(path: string): Promise<ModelFile> {
     };
   }
   if (optJson === undefined) {
-    throw badInput(path, 'attributes', `format = "${CHECKPOINT_FORMAT}" (a vsl checkpoint) or opt_json (weights/ group with reference options)`, 'neither');
+    throw badInput(
+      path,
+      'attributes',
+      `format = "${CHECKPOINT_FORMAT}" (a vsl checkpoint) or opt_json (weights/ group with reference options)`,
+      'neither',
+    );
   }
   let opt: unknown;
   try {
@@ -200,10 +217,20 @@ async function readHdf5Model(path: string): Promise<ModelFile> {
   } catch (e) {
     throw badInput(path, 'attribute opt_json', 'valid JSON', `invalid JSON (${(e as Error).message})`);
   }
-  if (typeof opt !== 'object' || opt === null || Array.isArray(opt)) throw badInput(path, 'attribute opt_json', 'a JSON object', String(optJson).slice(0, 60));
+  if (typeof opt !== 'object' || opt === null || Array.isArray(opt))
+    throw badInput(path, 'attribute opt_json', 'a JSON object', String(optJson).slice(0, 60));
   const options = optionsFromReferenceOpt(opt as Record<string, unknown>);
   const arrays = (await loadWeightsGroup(path, 'weights')) as Map<string, HostArray>;
-  return { path, source: 'hdf5-weights', config: options.model, arrays, options, epoch: epoch ?? 0, iteration: iters ?? 0, bestRsum: best ?? 0 };
+  return {
+    path,
+    source: 'hdf5-weights',
+    config: options.model,
+    arrays,
+    options,
+    epoch: epoch ?? 0,
+    iteration: iters ?? 0,
+    bestRsum: best ?? 0,
+  };
 }
 
 async function readTorchModel(path: string, format: 'zip' | 'legacy'): Promise<ModelFile> {
@@ -241,15 +268,22 @@ export function buildModel(file: ModelFile, vocabSize?: number): LoadedModel {
   const embed = file.arrays.get(EMBED_KEY);
   if (!embed) {
     // fromArrays would list it among the missing keys, with every other problem.
-    ParamRegistry.fromArrays(defaultModelConfig({ ...file.config, vocabSize: Math.max(vocabSize ?? 0, 1) }), file.arrays, file.path);
+    ParamRegistry.fromArrays(
+      defaultModelConfig({ ...file.config, vocabSize: Math.max(vocabSize ?? 0, 1) }),
+      file.arrays,
+      file.path,
+    );
     throw new VslError(`${file.path}: missing key ${EMBED_KEY}`);
   }
-  if (embed.shape.length !== 2) throw badInput(file.path, EMBED_KEY, 'a 2-D array [vocab, word_dim]', `shape [${embed.shape}]`);
+  if (embed.shape.length !== 2)
+    throw badInput(file.path, EMBED_KEY, 'a 2-D array [vocab, word_dim]', `shape [${embed.shape}]`);
   const rows = embed.shape[0]!;
   if (vocabSize !== undefined && vocabSize !== rows) {
     throw new VslError(
       `${file.path}: the vocabulary has ${vocabSize} words but the model's word embedding (${EMBED_KEY}) has ${rows} rows` +
-        (file.config.vocabSize && file.config.vocabSize !== rows ? ` (its options say vocab_size ${file.config.vocabSize})` : '') +
+        (file.config.vocabSize && file.config.vocabSize !== rows
+          ? ` (its options say vocab_size ${file.config.vocabSize})`
+          : '') +
         '; use the vocabulary the model was trained with (--vocab-path)',
     );
   }

@@ -195,7 +195,13 @@ export function evaluateFold5(folds: readonly EvalResult[]): EvalResult {
     medr: mean((r) => r[d].medr),
     meanr: mean((r) => r[d].meanr),
   });
-  return { i2t: dir('i2t'), t2i: dir('t2i'), rsum: mean((r) => r.rsum), ar: mean((r) => r.ar), ari: mean((r) => r.ari) };
+  return {
+    i2t: dir('i2t'),
+    t2i: dir('t2i'),
+    rsum: mean((r) => r.rsum),
+    ar: mean((r) => r.ar),
+    ari: mean((r) => r.ari),
+  };
 }
 
 /** One fold of a COCO testall split: images [imgStart, imgEnd) and their captions [capStart, capEnd). */
@@ -213,9 +219,12 @@ export interface FoldSlice {
  * pairs as the reference's img_embs[5000f : 5000(f+1) : 5] and cap_embs[5000f : 5000(f+1)].
  */
 export function foldSlices(nImg: number, nCap: number, folds = 5): FoldSlice[] {
-  if (!Number.isSafeInteger(folds) || folds < 1) throw new VslError(`fold5: expected a positive fold count, found ${folds}`);
+  if (!Number.isSafeInteger(folds) || folds < 1)
+    throw new VslError(`fold5: expected a positive fold count, found ${folds}`);
   if (nCap !== CAPS_PER_IMAGE * nImg) {
-    throw new VslError(`fold5: expected ${CAPS_PER_IMAGE} captions per image (nCap = ${CAPS_PER_IMAGE * nImg}), found nCap=${nCap}`);
+    throw new VslError(
+      `fold5: expected ${CAPS_PER_IMAGE} captions per image (nCap = ${CAPS_PER_IMAGE * nImg}), found nCap=${nCap}`,
+    );
   }
   if (nImg % folds !== 0 || nImg === 0) {
     throw new VslError(`fold5: expected a number of images divisible by ${folds}, found ${nImg}`);
@@ -236,7 +245,9 @@ export function foldBlock<T extends ScoreMatrix>(sims: T, nImg: number, nCap: nu
     throw new VslError(`score matrix: expected ${nImg}x${nCap} = ${nImg * nCap} scores, found ${sims.length}`);
   }
   if (slice.imgStart < 0 || slice.imgEnd > nImg || slice.capStart < 0 || slice.capEnd > nCap) {
-    throw new VslError(`fold ${slice.fold}: expected a block inside ${nImg}x${nCap}, found images [${slice.imgStart},${slice.imgEnd}) captions [${slice.capStart},${slice.capEnd})`);
+    throw new VslError(
+      `fold ${slice.fold}: expected a block inside ${nImg}x${nCap}, found images [${slice.imgStart},${slice.imgEnd}) captions [${slice.capStart},${slice.capEnd})`,
+    );
   }
   const rows = slice.imgEnd - slice.imgStart;
   const cols = slice.capEnd - slice.capStart;

@@ -22,7 +22,6 @@ import type { EncodedCaptions, EncodedImages } from './encodeSplit.js';
 import { DEFAULT_CAPTION_BLOCK, DEFAULT_IMAGE_BLOCK, scoreMatrix } from './scoreMatrix.js';
 import type { FromWorker, ToWorker, WorkerInit } from './scoreWorker.js';
 
-
 export type Range = [number, number];
 export type ProgressFn = (done: number, total: number) => void;
 
@@ -75,8 +74,15 @@ export function shareImages(img: EncodedImages): EncodedImages {
   return { n: img.n, regions: keep(img.regions), vGlobal: keep(img.vGlobal) };
 }
 export function shareCaptions(cap: EncodedCaptions): EncodedCaptions {
-  const keep = <T extends Float32Array | Int32Array>(a: T): T => (a.buffer instanceof SharedArrayBuffer ? a : shared(a));
-  return { n: cap.n, lengths: keep(cap.lengths), offsets: keep(cap.offsets), words: keep(cap.words), tGlobal: keep(cap.tGlobal) };
+  const keep = <T extends Float32Array | Int32Array>(a: T): T =>
+    a.buffer instanceof SharedArrayBuffer ? a : shared(a);
+  return {
+    n: cap.n,
+    lengths: keep(cap.lengths),
+    offsets: keep(cap.offsets),
+    words: keep(cap.words),
+    tGlobal: keep(cap.tGlobal),
+  };
 }
 
 /** Scores on the calling thread (the current backend). */
@@ -147,7 +153,8 @@ export class ScorePool implements Scorer {
   }
 
   static async start(o: PoolOptions): Promise<ScorePool> {
-    if (!Number.isSafeInteger(o.workers) || o.workers < 1) throw new VslError(`--workers: expected an integer >= 1, found ${o.workers}`);
+    if (!Number.isSafeInteger(o.workers) || o.workers < 1)
+      throw new VslError(`--workers: expected an integer >= 1, found ${o.workers}`);
     const img = shareImages(o.img);
     const cap = shareCaptions(o.cap);
     const imageBlock = o.imageBlock ?? DEFAULT_IMAGE_BLOCK;
@@ -232,7 +239,11 @@ export class ScorePool implements Scorer {
     const shards = shardRanges(i0, i1, this.slots.length, this.imageBlock);
     const total = (i1 - i0) * nCap;
     const done = new Array<number>(shards.length).fill(0);
-    const report = () => onProgress?.(done.reduce((a, b) => a + b, 0), total);
+    const report = () =>
+      onProgress?.(
+        done.reduce((a, b) => a + b, 0),
+        total,
+      );
     await Promise.all(
       shards.map(
         (range, s) =>

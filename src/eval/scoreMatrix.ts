@@ -34,7 +34,13 @@ export function captionBlocks(lengths: Int32Array, range: [number, number], size
 }
 
 /** Scores as float32, row-major (nImg of the range, nCap of the range). */
-export function scoreMatrix(w: Weights, c: ModelConfig, img: EncodedImages, cap: EncodedCaptions, o: ScoreOptions = {}): Float32Array {
+export function scoreMatrix(
+  w: Weights,
+  c: ModelConfig,
+  img: EncodedImages,
+  cap: EncodedCaptions,
+  o: ScoreOptions = {},
+): Float32Array {
   const D = c.embedSize;
   const [i0, i1] = o.imageRange ?? [0, img.n];
   const [c0, c1] = o.captionRange ?? [0, cap.n];

@@ -70,7 +70,12 @@ function describe(e: unknown): string {
 
 function jsonAttr(file: string, field: string, value: unknown): string {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw badInput(file, field, 'a JSON object', value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value);
+    throw badInput(
+      file,
+      field,
+      'a JSON object',
+      value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value,
+    );
   }
   try {
     return JSON.stringify(value);
@@ -86,7 +91,13 @@ function checkCount(file: string, field: string, value: unknown): number {
   return value;
 }
 
-function writeGroup(parent: H5Group, name: string, records: Map<string, ArrayRecord>, file: string, prefix: string): void {
+function writeGroup(
+  parent: H5Group,
+  name: string,
+  records: Map<string, ArrayRecord>,
+  file: string,
+  prefix: string,
+): void {
   const g = parent.create_group(name, true);
   for (const [key, rec] of records) writeNumeric(g, key, rec, file, `${prefix}/${key}`);
 }
@@ -106,7 +117,10 @@ function checkOptimizer(file: string, ck: CheckpointData): void {
     if (!w) throw badInput(file, `optimizer/m/${key}`, 'the key of a weight', 'a key that is not in weights');
     const v = opt.v.get(key);
     if (v === undefined) throw badInput(file, 'optimizer.v', `an entry for "${key}" (present in optimizer.m)`, 'none');
-    for (const [which, r] of [['m', m], ['v', v]] as const) {
+    for (const [which, r] of [
+      ['m', m],
+      ['v', v],
+    ] as const) {
       const field = `optimizer/${which}/${key}`;
       const problem = numericRecordProblem(r);
       if (problem) throw badInput(file, field, 'a float32 array whose shape matches its data', problem);
@@ -144,11 +158,13 @@ function verifyWritten(f: H5File, ck: CheckpointData): void {
     const g = f.get(name);
     if (!(g instanceof h5wasm.Group)) throw new Error(`group ${name} did not read back`);
     const keys = g.keys();
-    if (keys.length !== records.size) throw new Error(`group ${name} reads back ${keys.length} entries, wrote ${records.size}`);
+    if (keys.length !== records.size)
+      throw new Error(`group ${name} reads back ${keys.length} entries, wrote ${records.size}`);
     for (const [key, rec] of records) {
       const d = g.get(key);
       if (!(d instanceof h5wasm.Dataset)) throw new Error(`${name}/${key} did not read back`);
-      if ((d.shape ?? []).join(',') !== rec.shape.join(',')) throw new Error(`${name}/${key} reads back with another shape`);
+      if ((d.shape ?? []).join(',') !== rec.shape.join(','))
+        throw new Error(`${name}/${key} reads back with another shape`);
     }
   }
 }
@@ -294,7 +310,8 @@ function readJsonAttr(f: H5File, file: string, name: string, required: boolean):
 
 function readNumberAttr(f: H5File, file: string, name: string, integer: boolean): number {
   const a = f.attrs[name];
-  if (a === undefined) throw badInput(file, `attribute ${name}`, integer ? 'an integer' : 'a number', 'no such attribute');
+  if (a === undefined)
+    throw badInput(file, `attribute ${name}`, integer ? 'an integer' : 'a number', 'no such attribute');
   const v = a.value;
   const n = typeof v === 'bigint' ? Number(v) : v;
   if (typeof n !== 'number' || (integer && !Number.isSafeInteger(n))) {
@@ -311,8 +328,14 @@ export async function loadCheckpoint(path: string): Promise<CheckpointData> {
     return withH5Errors(mod, () => {
       const fmt = f.attrs['format'];
       if (fmt === undefined) {
-        const hint = f.attrs['opt_json'] !== undefined ? ' (a reference/golden file? read it with loadWeightsGroup)' : '';
-        throw badInput(path, 'attribute format', `"${CHECKPOINT_FORMAT}" (a vsl checkpoint)`, `no format attribute${hint}`);
+        const hint =
+          f.attrs['opt_json'] !== undefined ? ' (a reference/golden file? read it with loadWeightsGroup)' : '';
+        throw badInput(
+          path,
+          'attribute format',
+          `"${CHECKPOINT_FORMAT}" (a vsl checkpoint)`,
+          `no format attribute${hint}`,
+        );
       }
       if (fmt.value !== CHECKPOINT_FORMAT) {
         throw badInput(path, 'attribute format', `"${CHECKPOINT_FORMAT}"`, JSON.stringify(fmt.value));

@@ -144,8 +144,17 @@ export async function createH5(path: string): Promise<InstanceType<typeof h5wasm
 /** A readable name for an h5wasm dtype string ('<f' → "float32 (<f)"). */
 export function describeDtype(dtype: unknown): string {
   const names: Record<string, string> = {
-    '<f': 'float32', '<d': 'float64', '<e': 'float16', '<b': 'int8', '<h': 'int16', '<i': 'int32', '<q': 'int64',
-    '<B': 'uint8', '<H': 'uint16', '<I': 'uint32', '<Q': 'uint64',
+    '<f': 'float32',
+    '<d': 'float64',
+    '<e': 'float16',
+    '<b': 'int8',
+    '<h': 'int16',
+    '<i': 'int32',
+    '<q': 'int64',
+    '<B': 'uint8',
+    '<H': 'uint16',
+    '<I': 'uint32',
+    '<Q': 'uint64',
   };
   if (typeof dtype !== 'string') return `a compound or array type (${JSON.stringify(dtype)})`;
   if (names[dtype]) return `${names[dtype]} (${dtype})`;
@@ -159,7 +168,7 @@ export function numericRecordProblem(rec: unknown): string | null {
   if (typeof rec !== 'object' || rec === null) return `not an array record (${rec === null ? 'null' : typeof rec})`;
   const { shape, data } = rec as { shape?: unknown; data?: unknown };
   if (!(data instanceof Float32Array) && !(data instanceof BigInt64Array)) {
-    const kind = data === undefined ? 'no data' : (data as object)?.constructor?.name ?? typeof data;
+    const kind = data === undefined ? 'no data' : ((data as object)?.constructor?.name ?? typeof data);
     return `data must be a Float32Array or BigInt64Array, found ${kind}`;
   }
   if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
@@ -197,7 +206,8 @@ export function writeNumeric(
  */
 export function readNumeric(entity: unknown, file: string, field: string): NumericRecord {
   if (!(entity instanceof h5wasm.Dataset)) {
-    const found = entity === null || entity === undefined ? 'nothing' : `a ${(entity as { type?: string }).type ?? 'non-dataset'}`;
+    const found =
+      entity === null || entity === undefined ? 'nothing' : `a ${(entity as { type?: string }).type ?? 'non-dataset'}`;
     throw badInput(file, field, 'a float32 or int64 dataset', found);
   }
   const dtype = entity.dtype;

@@ -103,28 +103,41 @@ type Indexable = { [i: number]: number | bigint; length: number };
 /** Elements of `bytes` as the typed array of `dtype` (float16 as Uint16Array): a view when aligned, else a copy. */
 function elements(bytes: Uint8Array, type: StorageType): Indexable {
   let b = bytes;
-  if ((b.byteOffset % type.itemsize) !== 0) b = bytes.slice();
+  if (b.byteOffset % type.itemsize !== 0) b = bytes.slice();
   const n = b.byteLength / type.itemsize;
   switch (type.dtype) {
-    case 'float32': return new Float32Array(b.buffer, b.byteOffset, n);
-    case 'float64': return new Float64Array(b.buffer, b.byteOffset, n);
-    case 'float16': return new Uint16Array(b.buffer, b.byteOffset, n);
-    case 'int64': return new BigInt64Array(b.buffer, b.byteOffset, n);
-    case 'int32': return new Int32Array(b.buffer, b.byteOffset, n);
+    case 'float32':
+      return new Float32Array(b.buffer, b.byteOffset, n);
+    case 'float64':
+      return new Float64Array(b.buffer, b.byteOffset, n);
+    case 'float16':
+      return new Uint16Array(b.buffer, b.byteOffset, n);
+    case 'int64':
+      return new BigInt64Array(b.buffer, b.byteOffset, n);
+    case 'int32':
+      return new Int32Array(b.buffer, b.byteOffset, n);
     case 'uint8':
-    case 'bool': return b;
-    default: throw new Error(`unsupported storage ${type.name}`);
+    case 'bool':
+      return b;
+    default:
+      throw new Error(`unsupported storage ${type.name}`);
   }
 }
 
 function emptyLike(type: StorageType, n: number): Indexable {
   switch (type.dtype) {
-    case 'float32': return new Float32Array(n);
-    case 'float64': return new Float64Array(n);
-    case 'float16': return new Uint16Array(n);
-    case 'int64': return new BigInt64Array(n);
-    case 'int32': return new Int32Array(n);
-    default: return new Uint8Array(n);
+    case 'float32':
+      return new Float32Array(n);
+    case 'float64':
+      return new Float64Array(n);
+    case 'float16':
+      return new Uint16Array(n);
+    case 'int64':
+      return new BigInt64Array(n);
+    case 'int32':
+      return new Int32Array(n);
+    default:
+      return new Uint8Array(n);
   }
 }
 
@@ -149,19 +162,40 @@ export class TorchTensor implements TensorRecord {
     const type = st.type;
     const where = `tensor on storage ${st.key}`;
     if (type.dtype === null)
-      throw badInput(file, where, 'a float32/float64/float16/int64/int32/uint8/bool tensor', `${type.torchDtype} data (${type.name}, not supported)`);
+      throw badInput(
+        file,
+        where,
+        'a float32/float64/float16/int64/int32/uint8/bool tensor',
+        `${type.torchDtype} data (${type.name}, not supported)`,
+      );
     const root = st.root ?? st;
-    if (!root.bytes) throw badInput(file, `storage ${root.key}`, 'its data in the file', 'no data (truncated or malformed file)');
+    if (!root.bytes)
+      throw badInput(file, `storage ${root.key}`, 'its data in the file', 'no data (truncated or malformed file)');
     const rootAvail = Math.floor(root.bytes.byteLength / type.itemsize);
     if (root.numel > rootAvail)
-      throw badInput(file, `storage ${root.key}`, `${root.numel * type.itemsize} bytes (${root.numel} × ${type.torchDtype})`, `${root.bytes.byteLength} bytes (truncated storage)`);
+      throw badInput(
+        file,
+        `storage ${root.key}`,
+        `${root.numel * type.itemsize} bytes (${root.numel} × ${type.torchDtype})`,
+        `${root.bytes.byteLength} bytes (truncated storage)`,
+      );
     if (st.root && st.offset + st.numel > root.numel)
-      throw badInput(file, `storage view ${st.key}`, `elements within its root storage ${root.key} (${root.numel})`, `elements ${st.offset}..${st.offset + st.numel}`);
+      throw badInput(
+        file,
+        `storage view ${st.key}`,
+        `elements within its root storage ${root.key} (${root.numel})`,
+        `elements ${st.offset}..${st.offset + st.numel}`,
+      );
     const numel = this.shape.reduce((a, b) => a * b, 1);
     let last = this.storageOffset;
     for (let d = 0; d < this.shape.length; d++) if (this.shape[d]! > 0) last += (this.shape[d]! - 1) * this.stride[d]!;
     if (numel > 0 && last >= st.numel)
-      throw badInput(file, where, `a view within the storage's ${st.numel} elements`, `shape [${this.shape}] stride [${this.stride}] offset ${this.storageOffset} reaching element ${last}`);
+      throw badInput(
+        file,
+        where,
+        `a view within the storage's ${st.numel} elements`,
+        `shape [${this.shape}] stride [${this.stride}] offset ${this.storageOffset} reaching element ${last}`,
+      );
     const base = st.offset + this.storageOffset; // element offset in the root storage
     let contiguous = true;
     let expect = 1;
@@ -206,7 +240,9 @@ export function isTensorRecord(v: unknown): v is TensorRecord {
   if (v instanceof TorchTensor) return true;
   if (!v || typeof v !== 'object') return false;
   const t = v as Partial<TensorRecord>;
-  return Array.isArray(t.shape) && typeof t.dtype === 'string' && DTYPES.includes(t.dtype) && ArrayBuffer.isView(t.data);
+  return (
+    Array.isArray(t.shape) && typeof t.dtype === 'string' && DTYPES.includes(t.dtype) && ArrayBuffer.isView(t.data)
+  );
 }
 
 // ------------------------------------------------------------------------------------------------ numpy scalars
@@ -257,24 +293,43 @@ function numpyScalar(dtype: unknown, raw: unknown): number | bigint | boolean {
     if (!bytes || bytes.length !== dtype.itemsize) bytes = new TextEncoder().encode(raw);
   }
   if (!bytes || bytes.length !== dtype.itemsize)
-    throw new Error(`expected ${dtype.itemsize} bytes of scalar data, found ${bytes ? bytes.length + ' bytes' : typeof raw}`);
+    throw new Error(
+      `expected ${dtype.itemsize} bytes of scalar data, found ${bytes ? bytes.length + ' bytes' : typeof raw}`,
+    );
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const le = dtype.byteorder !== '>';
   const key = `${dtype.kind}${dtype.itemsize}`;
   switch (key) {
-    case 'f8': return v.getFloat64(0, le);
-    case 'f4': return v.getFloat32(0, le);
-    case 'f2': return halfToFloat(v.getUint16(0, le));
-    case 'i8': { const b = v.getBigInt64(0, le); return Number.isSafeInteger(Number(b)) ? Number(b) : b; }
-    case 'u8': { const b = v.getBigUint64(0, le); return Number.isSafeInteger(Number(b)) ? Number(b) : b; }
-    case 'i4': return v.getInt32(0, le);
-    case 'u4': return v.getUint32(0, le);
-    case 'i2': return v.getInt16(0, le);
-    case 'u2': return v.getUint16(0, le);
-    case 'i1': return v.getInt8(0);
-    case 'u1': return v.getUint8(0);
-    case 'b1': return v.getUint8(0) !== 0;
-    default: throw new Error(`unsupported numpy scalar type ${key}`);
+    case 'f8':
+      return v.getFloat64(0, le);
+    case 'f4':
+      return v.getFloat32(0, le);
+    case 'f2':
+      return halfToFloat(v.getUint16(0, le));
+    case 'i8': {
+      const b = v.getBigInt64(0, le);
+      return Number.isSafeInteger(Number(b)) ? Number(b) : b;
+    }
+    case 'u8': {
+      const b = v.getBigUint64(0, le);
+      return Number.isSafeInteger(Number(b)) ? Number(b) : b;
+    }
+    case 'i4':
+      return v.getInt32(0, le);
+    case 'u4':
+      return v.getUint32(0, le);
+    case 'i2':
+      return v.getInt16(0, le);
+    case 'u2':
+      return v.getUint16(0, le);
+    case 'i1':
+      return v.getInt8(0);
+    case 'u1':
+      return v.getUint8(0);
+    case 'b1':
+      return v.getUint8(0) !== 0;
+    default:
+      throw new Error(`unsupported numpy scalar type ${key}`);
   }
 }
 
@@ -287,7 +342,8 @@ class TypeMarker {
 
 function asInt(v: unknown, what: string): number {
   const n = typeof v === 'bigint' ? Number(v) : v;
-  if (typeof n !== 'number' || !Number.isSafeInteger(n)) throw new Error(`expected an integer ${what}, found ${typeof v === 'string' ? JSON.stringify(v) : String(v)}`);
+  if (typeof n !== 'number' || !Number.isSafeInteger(n))
+    throw new Error(`expected an integer ${what}, found ${typeof v === 'string' ? JSON.stringify(v) : String(v)}`);
   return n;
 }
 
@@ -301,12 +357,24 @@ interface LoadContext {
   tensors: TorchTensor[];
 }
 
-function rebuildTensor(ctx: LoadContext, storage: unknown, offset: unknown, size: unknown, stride: unknown): TorchTensor {
-  if (!storage || typeof storage !== 'object' || !('type' in storage) || !((storage as Storage).type instanceof StorageType))
+function rebuildTensor(
+  ctx: LoadContext,
+  storage: unknown,
+  offset: unknown,
+  size: unknown,
+  stride: unknown,
+): TorchTensor {
+  if (
+    !storage ||
+    typeof storage !== 'object' ||
+    !('type' in storage) ||
+    !((storage as Storage).type instanceof StorageType)
+  )
     throw new Error('expected a storage (persistent id) as first argument');
   const shape = asIntTuple(size, 'size');
   const strides = asIntTuple(stride, 'stride');
-  if (shape.length !== strides.length) throw new Error(`expected as many strides as dimensions, found size [${shape}] stride [${strides}]`);
+  if (shape.length !== strides.length)
+    throw new Error(`expected as many strides as dimensions, found size [${shape}] stride [${strides}]`);
   if (shape.some((d) => d < 0) || strides.some((s) => s < 0))
     throw new Error(`expected non-negative sizes and strides, found size [${shape}] stride [${strides}]`);
   const off = asInt(offset, 'storage offset');
@@ -386,7 +454,8 @@ function makeAllowList(ctx: LoadContext): AllowList {
     if (e === 'utf-8' || e === 'utf8' || e === 'ascii') return new TextEncoder().encode(s);
     throw new Error(`expected encoding latin1 or utf-8, found ${enc}`);
   });
-  for (const name of m.keys()) if (!TORCH_ALLOWED_GLOBALS.includes(name)) throw new Error(`internal: ${name} undocumented`);
+  for (const name of m.keys())
+    if (!TORCH_ALLOWED_GLOBALS.includes(name)) throw new Error(`internal: ${name} undocumented`);
   return m;
 }
 
@@ -414,20 +483,35 @@ export function readZip(bytes: Uint8Array, file: string): Map<string, ZipEntry> 
     }
   }
   if (eocd < 0)
-    throw badInput(file, 'zip end of central directory', 'the record at the end of the archive', `none in the last ${Math.min(len, 22 + 0xffff)} bytes (truncated file?)`);
+    throw badInput(
+      file,
+      'zip end of central directory',
+      'the record at the end of the archive',
+      `none in the last ${Math.min(len, 22 + 0xffff)} bytes (truncated file?)`,
+    );
   let count = dv.getUint16(eocd + 10, true);
   let cdSize = dv.getUint32(eocd + 12, true);
   let cdOffset = dv.getUint32(eocd + 16, true);
   if (eocd >= 20 && dv.getUint32(eocd - 20, true) === 0x07064b50) {
     const z64 = Number(dv.getBigUint64(eocd - 12, true));
     if (z64 + 56 > len || dv.getUint32(z64, true) !== 0x06064b50)
-      throw badInput(file, 'zip64 end of central directory', `a record at byte ${z64}`, 'none (truncated or malformed archive)');
+      throw badInput(
+        file,
+        'zip64 end of central directory',
+        `a record at byte ${z64}`,
+        'none (truncated or malformed archive)',
+      );
     count = Number(dv.getBigUint64(z64 + 32, true));
     cdSize = Number(dv.getBigUint64(z64 + 40, true));
     cdOffset = Number(dv.getBigUint64(z64 + 48, true));
   }
   if (cdOffset + cdSize > len)
-    throw badInput(file, 'zip central directory', `bytes ${cdOffset}..${cdOffset + cdSize}`, `a ${len}-byte file (truncated)`);
+    throw badInput(
+      file,
+      'zip central directory',
+      `bytes ${cdOffset}..${cdOffset + cdSize}`,
+      `a ${len}-byte file (truncated)`,
+    );
   const entries = new Map<string, ZipEntry>();
   let p = cdOffset;
   for (let i = 0; i < count; i++) {
@@ -441,16 +525,18 @@ export function readZip(bytes: Uint8Array, file: string): Map<string, ZipEntry> 
     const extraLen = dv.getUint16(p + 30, true);
     const commentLen = dv.getUint16(p + 32, true);
     let local = dv.getUint32(p + 42, true);
-    if (p + 46 + nameLen + extraLen > len) throw badInput(file, `zip central directory entry ${i}`, 'a complete record', 'a truncated one');
+    if (p + 46 + nameLen + extraLen > len)
+      throw badInput(file, `zip central directory entry ${i}`, 'a complete record', 'a truncated one');
     const name = new TextDecoder().decode(bytes.subarray(p + 46, p + 46 + nameLen));
     // zip64 extended information: the 64-bit values present are those whose 32-bit field is 0xFFFFFFFF
-    for (let e = p + 46 + nameLen; e + 4 <= p + 46 + nameLen + extraLen; ) {
+    for (let e = p + 46 + nameLen; e + 4 <= p + 46 + nameLen + extraLen;) {
       const id = dv.getUint16(e, true);
       const sz = dv.getUint16(e + 2, true);
       if (id === 0x0001) {
         let q = e + 4;
         const take = (): number => {
-          if (q + 8 > e + 4 + sz) throw badInput(file, `zip entry ${name}`, 'a complete zip64 extra field', 'a short one');
+          if (q + 8 > e + 4 + sz)
+            throw badInput(file, `zip entry ${name}`, 'a complete zip64 extra field', 'a short one');
           const v = Number(dv.getBigUint64(q, true));
           q += 8;
           return v;
@@ -464,14 +550,25 @@ export function readZip(bytes: Uint8Array, file: string): Map<string, ZipEntry> 
     p += 46 + nameLen + extraLen + commentLen;
     if (flags & 1) throw badInput(file, `zip entry ${name}`, 'an unencrypted entry', 'an encrypted one');
     if (local + 30 > len || dv.getUint32(local, true) !== 0x04034b50)
-      throw badInput(file, `zip entry ${name}`, `a local header at byte ${local}`, 'none (truncated or malformed archive)');
+      throw badInput(
+        file,
+        `zip entry ${name}`,
+        `a local header at byte ${local}`,
+        'none (truncated or malformed archive)',
+      );
     const start = local + 30 + dv.getUint16(local + 26, true) + dv.getUint16(local + 28, true);
     if (start + csize > len)
-      throw badInput(file, `zip entry ${name}`, `${csize} bytes of data at byte ${start}`, `only ${Math.max(0, len - start)} (truncated file)`);
+      throw badInput(
+        file,
+        `zip entry ${name}`,
+        `${csize} bytes of data at byte ${start}`,
+        `only ${Math.max(0, len - start)} (truncated file)`,
+      );
     const raw = bytes.subarray(start, start + csize);
     let data: Uint8Array;
     if (method === 0) {
-      if (csize !== usize) throw badInput(file, `zip entry ${name}`, 'equal stored and original sizes', `${csize} and ${usize}`);
+      if (csize !== usize)
+        throw badInput(file, `zip entry ${name}`, 'equal stored and original sizes', `${csize} and ${usize}`);
       data = raw;
     } else if (method === 8) data = inflateSync(raw, { out: new Uint8Array(usize) });
     else throw badInput(file, `zip entry ${name}`, 'compression method 0 (stored) or 8 (deflate)', `method ${method}`);
@@ -491,7 +588,8 @@ function describeBytes(b: Uint8Array): string {
   if (head[0] === 0x89 && text.startsWith('.HDF')) guess = ': an HDF5 file';
   else if (head[0] === 0x1f && head[1] === 0x8b) guess = ': a gzip file';
   else if (head[0] === 0x93 && text.startsWith('.NUMPY')) guess = ': a numpy .npy file';
-  else if (start.startsWith('<!doctype html') || start.startsWith('<html')) guess = ': an HTML page (a failed download?)';
+  else if (start.startsWith('<!doctype html') || start.startsWith('<html'))
+    guess = ': an HTML page (a failed download?)';
   else if (b.byteLength > 262 && new TextDecoder('latin1').decode(b.subarray(257, 262)) === 'ustar')
     guess = ': a tar archive (the torch <= 0.3 container, not supported)';
   else if (start.startsWith('{') || start.startsWith('[')) guess = ': JSON text';
@@ -500,7 +598,12 @@ function describeBytes(b: Uint8Array): string {
 
 function asStoragePid(pid: unknown, arity: number, file: string): readonly unknown[] {
   if (!isTuple(pid) || pid[0] !== 'storage' || pid.length !== arity || !(pid[1] instanceof StorageType))
-    throw badInput(file, 'persistent id', `('storage', <torch storage type>, key, location, numel${arity === 6 ? ', view' : ''})`, `${Array.isArray(pid) ? `a tuple of ${pid.length} starting ${String(pid[0])}` : typeof pid}`);
+    throw badInput(
+      file,
+      'persistent id',
+      `('storage', <torch storage type>, key, location, numel${arity === 6 ? ', view' : ''})`,
+      `${Array.isArray(pid) ? `a tuple of ${pid.length} starting ${String(pid[0])}` : typeof pid}`,
+    );
   return pid;
 }
 
@@ -514,7 +617,12 @@ function loadZip(bytes: Uint8Array, file: string): { value: unknown; version?: s
   const entries = readZip(bytes, file);
   const pkls = [...entries.keys()].filter((n) => /^[^/]+\/data\.pkl$/.test(n));
   if (pkls.length !== 1)
-    throw badInput(file, 'zip entries', 'one <archive>/data.pkl (a torch.save zip)', pkls.length ? pkls.join(', ') : `${[...entries.keys()].slice(0, 5).join(', ') || 'no entries'}`);
+    throw badInput(
+      file,
+      'zip entries',
+      'one <archive>/data.pkl (a torch.save zip)',
+      pkls.length ? pkls.join(', ') : `${[...entries.keys()].slice(0, 5).join(', ') || 'no entries'}`,
+    );
   const prefix = pkls[0]!.slice(0, -'data.pkl'.length);
   const text = (n: string): string | undefined => {
     const e = entries.get(prefix + n);
@@ -533,14 +641,29 @@ function loadZip(bytes: Uint8Array, file: string): { value: unknown; version?: s
     let s = storages.get(key);
     if (s) return s;
     const entry = entries.get(`${prefix}data/${key}`);
-    if (!entry) throw badInput(file, `${prefix}data/${key}`, 'a storage entry in the archive', 'none (truncated or incomplete archive)');
+    if (!entry)
+      throw badInput(
+        file,
+        `${prefix}data/${key}`,
+        'a storage entry in the archive',
+        'none (truncated or incomplete archive)',
+      );
     if (entry.data.byteLength < numel * type.itemsize)
-      throw badInput(file, `${prefix}data/${key}`, `${numel * type.itemsize} bytes (${numel} × ${type.torchDtype})`, `${entry.data.byteLength} bytes (truncated storage)`);
+      throw badInput(
+        file,
+        `${prefix}data/${key}`,
+        `${numel * type.itemsize} bytes (${numel} × ${type.torchDtype})`,
+        `${entry.data.byteLength} bytes (truncated storage)`,
+      );
     s = { key, type, numel, bytes: entry.data, offset: 0 };
     storages.set(key, s);
     return s;
   };
-  const { value } = unpickle(entries.get(pkls[0]!)!.data, { allow: makeAllowList(ctx), persistentLoad, file: `${file}:${pkls[0]}` });
+  const { value } = unpickle(entries.get(pkls[0]!)!.data, {
+    allow: makeAllowList(ctx),
+    persistentLoad,
+    file: `${file}:${pkls[0]}`,
+  });
   for (const t of ctx.tensors) t.materialize(file);
   return { value, version: text('version') ?? text('.data/version') };
 }
@@ -554,10 +677,20 @@ function loadLegacy(bytes: Uint8Array, file: string): { value: unknown } {
   try {
     ({ value: magic, end: pos } = unpickle(bytes, { allow: none, file }));
   } catch (e) {
-    throw badInput(file, 'file header', 'a zip archive (torch >= 1.6) or the legacy torch magic number pickle', `${describeBytes(bytes)} (${(e as Error).message})`);
+    throw badInput(
+      file,
+      'file header',
+      'a zip archive (torch >= 1.6) or the legacy torch magic number pickle',
+      `${describeBytes(bytes)} (${(e as Error).message})`,
+    );
   }
   if (magic !== LEGACY_MAGIC)
-    throw badInput(file, 'legacy torch magic number', '0x1950a86a20f9469cfc6c', `${typeof magic === 'bigint' || typeof magic === 'number' ? '0x' + magic.toString(16) : typeof magic} (${describeBytes(bytes)})`);
+    throw badInput(
+      file,
+      'legacy torch magic number',
+      '0x1950a86a20f9469cfc6c',
+      `${typeof magic === 'bigint' || typeof magic === 'number' ? '0x' + magic.toString(16) : typeof magic} (${describeBytes(bytes)})`,
+    );
   let r = unpickle(bytes, { allow: none, file }, pos);
   if (r.value !== 1001) throw badInput(file, 'legacy torch protocol version', '1001', String(r.value));
   r = unpickle(bytes, { allow: none, file }, r.end);
@@ -577,10 +710,15 @@ function loadLegacy(bytes: Uint8Array, file: string): { value: unknown } {
     if (!root) roots.set(key, (root = { key, type, numel, offset: 0 }));
     const view = t[5];
     if (view === null || view === undefined) return root;
-    if (!isTuple(view) || view.length !== 3) throw badInput(file, `storage ${key} view`, '(view_key, offset, size)', String(view));
+    if (!isTuple(view) || view.length !== 3)
+      throw badInput(file, `storage ${key} view`, '(view_key, offset, size)', String(view));
     const vkey = pidKey(view[0]);
     let v = views.get(vkey);
-    if (!v) views.set(vkey, (v = { key: vkey, type, numel: asInt(view[2], 'view size'), root, offset: asInt(view[1], 'view offset') }));
+    if (!v)
+      views.set(
+        vkey,
+        (v = { key: vkey, type, numel: asInt(view[2], 'view size'), root, offset: asInt(view[1], 'view offset') }),
+      );
     return v;
   };
   r = unpickle(bytes, { allow: makeAllowList(ctx), persistentLoad, file }, r.end);
@@ -595,12 +733,22 @@ function loadLegacy(bytes: Uint8Array, file: string): { value: unknown } {
     const s = roots.get(key);
     if (!s) throw badInput(file, `storage ${key}`, 'a storage the object refers to', 'an unreferenced key');
     if (pos + 8 > bytes.byteLength)
-      throw badInput(file, `storage ${key}`, 'an int64 element count', `${bytes.byteLength - pos} bytes left (truncated storage)`);
+      throw badInput(
+        file,
+        `storage ${key}`,
+        'an int64 element count',
+        `${bytes.byteLength - pos} bytes left (truncated storage)`,
+      );
     const n = Number(dv.getBigInt64(pos, true));
     const nbytes = n * s.type.itemsize;
     pos += 8;
     if (n < 0 || pos + nbytes > bytes.byteLength)
-      throw badInput(file, `storage ${key}`, `${nbytes} bytes (${n} × ${s.type.torchDtype})`, `${bytes.byteLength - pos} bytes left in the file (truncated storage)`);
+      throw badInput(
+        file,
+        `storage ${key}`,
+        `${nbytes} bytes (${n} × ${s.type.torchDtype})`,
+        `${bytes.byteLength - pos} bytes left in the file (truncated storage)`,
+      );
     if (n < s.numel) throw badInput(file, `storage ${key}`, `${s.numel} elements`, `${n} (truncated storage)`);
     s.bytes = bytes.subarray(pos, pos + nbytes);
     pos += nbytes;
@@ -622,8 +770,14 @@ export function loadTorch(bytes: Uint8Array, file: string): TorchFile {
   if (!LITTLE_ENDIAN_HOST) throw new VslError(`${file}: reading torch files needs a little-endian host`);
   if (bytes.byteLength >= 4 && bytes[0] === 0x50 && bytes[1] === 0x4b && bytes[2] === 0x03 && bytes[3] === 0x04)
     return { ...loadZip(bytes, file), format: 'zip' };
-  if (bytes.byteLength >= 2 && bytes[0] === 0x80 && bytes[1] <= 5) return { ...loadLegacy(bytes, file), format: 'legacy' };
-  throw badInput(file, 'file header', 'a torch checkpoint (zip archive "PK\\x03\\x04" or legacy pickle "\\x80\\x02")', describeBytes(bytes));
+  if (bytes.byteLength >= 2 && bytes[0] === 0x80 && bytes[1] <= 5)
+    return { ...loadLegacy(bytes, file), format: 'legacy' };
+  throw badInput(
+    file,
+    'file header',
+    'a torch checkpoint (zip archive "PK\\x03\\x04" or legacy pickle "\\x80\\x02")',
+    describeBytes(bytes),
+  );
 }
 
 /** Read and decode a torch.save file. */
@@ -670,15 +824,22 @@ function optionalNumber(v: unknown, file: string, field: string): number | undef
 
 function plainObject(entries: Iterable<[string, unknown]>): Record<string, unknown> {
   const o: Record<string, unknown> = {};
-  for (const [k, v] of entries) Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
+  for (const [k, v] of entries)
+    Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
   return o;
 }
 
 /** Interpret an unpickled checkpoint dict {epoch, model, best_rsum, opt, Eiters} (`file` names it in errors). */
 export function toCheckpoint(value: unknown, file: string, format?: 'zip' | 'legacy'): TorchCheckpoint {
-  if (!(value instanceof Map)) throw badInput(file, 'top-level object', 'a dict {epoch, model, best_rsum, opt, Eiters}', describeValue(value));
+  if (!(value instanceof Map))
+    throw badInput(file, 'top-level object', 'a dict {epoch, model, best_rsum, opt, Eiters}', describeValue(value));
   if (!value.has('model'))
-    throw badInput(file, 'model', "a 'model' key in the checkpoint dict", `keys ${[...value.keys()].map(String).join(', ') || '(none)'}`);
+    throw badInput(
+      file,
+      'model',
+      "a 'model' key in the checkpoint dict",
+      `keys ${[...value.keys()].map(String).join(', ') || '(none)'}`,
+    );
   const m = value.get('model');
   let model: StateDict[];
   let layout: 'split' | 'flat';
@@ -694,12 +855,18 @@ export function toCheckpoint(value: unknown, file: string, format?: 'zip' | 'leg
     });
     layout = 'split';
   } else
-    throw badInput(file, 'model', 'a list of 3 state dicts [img_enc, txt_enc, sim_enc] or one flat state dict', describeValue(m));
+    throw badInput(
+      file,
+      'model',
+      'a list of 3 state dicts [img_enc, txt_enc, sim_enc] or one flat state dict',
+      describeValue(m),
+    );
   const o = value.get('opt');
   let opt: Record<string, unknown>;
   if (o === undefined || o === null) opt = {};
   else if (o instanceof PyObject) opt = plainObject(Object.entries(o.attrs));
-  else if (o instanceof Map && [...o.keys()].every((k) => typeof k === 'string')) opt = plainObject(o as Map<string, unknown>);
+  else if (o instanceof Map && [...o.keys()].every((k) => typeof k === 'string'))
+    opt = plainObject(o as Map<string, unknown>);
   else throw badInput(file, 'opt', 'an argparse.Namespace or a dict', describeValue(o));
   return {
     epoch: optionalNumber(value.get('epoch'), file, 'epoch'),
@@ -726,7 +893,9 @@ export async function readTorchCheckpoint(path: string): Promise<TorchCheckpoint
 export function flattenModel(ckpt: TorchCheckpoint): StateDict {
   if (ckpt.model.length === 1) return new Map(ckpt.model[0]);
   if (ckpt.model.length !== 3)
-    throw new VslError(`checkpoint model: expected 3 state dicts [img_enc, txt_enc, sim_enc] or 1 flat one, found ${ckpt.model.length}`);
+    throw new VslError(
+      `checkpoint model: expected 3 state dicts [img_enc, txt_enc, sim_enc] or 1 flat one, found ${ckpt.model.length}`,
+    );
   const out: StateDict = new Map();
   ckpt.model.forEach((sd, i) => {
     for (const [k, t] of sd) out.set(`${MODEL_PARTS[i]}.${k}`, t);

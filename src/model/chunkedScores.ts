@@ -11,8 +11,13 @@ import { valueAndGradients } from './grads.js';
 /** Parameters the block scores read (everything of sim_enc but the two global-attention modules). */
 export function blockParamNames(names: string[]): string[] {
   return names.filter(
-    (n) => n.startsWith('sim_enc.') && !n.startsWith('sim_enc.v_global_w.') && !n.startsWith('sim_enc.t_global_w.') &&
-      !n.endsWith('running_mean') && !n.endsWith('running_var') && !n.endsWith('num_batches_tracked'),
+    (n) =>
+      n.startsWith('sim_enc.') &&
+      !n.startsWith('sim_enc.v_global_w.') &&
+      !n.startsWith('sim_enc.t_global_w.') &&
+      !n.endsWith('running_mean') &&
+      !n.endsWith('running_var') &&
+      !n.endsWith('num_batches_tracked'),
   );
 }
 
@@ -170,7 +175,9 @@ function splitScores(
     args.pop(); // save: nothing is needed from the inputs but their shapes
     const [r, v, w, g, ...pp] = args as tf.Tensor[];
     remote.startForward({
-      nImg, K, D,
+      nImg,
+      K,
+      D,
       Lr: rest.words.shape[1],
       lengths: rest.lengths,
       regions: r.dataSync() as Float32Array,
@@ -188,7 +195,13 @@ function splitScores(
       },
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
-  const token = launch(img.regions, img.vGlobal, rest.words, rest.tGlobal, ...names.map((n) => params.get(n)!)) as tf.Tensor;
+  const token = launch(
+    img.regions,
+    img.vGlobal,
+    rest.words,
+    rest.tGlobal,
+    ...names.map((n) => params.get(n)!),
+  ) as tf.Tensor;
   const simsLocal = localScores(c, img, captionRange(cap.words, cap.tGlobal, cap.lengths, 0, h), params, opts);
   const collect = tf.customGrad((() => {
     const r = remote.scores();
@@ -236,7 +249,13 @@ function localScores(
     const save = args.pop() as tf.GradSaveFunc;
     const inputs = args as tf.Tensor[];
     save(inputs);
-    const [regions, vGlobal, words, tGlobal, ...ps] = inputs as [tf.Tensor3D, tf.Tensor2D, tf.Tensor3D, tf.Tensor2D, ...tf.Tensor[]];
+    const [regions, vGlobal, words, tGlobal, ...ps] = inputs as [
+      tf.Tensor3D,
+      tf.Tensor2D,
+      tf.Tensor3D,
+      tf.Tensor2D,
+      ...tf.Tensor[],
+    ];
     const parts = chunks.map(([a, b]) =>
       tf.tidy(() => {
         const capChunk = captionRange(words, tGlobal, cap.lengths, a, b);
@@ -251,7 +270,13 @@ function localScores(
       value,
       gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
         const dS = dy as tf.Tensor2D;
-        const [sRegions, sVGlobal, sWords, sTGlobal, ...sPs] = saved as [tf.Tensor3D, tf.Tensor2D, tf.Tensor3D, tf.Tensor2D, ...tf.Tensor[]];
+        const [sRegions, sVGlobal, sWords, sTGlobal, ...sPs] = saved as [
+          tf.Tensor3D,
+          tf.Tensor2D,
+          tf.Tensor3D,
+          tf.Tensor2D,
+          ...tf.Tensor[],
+        ];
         let dRegions: tf.Tensor = tf.zerosLike(sRegions);
         let dVGlobal: tf.Tensor = tf.zerosLike(sVGlobal);
         let dPs: tf.Tensor[] = sPs.map((p) => tf.zerosLike(p));
@@ -263,8 +288,18 @@ function localScores(
           const dSc = tf.slice(dS, [0, a], [nImg, b - a]);
           const { value: chunkValue, grads: g } = valueAndGradients(
             (r, v, wd, tg, ...pp) =>
-              tf.sum(tf.mul(blockScores(weightsOf(pp), c, { regions: r as tf.Tensor3D, vGlobal: v as tf.Tensor2D },
-                { words: wd as tf.Tensor3D, tGlobal: tg as tf.Tensor2D, lengths: part.lengths }, true).sims, dSc)),
+              tf.sum(
+                tf.mul(
+                  blockScores(
+                    weightsOf(pp),
+                    c,
+                    { regions: r as tf.Tensor3D, vGlobal: v as tf.Tensor2D },
+                    { words: wd as tf.Tensor3D, tGlobal: tg as tf.Tensor2D, lengths: part.lengths },
+                    true,
+                  ).sims,
+                  dSc,
+                ),
+              ),
             [sRegions, sVGlobal, part.words, part.tGlobal, ...sPs],
             true,
           );
@@ -280,7 +315,13 @@ function localScores(
           dRegions = acc(dRegions, gr);
           dVGlobal = acc(dVGlobal, gv);
           dPs = dPs.map((d, i) => acc(d, gp[i]));
-          dWords.push(tf.pad(gw, [[0, 0], [0, Lp - gw.shape[1]!], [0, 0]]));
+          dWords.push(
+            tf.pad(gw, [
+              [0, 0],
+              [0, Lp - gw.shape[1]!],
+              [0, 0],
+            ]),
+          );
           gw.dispose();
           dTGlobal.push(gt);
           part.words.dispose();

@@ -5,7 +5,12 @@ import * as tf from '@tensorflow/tfjs';
 
 interface EngineInternals {
   state: { activeTape: unknown };
-  gradients: (f: () => tf.Tensor, xs: tf.Tensor[], dy?: tf.Tensor, allowNoGradients?: boolean) => { value: tf.Tensor; grads: (tf.Tensor | null)[] };
+  gradients: (
+    f: () => tf.Tensor,
+    xs: tf.Tensor[],
+    dy?: tf.Tensor,
+    allowNoGradients?: boolean,
+  ) => { value: tf.Tensor; grads: (tf.Tensor | null)[] };
 }
 
 /**
@@ -13,7 +18,11 @@ interface EngineInternals {
  * tfjs keeps one active tape and clears it after any gradient call at depth 0, so a call made inside a
  * customGrad's gradient (`nested`) saves and restores the outer tape around it.
  */
-export function valueAndGradients(f: (...xs: tf.Tensor[]) => tf.Tensor, xs: tf.Tensor[], nested = false): { value: tf.Tensor; grads: tf.Tensor[] } {
+export function valueAndGradients(
+  f: (...xs: tf.Tensor[]) => tf.Tensor,
+  xs: tf.Tensor[],
+  nested = false,
+): { value: tf.Tensor; grads: tf.Tensor[] } {
   const engine = tf.engine() as unknown as EngineInternals;
   const outer = engine.state.activeTape;
   try {

@@ -33,7 +33,9 @@ function attend(x: tf.Tensor3D, sw: StepWeights, mask: tf.Tensor, { nImg, nCap }
 /** The step's output relu(agg Wᵀ + b), (P, N, S). */
 function project(agg: tf.Tensor3D, sw: StepWeights): tf.Tensor3D {
   const [P, N, S] = agg.shape;
-  return tf.relu(tf.add(tf.matMul(agg.reshape([P * N, S]) as tf.Tensor2D, sw.wT), sw.b)).reshape([P, N, S]) as tf.Tensor3D;
+  return tf
+    .relu(tf.add(tf.matMul(agg.reshape([P * N, S]) as tf.Tensor2D, sw.wT), sw.b))
+    .reshape([P, N, S]) as tf.Tensor3D;
 }
 
 /** One reasoning step without a gradient: relu(Linear(agg)). `mask` (1, nCap, 1, N) is 0 / -1e9 per key node. */
@@ -44,7 +46,14 @@ export function graphStep(x: tf.Tensor3D, sw: StepWeights, mask: tf.Tensor, layo
 /** The same step, differentiable with respect to x, qk, qb, w and b through a hand-written gradient. */
 export function graphStepTrain(x: tf.Tensor3D, sw: StepWeights, mask: tf.Tensor, layout: PairLayout): tf.Tensor3D {
   const [P, N, S] = x.shape;
-  const f = tf.customGrad(((xi: tf.Tensor, qk: tf.Tensor, qb: tf.Tensor, w: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+  const f = tf.customGrad(((
+    xi: tf.Tensor,
+    qk: tf.Tensor,
+    qb: tf.Tensor,
+    w: tf.Tensor,
+    b: tf.Tensor,
+    save: tf.GradSaveFunc,
+  ) => {
     const x3 = xi as tf.Tensor3D;
     const { edges, agg, y } = tf.tidy(() => {
       const inner = { ...sw, qk: qk as tf.Tensor2D, qb: qb as tf.Tensor1D, b: b as tf.Tensor1D };
@@ -57,7 +66,15 @@ export function graphStepTrain(x: tf.Tensor3D, sw: StepWeights, mask: tf.Tensor,
       value: y,
       gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) =>
         tf.tidy(() => {
-          const [sx, sqk, sqb, sw2, se, sa, sy] = saved as [tf.Tensor3D, tf.Tensor2D, tf.Tensor1D, tf.Tensor2D, tf.Tensor3D, tf.Tensor3D, tf.Tensor3D];
+          const [sx, sqk, sqb, sw2, se, sa, sy] = saved as [
+            tf.Tensor3D,
+            tf.Tensor2D,
+            tf.Tensor1D,
+            tf.Tensor2D,
+            tf.Tensor3D,
+            tf.Tensor3D,
+            tf.Tensor3D,
+          ];
           const x2 = sx.reshape([P * N, S]) as tf.Tensor2D;
           // y = relu(agg Wᵀ + b)
           const dh = tf.where(tf.greater(sy, 0), dy as tf.Tensor, tf.zerosLike(sy)).reshape([P * N, S]) as tf.Tensor2D;

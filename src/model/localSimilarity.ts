@@ -87,10 +87,9 @@ function imageBackward(
   // nrm = sqrt(Σ_words a²) + eps
   const dNrm = tf.neg(tf.div(tf.sum(tf.mul(dZ, a), 1, true), tf.square(s.nrm)));
   const ss = tf.sum(tf.square(a), 1, true);
-  const dA = tf.add(
-    tf.div(dZ, s.nrm),
-    tf.mul(a, tf.where(tf.greater(ss, 0), tf.div(dNrm, tf.sqrt(ss)), tf.zerosLike(ss))),
-  ).reshape([nCap * Lp, K]);
+  const dA = tf
+    .add(tf.div(dZ, s.nrm), tf.mul(a, tf.where(tf.greater(ss, 0), tf.div(dNrm, tf.sqrt(ss)), tf.zerosLike(ss))))
+    .reshape([nCap * Lp, K]);
   const dA0 = tf.where(tf.greater(s.a0, 0), dA, tf.mul(dA, LEAKY_SLOPE)) as tf.Tensor2D; // LeakyReLU
   const dWords = tf.sub(tf.matMul(dA0, v), dDiff) as tf.Tensor2D; // a0 = W vᵀ; diff = ctx - W
   dV = tf.add(dV, tf.matMul(tf.transpose(dA0), words));

@@ -40,7 +40,8 @@ export function paramSpecs(c: ModelConfig): ParamSpec[] {
     specs.push({ name: `${prefix}.running_var`, shape: [n], role: 'bn-var' });
     specs.push({ name: `${prefix}.num_batches_tracked`, shape: [], role: 'bn-count' });
   };
-  if (c.numLayers !== 1) throw new VslError(`num_layers: expected 1 (the only depth of the reference models), found ${c.numLayers}`);
+  if (c.numLayers !== 1)
+    throw new VslError(`num_layers: expected 1 (the only depth of the reference models), found ${c.numLayers}`);
   lin('img_enc.fc', D, c.imgDim);
   specs.push({ name: 'txt_enc.embed.weight', shape: [c.vocabSize, c.wordDim], role: 'embedding' });
   for (const suffix of c.biGru ? ['', '_reverse'] : ['']) {
@@ -156,7 +157,7 @@ export class ParamRegistry {
   private add(spec: ParamSpec, data: Float32Array): void {
     const trainable = !isBuffer(spec.role);
     const name = spec.name;
-    const variable = tf.variable(tf.tensor(data, spec.shape, "float32"), trainable);
+    const variable = tf.variable(tf.tensor(data, spec.shape, 'float32'), trainable);
     this.entries.set(name, { spec, trainable, variable });
   }
 

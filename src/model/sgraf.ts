@@ -8,7 +8,12 @@ import type { BnBatchStats } from './batchnorm.js';
 import type { Weights } from './weights.js';
 
 /** Image side for a set of images: region embeddings and (once per image) VisualSA's global vector. */
-export function imageSide(w: Weights, c: ModelConfig, images: tf.Tensor3D, mode: RunMode): { side: ImageSide; bnStats: BnBatchStats[] } {
+export function imageSide(
+  w: Weights,
+  c: ModelConfig,
+  images: tf.Tensor3D,
+  mode: RunMode,
+): { side: ImageSide; bnStats: BnBatchStats[] } {
   const regions = encodeImages(w, images, c);
   const { vGlobal, bnStats } = visualGlobal(w, regions, mode);
   return { side: { regions, vGlobal }, bnStats };

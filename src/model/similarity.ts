@@ -82,7 +82,9 @@ function graphReasoning(
     const key = w.t(`${pre}.graph_key_w.weight`) as tf.Tensor2D;
     const sw: StepWeights = {
       qk: w.derived(`${pre}.qk`, () => mm(w.wT(`${pre}.graph_query_w`), key)) as tf.Tensor2D,
-      qb: w.derived(`${pre}.qb`, () => mm(w.b(`${pre}.graph_query_w`).reshape([1, S]) as tf.Tensor2D, key).reshape([S])) as tf.Tensor1D,
+      qb: w.derived(`${pre}.qb`, () =>
+        mm(w.b(`${pre}.graph_query_w`).reshape([1, S]) as tf.Tensor2D, key).reshape([S]),
+      ) as tf.Tensor1D,
       w: w.t(`${pre}.sim_graph_w.weight`) as tf.Tensor2D,
       wT: w.wT(`${pre}.sim_graph_w`),
       b: w.b(`${pre}.sim_graph_w`),

@@ -76,7 +76,10 @@ export class Adam {
  * Scale the gradients so that their global L2 norm is at most maxNorm (PyTorch: coef = max/(norm+1e-6),
  * applied only when < 1). Returns the norm before clipping and the clipped gradients (inputs disposed).
  */
-export function clipGradNorm(grads: Map<string, tf.Tensor>, maxNorm: number): { norm: number; grads: Map<string, tf.Tensor> } {
+export function clipGradNorm(
+  grads: Map<string, tf.Tensor>,
+  maxNorm: number,
+): { norm: number; grads: Map<string, tf.Tensor> } {
   const norm = tf.tidy(() => {
     const sq = [...grads.values()].map((g) => tf.sum(tf.square(g)));
     return Math.sqrt(tf.addN(sq).dataSync()[0]);

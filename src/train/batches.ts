@@ -47,7 +47,8 @@ export class TrainData {
   /** Batches of an epoch (the last one short, as the reference without drop_last). */
   batchesOf(order: Int32Array, batchSize: number): Int32Array[] {
     const out: Int32Array[] = [];
-    for (let s = 0; s < order.length; s += batchSize) out.push(order.subarray(s, Math.min(order.length, s + batchSize)));
+    for (let s = 0; s < order.length; s += batchSize)
+      out.push(order.subarray(s, Math.min(order.length, s + batchSize)));
     return out;
   }
 
@@ -58,7 +59,10 @@ export class TrainData {
     const out = new Float32Array(capIdx.length * h.rowSize);
     if (h.dtype !== '<f4') {
       // other dtypes are converted by the synchronous reader
-      return h.readRowsIndexed(Array.from(capIdx, (c) => this.split.imageOf(c)), out);
+      return h.readRowsIndexed(
+        Array.from(capIdx, (c) => this.split.imageOf(c)),
+        out,
+      );
     }
     const fh = await fs.promises.open(h.path, 'r');
     try {
@@ -80,7 +84,9 @@ export class TrainData {
    */
   assemble(capIdx: Int32Array, images: Float32Array, semantic: SemanticLossKind = this.semantic): TrainBatch {
     const B = capIdx.length;
-    const order = [...Array(B).keys()].sort((a, b) => this.tokens[capIdx[b]].length - this.tokens[capIdx[a]].length || a - b);
+    const order = [...Array(B).keys()].sort(
+      (a, b) => this.tokens[capIdx[b]].length - this.tokens[capIdx[a]].length || a - b,
+    );
     const maxLen = this.tokens[capIdx[order[0]]].length;
     const ids = new Int32Array(B * maxLen);
     const lengths: number[] = [];

@@ -54,13 +54,24 @@ async function run(): Promise<void> {
     const tf = await import('@tensorflow/tfjs');
     const { chunkedScores } = await import('../model/chunkedScores.js');
     const { valueAndGradients } = await import('../model/grads.js');
-    type Tensors = { regions: TF.Tensor3D; vGlobal: TF.Tensor2D; words: TF.Tensor3D; tGlobal: TF.Tensor2D; params: TF.Tensor[] };
+    type Tensors = {
+      regions: TF.Tensor3D;
+      vGlobal: TF.Tensor2D;
+      words: TF.Tensor3D;
+      tGlobal: TF.Tensor2D;
+      params: TF.Tensor[];
+    };
     let held: { inputs: RemoteInputs; t: Tensors } | null = null;
     const release = () => {
       if (held) tf.dispose([held.t.regions, held.t.vGlobal, held.t.words, held.t.tGlobal, ...held.t.params]);
       held = null;
     };
-    const scores = (inp: RemoteInputs, t: Tensors, ps: TF.Tensor[], safStats?: { mean: TF.Tensor1D; varUnbiased: TF.Tensor1D }[]) =>
+    const scores = (
+      inp: RemoteInputs,
+      t: Tensors,
+      ps: TF.Tensor[],
+      safStats?: { mean: TF.Tensor1D; varUnbiased: TF.Tensor1D }[],
+    ) =>
       chunkedScores(
         init.config,
         { regions: t.regions, vGlobal: t.vGlobal },
@@ -100,7 +111,18 @@ async function run(): Promise<void> {
           const { value, grads } = valueAndGradients(
             (r, v, w, g, ...ps) => {
               const stats: { mean: TF.Tensor1D; varUnbiased: TF.Tensor1D }[] = [];
-              const s = scores(inp, { regions: r as TF.Tensor3D, vGlobal: v as TF.Tensor2D, words: w as TF.Tensor3D, tGlobal: g as TF.Tensor2D, params: ps }, ps, stats);
+              const s = scores(
+                inp,
+                {
+                  regions: r as TF.Tensor3D,
+                  vGlobal: v as TF.Tensor2D,
+                  words: w as TF.Tensor3D,
+                  tGlobal: g as TF.Tensor2D,
+                  params: ps,
+                },
+                ps,
+                stats,
+              );
               tf.dispose(stats.flatMap((x) => [x.mean, x.varUnbiased])); // taken in the forward request
               return tf.sum(tf.mul(s, dS));
             },

@@ -106,11 +106,17 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
     startStep = order.step ?? 0;
     globalIter = ck.iteration;
     bestRsum = ck.bestRsum;
-    log().info({ resume: o.resume, epoch: startEpoch, step: startStep, iteration: globalIter }, `resuming from ${o.resume}`);
+    log().info(
+      { resume: o.resume, epoch: startEpoch, step: startStep, iteration: globalIter },
+      `resuming from ${o.resume}`,
+    );
   } else {
     reg = ParamRegistry.init(config, mixSeed(o.seed, 0x1417));
   }
-  log().info({ params: reg.count(), module: config.module, vocab: vocab.size, train: trainSplit.nCaptions, dev: dev.nCaptions }, 'model ready');
+  log().info(
+    { params: reg.count(), module: config.module, vocab: vocab.size, train: trainSplit.nCaptions, dev: dev.nCaptions },
+    'model ready',
+  );
   const data = new TrainData(trainSplit, vocab, o.semanticLoss);
   const devTokens = dev.captions.map((c) => encodeCaption(vocab, c));
 
@@ -126,7 +132,11 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
-  const options = { model: config, data: { dataName: o.dataName, dataPath: o.dataPath, vocabPath: o.vocabPath ?? o.dataPath }, train: o };
+  const options = {
+    model: config,
+    data: { dataName: o.dataName, dataPath: o.dataPath, vocabPath: o.vocabPath ?? o.dataPath },
+    train: o,
+  };
   const save = async (file: string, epoch: number, step: number) => {
     const weights = (await reg.toArrays()) as Map<string, ArrayRecord>;
     const st = await adam.exportState();
@@ -150,7 +160,15 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
     const t0 = performance.now();
     const r = validate(reg, config, dev, devTokens);
     last = r;
-    const record = { epoch, iteration: globalIter, where, i2t: r.i2t, t2i: r.t2i, rsum: r.rsum, seconds: (performance.now() - t0) / 1000 };
+    const record = {
+      epoch,
+      iteration: globalIter,
+      where,
+      i2t: r.i2t,
+      t2i: r.t2i,
+      rsum: r.rsum,
+      seconds: (performance.now() - t0) / 1000,
+    };
     fs.appendFileSync(metricsFile, JSON.stringify(record) + '\n');
     runLog.info(record, 'validation');
     log().info(
@@ -163,7 +181,10 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
   // A second core for the score block (the single-threaded wasm/cpu backends); the native ones use every core.
   const backendName = activeBackend()!.name;
   const threads = o.workers ?? defaultWorkers(backendName);
-  const remote = threads >= 2 ? await RemoteBlockWorker.start({ backend: backendName, config, chunkBytes: o.chunkMb * 2 ** 20 }) : undefined;
+  const remote =
+    threads >= 2
+      ? await RemoteBlockWorker.start({ backend: backendName, config, chunkBytes: o.chunkMb * 2 ** 20 })
+      : undefined;
   log().info({ threads }, `training step on ${threads} thread${threads > 1 ? 's' : ''}`);
   try {
     for (let epoch = startEpoch; epoch < o.numEpochs; epoch++) {
@@ -172,7 +193,13 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
       // the soft-rank term's gradient is largest on near-tied scores, i.e. on the constant-score plateau
       const semantic = epoch >= o.semanticWarmupEpochs ? o.semanticLoss : 'none';
       const batches = data.batchesOf(data.epochOrder(o.seed, epoch), o.batchSize);
-      const meters = { loss: new Meter(), hinge: new Meter(), semantic: new Meter(), batch: new Meter(), data: new Meter() };
+      const meters = {
+        loss: new Meter(),
+        hinge: new Meter(),
+        semantic: new Meter(),
+        batch: new Meter(),
+        data: new Meter(),
+      };
       const first = epoch === startEpoch ? startStep : 0;
       let pending = first < batches.length ? data.readImages(batches[first]) : null;
       progress.begin(epoch, batches.length, first);
@@ -197,7 +224,10 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
           });
         } catch (e) {
           if (e instanceof NonFiniteLossError) {
-            throw new VslError(`epoch ${epoch}, step ${step}: ${e.message}; the last good checkpoint in ${runDir} is kept`, 4);
+            throw new VslError(
+              `epoch ${epoch}, step ${step}: ${e.message}; the last good checkpoint in ${runDir} is kept`,
+              4,
+            );
           }
           throw e;
         }
@@ -211,17 +241,37 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
         const logNow = globalIter % o.logStep === 0 || step === batches.length - 1;
         if (logNow) {
           const rec = {
-            epoch, step, steps: batches.length, iteration: globalIter, lr: adam.lr, maxViolation, semanticLoss: semantic,
-            loss: r.total, lossAvg: meters.loss.avg, hinge: r.hinge, hingeAvg: meters.hinge.avg,
-            semantic: r.semantic, semanticAvg: meters.semantic.avg, gradNorm: r.gradNorm,
-            batchTime: meters.batch.val, dataTime: meters.data.val,
+            epoch,
+            step,
+            steps: batches.length,
+            iteration: globalIter,
+            lr: adam.lr,
+            maxViolation,
+            semanticLoss: semantic,
+            loss: r.total,
+            lossAvg: meters.loss.avg,
+            hinge: r.hinge,
+            hingeAvg: meters.hinge.avg,
+            semantic: r.semantic,
+            semanticAvg: meters.semantic.avg,
+            gradNorm: r.gradNorm,
+            batchTime: meters.batch.val,
+            dataTime: meters.data.val,
           };
           runLog.info(rec, 'step');
         }
         progress.step(
           {
-            epoch, step, steps: batches.length, loss: r.total, lossAvg: meters.loss.avg, hinge: r.hinge, semantic: r.semantic,
-            lr: adam.lr, secondsPerStep: meters.batch.val, etaSeconds: meters.batch.avg * (batches.length - step - 1),
+            epoch,
+            step,
+            steps: batches.length,
+            loss: r.total,
+            lossAvg: meters.loss.avg,
+            hinge: r.hinge,
+            semantic: r.semantic,
+            lr: adam.lr,
+            secondsPerStep: meters.batch.val,
+            etaSeconds: meters.batch.avg * (batches.length - step - 1),
           },
           logNow,
         );
@@ -230,7 +280,9 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
           await save('checkpoint_last.h5', epoch, step + 1);
           const file = path.join(runDir, 'checkpoint_last.h5');
           progress.stop(); // onSignal took it down already; a validation's resume() may have redrawn it
-          process.stderr.write(`vsl: stopped by ${stopSignal} after epoch ${epoch} step ${step + 1}; resume with: vsl train --resume ${file} (and the same options)\n`);
+          process.stderr.write(
+            `vsl: stopped by ${stopSignal} after epoch ${epoch} step ${step + 1}; resume with: vsl train --resume ${file} (and the same options)\n`,
+          );
           return { runDir, epochs: epoch, iterations: globalIter, bestRsum, last, stoppedBySignal: stopSignal };
         }
         if (globalIter % o.valStep === 0) {

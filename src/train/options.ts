@@ -54,7 +54,8 @@ export function readConfigFile(file: string): Record<string, unknown> {
   } catch (e) {
     throw new VslError(`${file}: expected a JSON config file, found ${(e as Error).message}`);
   }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new VslError(`${file}: expected a JSON object of options`);
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    throw new VslError(`${file}: expected a JSON object of options`);
   const known = new Set(Object.keys(TrainOptionsSchema.shape));
   for (const k of Object.keys(raw)) {
     if (k === '$comment') continue;
@@ -65,7 +66,11 @@ export function readConfigFile(file: string): Record<string, unknown> {
 }
 
 /** Defaults < config file < command-line flags; validated once. */
-export function resolveOptions(fromConfig: Record<string, unknown>, fromFlags: Record<string, unknown>, source: string): TrainOptions {
+export function resolveOptions(
+  fromConfig: Record<string, unknown>,
+  fromFlags: Record<string, unknown>,
+  source: string,
+): TrainOptions {
   const r = TrainOptionsSchema.safeParse({ ...fromConfig, ...fromFlags });
   if (!r.success) {
     const i = r.error.issues[0];

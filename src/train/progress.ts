@@ -33,7 +33,11 @@ export interface ProgressStream {
  * A bar only where someone watches it redraw: a TTY outside CI (CI logs are files, where a redrawn line is
  * noise), and not at log level silent (the user asked for no output). Same TTY/CI rule as `vsl eval`.
  */
-export function useProgressBar(stream: { isTTY?: boolean }, env: Record<string, string | undefined>, logLevel: string): boolean {
+export function useProgressBar(
+  stream: { isTTY?: boolean },
+  env: Record<string, string | undefined>,
+  logLevel: string,
+): boolean {
   return stream.isTTY === true && !env.CI && logLevel !== 'silent';
 }
 

@@ -25,10 +25,22 @@ export class RemoteBlockWorker implements RemoteBlock {
   ) {}
 
   /** Start the worker and wait until its backend runs. Always close() it. */
-  static async start(o: { backend: string; config: ModelConfig; chunkBytes: number; logLevel?: string }): Promise<RemoteBlockWorker> {
+  static async start(o: {
+    backend: string;
+    config: ModelConfig;
+    chunkBytes: number;
+    logLevel?: string;
+  }): Promise<RemoteBlockWorker> {
     const control = sharedInt32(1);
     const errorText = new Uint8Array(new SharedArrayBuffer(8192));
-    const init: BlockWorkerInit = { backend: o.backend, logLevel: o.logLevel ?? 'warn', config: o.config, chunkBytes: o.chunkBytes, control, errorText };
+    const init: BlockWorkerInit = {
+      backend: o.backend,
+      logLevel: o.logLevel ?? 'warn',
+      config: o.config,
+      chunkBytes: o.chunkBytes,
+      control,
+      errorText,
+    };
     const worker = new Worker(new URL('./blockWorker.js', import.meta.url), { workerData: init });
     const remote = new RemoteBlockWorker(worker, control, errorText);
     // At start-up the main thread is free, so it waits asynchronously (and notices a worker that dies).
@@ -65,7 +77,8 @@ export class RemoteBlockWorker implements RemoteBlock {
   private wait(what: string): void {
     const t0 = Date.now();
     while (Atomics.load(this.control, 0) === State.Busy) {
-      if (Date.now() - t0 > WAIT_LIMIT_MS) throw new VslError(`training worker: no answer to the ${what} request after ${WAIT_LIMIT_MS / 3.6e6} h`);
+      if (Date.now() - t0 > WAIT_LIMIT_MS)
+        throw new VslError(`training worker: no answer to the ${what} request after ${WAIT_LIMIT_MS / 3.6e6} h`);
       Atomics.wait(this.control, 0, State.Busy, 1000);
     }
     if (Atomics.load(this.control, 0) === State.Error) throw new VslError(`training worker (${what}): ${this.error()}`);
@@ -90,7 +103,8 @@ export class RemoteBlockWorker implements RemoteBlock {
   }
 
   startBackward(dS: Float32Array): void {
-    if (dS.length !== this.fwd!.sims.length) throw new Error(`remote block: dS has ${dS.length} values, expected ${this.fwd!.sims.length}`);
+    if (dS.length !== this.fwd!.sims.length)
+      throw new Error(`remote block: dS has ${dS.length} values, expected ${this.fwd!.sims.length}`);
     this.send({ type: 'backward', dS, out: this.bwd! });
   }
 

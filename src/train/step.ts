@@ -66,7 +66,15 @@ export function lossAndGrads(
   c: ModelConfig,
   batch: TrainBatch,
   o: StepOptions,
-): { hinge: number; semantic: number; total: number; grads: Map<string, tf.Tensor>; bnStats: BnBatchStats[]; safStats: SafCaptionStats[]; sims: Float32Array } {
+): {
+  hinge: number;
+  semantic: number;
+  total: number;
+  grads: Map<string, tf.Tensor>;
+  bnStats: BnBatchStats[];
+  safStats: SafCaptionStats[];
+  sims: Float32Array;
+} {
   const B = batch.tokens.lengths.length;
   const trainable = reg.trainable().map((e) => e.spec.name);
   const blockNames = new Set(blockParamNames(trainable));
@@ -77,20 +85,28 @@ export function lossAndGrads(
   const images = tf.tensor3d(batch.images, [B, batch.images.length / B / c.imgDim, c.imgDim]);
   const imageSim = batch.imageSim ? tf.tensor2d(batch.imageSim, [B, B]) : null;
   const captionSim = batch.captionSim ? tf.tensor2d(batch.captionSim, [B, B]) : null;
-  const { value, grads } = valueAndGradients((...ps: tf.Tensor[]) => {
-    const byName = new Map(trainable.map((n, i) => [n, ps[i]]));
-    const w = new Weights((n) => byName.get(n) ?? reg.get(n));
-    const img = imageSide(w, c, images, mode);
-    for (const s of img.bnStats) bnStats.push({ prefix: s.prefix, mean: tf.keep(s.mean), varUnbiased: tf.keep(s.varUnbiased) });
-    const cap = captionSide(w, c, batch.tokens, mode);
-    checkHeap('training step, encoders');
-    const blockParams = new Map([...byName].filter(([n]) => blockNames.has(n)));
-    const sims = chunkedScores(c, img.side, cap, blockParams, { chunkBytes: o.chunkBytes, safStats, remote: o.remote });
-    const hinge = hingeLoss(sims, o.margin, o.maxViolation);
-    const sem = semanticLoss(o.semantic, sims, imageSim, captionSim);
-    parts = [tf.keep(hinge), tf.keep(sem), tf.keep(sims)];
-    return tf.add(hinge, sem) as tf.Scalar;
-  }, trainable.map((n) => reg.get(n)));
+  const { value, grads } = valueAndGradients(
+    (...ps: tf.Tensor[]) => {
+      const byName = new Map(trainable.map((n, i) => [n, ps[i]]));
+      const w = new Weights((n) => byName.get(n) ?? reg.get(n));
+      const img = imageSide(w, c, images, mode);
+      for (const s of img.bnStats)
+        bnStats.push({ prefix: s.prefix, mean: tf.keep(s.mean), varUnbiased: tf.keep(s.varUnbiased) });
+      const cap = captionSide(w, c, batch.tokens, mode);
+      checkHeap('training step, encoders');
+      const blockParams = new Map([...byName].filter(([n]) => blockNames.has(n)));
+      const sims = chunkedScores(c, img.side, cap, blockParams, {
+        chunkBytes: o.chunkBytes,
+        safStats,
+        remote: o.remote,
+      });
+      const hinge = hingeLoss(sims, o.margin, o.maxViolation);
+      const sem = semanticLoss(o.semantic, sims, imageSim, captionSim);
+      parts = [tf.keep(hinge), tf.keep(sem), tf.keep(sims)];
+      return tf.add(hinge, sem) as tf.Scalar;
+    },
+    trainable.map((n) => reg.get(n)),
+  );
   const [h, s, simsT] = parts;
   const out = {
     hinge: h.dataSync()[0],
@@ -125,7 +141,13 @@ export function applyBatchNormStats(reg: ParamRegistry, bnStats: BnBatchStats[],
 }
 
 /** A full step: loss, gradients, clipping, Adam, BatchNorm statistics. Throws on a non-finite loss before updating. */
-export function trainStep(reg: ParamRegistry, c: ModelConfig, adam: Adam, batch: TrainBatch, o: StepOptions): StepResult & { sims: Float32Array } {
+export function trainStep(
+  reg: ParamRegistry,
+  c: ModelConfig,
+  adam: Adam,
+  batch: TrainBatch,
+  o: StepOptions,
+): StepResult & { sims: Float32Array } {
   const r = lossAndGrads(reg, c, batch, o);
   if (!Number.isFinite(r.total)) {
     tf.dispose([...r.grads.values()]);
@@ -141,7 +163,10 @@ export function trainStep(reg: ParamRegistry, c: ModelConfig, adam: Adam, batch:
 }
 
 export class NonFiniteLossError extends Error {
-  constructor(readonly hinge: number, readonly semantic: number) {
+  constructor(
+    readonly hinge: number,
+    readonly semantic: number,
+  ) {
     super(`the loss is not finite (hinge ${hinge}, semantic ${semantic}); no update was applied`);
   }
 }

@@ -2,7 +2,10 @@
 // Synchronous writes: long tf computations block the event loop, and async writes would hold lines back.
 import pino, { type Logger } from 'pino';
 
-let current: Logger = pino({ level: process.env.VSL_LOG_LEVEL ?? 'info', base: undefined }, pino.destination({ dest: 2, sync: true }));
+let current: Logger = pino(
+  { level: process.env.VSL_LOG_LEVEL ?? 'info', base: undefined },
+  pino.destination({ dest: 2, sync: true }),
+);
 
 export function log(): Logger {
   return current;

@@ -29,14 +29,24 @@ before(async () => {
   // The fixtures: img_dim 8, vocab 10, data_name f30k_precomp.
   generateSynth({ out: dataPath, name: 'f30k_precomp', images: 2, evalImages: 4, imgDim: 8, seed: 11 });
   vocabDir = path.join(tmp, 'vocab10');
-  saveVocab(path.join(vocabDir, 'f30k_precomp_vocab.json'), vocabFromWords(['<pad>', '<start>', '<end>', '<unk>', 'dog', 'cat', 'a', 'the', 'with', 'on']));
+  saveVocab(
+    path.join(vocabDir, 'f30k_precomp_vocab.json'),
+    vocabFromWords(['<pad>', '<start>', '<end>', '<unk>', 'dog', 'cat', 'a', 'the', 'with', 'on']),
+  );
 });
 
 after(() => {
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-const evalOpts = (modelPath: string) => ({ modelPath, dataPath, vocabPath: vocabDir, split: 'test', fold5: false, workers: 1 });
+const evalOpts = (modelPath: string) => ({
+  modelPath,
+  dataPath,
+  vocabPath: vocabDir,
+  split: 'test',
+  fold5: false,
+  workers: 1,
+});
 
 test('detectModelFormat tells the containers apart by content', () => {
   assert.equal(detectModelFormat(path.join(FIX, 'sgr.zip.pth.tar')), 'zip');
@@ -91,7 +101,11 @@ for (const m of ['sgr', 'saf']) {
 
 test('a vocabulary whose size differs from the embedding rows is a clear error', async () => {
   // The synthetic vocabulary (in the data path) has far more than 10 words.
-  await rejectsWith(evaluateModel({ ...evalOpts(path.join(FIX, 'sgr.zip.pth.tar')), vocabPath: dataPath }), ['words', 'has 10 rows', 'txt_enc.embed.weight']);
+  await rejectsWith(evaluateModel({ ...evalOpts(path.join(FIX, 'sgr.zip.pth.tar')), vocabPath: dataPath }), [
+    'words',
+    'has 10 rows',
+    'txt_enc.embed.weight',
+  ]);
   await rejectsWith(loadModel(path.join(FIX, 'saf.legacy.pth.tar'), { vocabSize: 11 }), ['11 words', '10 rows']);
   const ok = await loadModel(path.join(FIX, 'saf.legacy.pth.tar'), { vocabSize: 10 });
   assert.equal(ok.config.module, 'SAF');
@@ -109,6 +123,10 @@ test('weights that do not fit the module list the missing and unexpected keys', 
     iteration: 0,
     bestRsum: 0,
   });
-  await rejectsWith(loadModel(bad), ['do not fit a SAF model', 'missing keys: sim_enc.SAF_module.attn_sim_w.weight', 'unexpected keys: sim_enc.SGR_module.0']);
+  await rejectsWith(loadModel(bad), [
+    'do not fit a SAF model',
+    'missing keys: sim_enc.SAF_module.attn_sim_w.weight',
+    'unexpected keys: sim_enc.SGR_module.0',
+  ]);
   await rejectsWith(evaluateModel(evalOpts(bad)), ['missing keys', 'unexpected keys']);
 });

@@ -85,8 +85,26 @@ test('hand-made matrix with known ranks in both directions', () => {
   // 2 images, 10 captions. Row 0: positives c0..c4, negatives c5..c9.
   const s = new Float32Array([
     // c0   c1   c2   c3   c4   c5   c6   c7   c8   c9
-    0.3, 0.1, 0.2, 0.05, 0.0, 0.9, 0.8, 0.35, 0.25, 0.15, // image 0: best positive 0.3, above it 0.9 0.8 0.35 -> rank 3
-    0.4, 0.6, 0.1, 0.0, 0.7, 0.5, 0.2, 0.95, 0.01, 0.02, // image 1: best positive 0.95 (c7), nothing above -> rank 0
+    0.3,
+    0.1,
+    0.2,
+    0.05,
+    0.0,
+    0.9,
+    0.8,
+    0.35,
+    0.25,
+    0.15, // image 0: best positive 0.3, above it 0.9 0.8 0.35 -> rank 3
+    0.4,
+    0.6,
+    0.1,
+    0.0,
+    0.7,
+    0.5,
+    0.2,
+    0.95,
+    0.01,
+    0.02, // image 1: best positive 0.95 (c7), nothing above -> rank 0
   ]);
   assert.deepEqual([...i2tRanks(s, 2, 10)], [3, 0]);
   // t2i: caption c's own image is floor(c/5); rank 1 when the other image scores strictly higher.
@@ -103,8 +121,26 @@ test('ties: a positive tied with negatives is ranked optimistically (count of st
   // Row 0: best positive 0.5 ties with two negatives (c6, c7); only c5 = 0.9 is strictly greater.
   // Pessimistic counting would give 3, the optimistic rule gives 1.
   const s = new Float32Array([
-    0.5, 0.2, 0.2, 0.2, 0.2, 0.9, 0.5, 0.5, 0.1, 0.1, //
-    0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, // image 1: all tied -> i2t rank 0
+    0.5,
+    0.2,
+    0.2,
+    0.2,
+    0.2,
+    0.9,
+    0.5,
+    0.5,
+    0.1,
+    0.1, //
+    0.5,
+    0.5,
+    0.5,
+    0.5,
+    0.5,
+    0.5,
+    0.5,
+    0.5,
+    0.5,
+    0.5, // image 1: all tied -> i2t rank 0
   ]);
   assert.deepEqual([...i2tRanks(s, 2, 10)], [1, 0]);
   // Columns: c0 ties (0.5 vs 0.5) -> 0; c1..c4 image 1 scores 0.5 > 0.2 -> 1; c5 0.5 < 0.9 -> 1;
@@ -118,8 +154,26 @@ test('ties: a positive tied with negatives is ranked optimistically (count of st
 
 test('NaN scores rank below every number', () => {
   const s = new Float32Array([
-    NaN, NaN, NaN, NaN, NaN, 0.1, NaN, 0.2, 0.3, NaN, // image 0: all positives NaN -> after the 3 numbers -> rank 3
-    0.9, NaN, 0.1, 0.1, 0.1, 0.4, NaN, 0.3, 0.2, 0.1, // image 1: best positive 0.4; 0.9 above; NaN never above -> 1
+    NaN,
+    NaN,
+    NaN,
+    NaN,
+    NaN,
+    0.1,
+    NaN,
+    0.2,
+    0.3,
+    NaN, // image 0: all positives NaN -> after the 3 numbers -> rank 3
+    0.9,
+    NaN,
+    0.1,
+    0.1,
+    0.1,
+    0.4,
+    NaN,
+    0.3,
+    0.2,
+    0.1, // image 1: best positive 0.4; 0.9 above; NaN never above -> 1
   ]);
   assert.deepEqual([...i2tRanks(s, 2, 10)], [3, 1]);
   // c0: own NaN, other 0.9 -> 1; c1: both NaN -> 0; c2..c4: own NaN vs 0.1 -> 1; c5: own 0.4 vs 0.1 -> 0;
@@ -128,7 +182,13 @@ test('NaN scores rank below every number', () => {
 });
 
 test('medr and meanr on odd and even counts (numpy median, then floor, then +1)', () => {
-  assert.deepEqual(metricsFromRanks(Int32Array.from([5, 0, 2])), { r1: 100 / 3, r5: 200 / 3, r10: 100, medr: 3, meanr: 7 / 3 + 1 });
+  assert.deepEqual(metricsFromRanks(Int32Array.from([5, 0, 2])), {
+    r1: 100 / 3,
+    r5: 200 / 3,
+    r10: 100,
+    medr: 3,
+    meanr: 7 / 3 + 1,
+  });
   // even: median of [0,1,2,7] = 1.5 -> floor 1 -> medr 2
   assert.equal(metricsFromRanks(Int32Array.from([7, 0, 2, 1])).medr, 2);
   assert.equal(metricsFromRanks(Int32Array.from([7, 0, 2, 1])).meanr, 3.5);
@@ -191,8 +251,14 @@ test('Float64Array score matrices give the same ranks as Float32Array', () => {
 });
 
 test('bad shapes are clear errors', () => {
-  assert.throws(() => evaluate(new Float32Array(2 * 9), 2, 9), (e: unknown) => e instanceof VslError && /5 captions per image/.test(e.message));
-  assert.throws(() => evaluate(new Float32Array(19), 2, 10), (e: unknown) => e instanceof VslError && /20 scores, found 19/.test(e.message));
+  assert.throws(
+    () => evaluate(new Float32Array(2 * 9), 2, 9),
+    (e: unknown) => e instanceof VslError && /5 captions per image/.test(e.message),
+  );
+  assert.throws(
+    () => evaluate(new Float32Array(19), 2, 10),
+    (e: unknown) => e instanceof VslError && /20 scores, found 19/.test(e.message),
+  );
   assert.throws(() => i2t(new Float32Array(0), 0, 0), VslError);
 });
 
@@ -202,7 +268,13 @@ test('evaluateFold5 averages every metric, medr / meanr / rsum / ar / ari includ
   for (let f = 0; f < 5; f++) {
     const nImg = 10;
     // different difficulty per fold so every metric varies between folds
-    folds.push(evaluate(matrix(nImg, (i, c) => rnd() + (Math.floor(c / 5) === i ? 0.1 * f : 0)), nImg, 5 * nImg));
+    folds.push(
+      evaluate(
+        matrix(nImg, (i, c) => rnd() + (Math.floor(c / 5) === i ? 0.1 * f : 0)),
+        nImg,
+        5 * nImg,
+      ),
+    );
   }
   const m = evaluateFold5(folds);
   const mean = (g: (r: EvalResult) => number): number => folds.reduce((s, r) => s + g(r), 0) / folds.length;
@@ -231,7 +303,13 @@ test('foldSlices cuts COCO testall into 5 folds of 1000 images / 5000 captions',
   const s = foldSlices(5000, 25000);
   assert.equal(s.length, 5);
   s.forEach((f, k) => {
-    assert.deepEqual(f, { fold: k, imgStart: 1000 * k, imgEnd: 1000 * (k + 1), capStart: 5000 * k, capEnd: 5000 * (k + 1) });
+    assert.deepEqual(f, {
+      fold: k,
+      imgStart: 1000 * k,
+      imgEnd: 1000 * (k + 1),
+      capStart: 5000 * k,
+      capEnd: 5000 * (k + 1),
+    });
   });
   assert.deepEqual(foldSlices(10, 50, 2)[1], { fold: 1, imgStart: 5, imgEnd: 10, capStart: 25, capEnd: 50 });
   assert.throws(() => foldSlices(5001, 25005), VslError);
@@ -256,7 +334,8 @@ test('foldBlock copies a diagonal block; evaluateFolds ignores cross-fold pairs'
   assert.deepEqual(r.mean, evaluateFold5(r.folds));
   // Off-diagonal blocks do not matter: make every cross-fold score huge.
   const s2 = Float32Array.from(s);
-  for (let i = 0; i < nImg; i++) for (let c = 0; c < nCap; c++) if (Math.floor(i / 2) !== Math.floor(c / 10)) s2[i * nCap + c] = 100;
+  for (let i = 0; i < nImg; i++)
+    for (let c = 0; c < nCap; c++) if (Math.floor(i / 2) !== Math.floor(c / 10)) s2[i * nCap + c] = 100;
   assert.deepEqual(evaluateFolds(s2, nImg, nCap, 5), r);
   // ...whereas the full-matrix evaluation does see them
   assert.notDeepEqual(evaluate(s2, nImg, nCap), evaluate(s, nImg, nCap));

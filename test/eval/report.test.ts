@@ -70,7 +70,10 @@ test('fold5 table: one row per fold, then the mean row, with correctly labelled 
   const mean = evaluateFold5(folds);
   const text = formatFolds(folds, mean);
   const rows = text.split('\n').filter((l) => /^(fold \d|mean )/.test(l) && l.includes('|'));
-  assert.deepEqual(rows.map((l) => cells(l).label), ['fold 0', 'fold 1', 'fold 2', 'fold 3', 'fold 4', 'mean']);
+  assert.deepEqual(
+    rows.map((l) => cells(l).label),
+    ['fold 0', 'fold 1', 'fold 2', 'fold 3', 'fold 4', 'mean'],
+  );
   rows.slice(0, 5).forEach((l, k) => {
     assert.equal(cells(l).i2t[0], folds[k].i2t.r1.toFixed(1));
     assert.equal(cells(l).rsum, folds[k].rsum.toFixed(1));
@@ -101,7 +104,10 @@ test('JSON output: plain numbers at full precision, no rank arrays', () => {
   assert.equal(resultToJson(R).ar, R.ar);
 
   const fj = foldsToJson([R, withRanks], evaluateFold5([R, withRanks]));
-  assert.deepEqual(fj.folds.map((f) => f.fold), [0, 1]);
+  assert.deepEqual(
+    fj.folds.map((f) => f.fold),
+    [0, 1],
+  );
   assert.equal(fj.folds[0].i2t.r1, 71.26);
   assert.equal(fj.mean.t2i.meanr, (R.t2i.meanr + withRanks.t2i.meanr) / 2);
   assert.equal(JSON.stringify(fj).includes('ranks'), false);

@@ -34,7 +34,10 @@ function sample(seed = 1): CheckpointData {
     ['img_enc.fc.bias', f32([8], seed + 1)],
     ['txt_enc.cap_rnn.weight_ih_l0_reverse', f32([3, 5], seed + 2)],
     ['sim_enc.v_global_w.embedding_local.1.running_mean', special],
-    ['sim_enc.v_global_w.embedding_local.1.num_batches_tracked', { shape: [], data: new BigInt64Array([2n ** 60n + 7n]) }],
+    [
+      'sim_enc.v_global_w.embedding_local.1.num_batches_tracked',
+      { shape: [], data: new BigInt64Array([2n ** 60n + 7n]) },
+    ],
     ['sim_enc.SAF_module.bn.num_batches_tracked', { shape: [], data: new BigInt64Array([-3n]) }],
     ['sim_enc.scalar_param', { shape: [], data: new Float32Array([0.1]) }],
     ['sim_enc.empty', { shape: [0, 3], data: new Float32Array(0) }],
@@ -190,7 +193,12 @@ test('a failure in the middle of writing keeps the previous file and removes the
   // a weight whose data does not match its shape, after some weights were already written
   const bad = sample(8);
   bad.weights.set('txt_enc.zz_bad', { shape: [3, 3], data: new Float32Array(8) });
-  await rejectsWith(saveCheckpoint(p, bad), new RegExp(`^${p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: `), /txt_enc\.zz_bad/, /9 elements but data has 8/);
+  await rejectsWith(
+    saveCheckpoint(p, bad),
+    new RegExp(`^${p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: `),
+    /txt_enc\.zz_bad/,
+    /9 elements but data has 8/,
+  );
   assert.deepEqual(leftovers(dir), []);
   assertCheckpointEqual(await loadCheckpoint(p), a);
 
@@ -244,7 +252,11 @@ test('unwritable destinations are clear errors that name the path', async () => 
   const file = path.join(dir, 'plain.txt');
   fs.writeFileSync(file, 'x');
   const underFile = path.join(file, 'ck.h5');
-  await rejectsWith(saveCheckpoint(underFile, sample()), new RegExp(underFile.replace(/[.]/g, '\\.')), /not a directory/);
+  await rejectsWith(
+    saveCheckpoint(underFile, sample()),
+    new RegExp(underFile.replace(/[.]/g, '\\.')),
+    /not a directory/,
+  );
   // missing directory
   const missing = path.join(dir, 'no', 'such', 'ck.h5');
   await rejectsWith(saveCheckpoint(missing, sample()), /no\/such\/ck\.h5: cannot save checkpoint/, /does not exist/);
@@ -280,7 +292,12 @@ test('an existing directory that refuses new files (EACCES/EROFS even for root) 
     fs.chmodSync(probe, 0o555);
   }
   const target = path.join(probe, 'ck.h5');
-  await rejectsWith(saveCheckpoint(target, sample()), new RegExp(`${target}: cannot save checkpoint`), /not writable/, /EACCES|EROFS|EPERM|permission|read-only/i);
+  await rejectsWith(
+    saveCheckpoint(target, sample()),
+    new RegExp(`${target}: cannot save checkpoint`),
+    /not writable/,
+    /EACCES|EROFS|EPERM|permission|read-only/i,
+  );
 });
 
 test('load errors: missing file, not HDF5, not a vsl checkpoint, no weights group, wrong dtype', async () => {
@@ -294,7 +311,11 @@ test('load errors: missing file, not HDF5, not a vsl checkpoint, no weights grou
   await writeRaw(noFormat, (f) => {
     f.create_group('weights').create_dataset({ name: 'x', data: new Float32Array([1]), shape: [1] });
   });
-  await rejectsWith(loadCheckpoint(noFormat), /noformat\.h5: attribute format: expected "vsl-checkpoint-1"/, /found no format attribute/);
+  await rejectsWith(
+    loadCheckpoint(noFormat),
+    /noformat\.h5: attribute format: expected "vsl-checkpoint-1"/,
+    /found no format attribute/,
+  );
 
   const wrongFormat = path.join(dir, 'wrongformat.h5');
   await writeRaw(wrongFormat, (f) => f.create_attribute('format', 'something-else'));
@@ -315,7 +336,10 @@ test('load errors: missing file, not HDF5, not a vsl checkpoint, no weights grou
     g.create_dataset({ name: 'img_enc.fc.weight', data: new Float32Array(4), shape: [2, 2] });
     g.create_dataset({ name: 'img_enc.fc.bias', data: new Float64Array(2), shape: [2] });
   });
-  await rejectsWith(loadCheckpoint(f64), /f64\.h5: weights\/img_enc\.fc\.bias: expected a float32 or int64 dataset, found float64/);
+  await rejectsWith(
+    loadCheckpoint(f64),
+    /f64\.h5: weights\/img_enc\.fc\.bias: expected a float32 or int64 dataset, found float64/,
+  );
 
   const i32 = path.join(dir, 'i32.h5');
   await writeRaw(i32, (f) => {

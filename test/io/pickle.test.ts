@@ -1,7 +1,15 @@
 // Unit tests of the allow-list unpickler on pickles assembled by hand, byte by byte.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { isTuple, PickleError, PyObject, pyAttributes, RefusedGlobalError, SETSTATE, unpickle } from '../../src/io/pickle.js';
+import {
+  isTuple,
+  PickleError,
+  PyObject,
+  pyAttributes,
+  RefusedGlobalError,
+  SETSTATE,
+  unpickle,
+} from '../../src/io/pickle.js';
 
 const enc = new TextEncoder();
 
@@ -32,24 +40,73 @@ const none = new Map<string, unknown>();
 
 test('protocol 2: dict, ints, LONG1, floats, strings, tuples, lists, None and bools', () => {
   const data = b(
-    0x80, 2, '}', 'q', 0, '(',
-    X('small'), 'K', 200,
-    X('neg'), 'J', new Uint8Array(new Int32Array([-70000]).buffer),
-    X('u16'), 'M', 0x34, 0x12,
-    X('long'), 0x8a, 9, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00, // 2^64 - 1
-    X('neglong'), 0x8a, 1, 0xfe, // -2
-    X('float'), 'G', new Uint8Array([0x40, 0x09, 0x21, 0xfb, 0x54, 0x44, 0x2d, 0x18]), // pi, big-endian
-    X('tuple'), 'K', 1, 'K', 2, 0x86,
-    X('list'), ']', 'q', 1, '(', 'K', 3, 0x88, 0x89, 'N', 'e',
-    X('unicode'), X('héllo ☃'),
-    X('empty'), ')',
-    'u', '.',
+    0x80,
+    2,
+    '}',
+    'q',
+    0,
+    '(',
+    X('small'),
+    'K',
+    200,
+    X('neg'),
+    'J',
+    new Uint8Array(new Int32Array([-70000]).buffer),
+    X('u16'),
+    'M',
+    0x34,
+    0x12,
+    X('long'),
+    0x8a,
+    9,
+    0xff,
+    0xff,
+    0xff,
+    0xff,
+    0xff,
+    0xff,
+    0xff,
+    0xff,
+    0x00, // 2^64 - 1
+    X('neglong'),
+    0x8a,
+    1,
+    0xfe, // -2
+    X('float'),
+    'G',
+    new Uint8Array([0x40, 0x09, 0x21, 0xfb, 0x54, 0x44, 0x2d, 0x18]), // pi, big-endian
+    X('tuple'),
+    'K',
+    1,
+    'K',
+    2,
+    0x86,
+    X('list'),
+    ']',
+    'q',
+    1,
+    '(',
+    'K',
+    3,
+    0x88,
+    0x89,
+    'N',
+    'e',
+    X('unicode'),
+    X('héllo ☃'),
+    X('empty'),
+    ')',
+    'u',
+    '.',
   );
   const { value, end } = unpickle(data, { allow: none });
   assert.equal(end, data.length);
   assert.ok(value instanceof Map);
   const m = value as Map<string, unknown>;
-  assert.deepEqual([...m.keys()], ['small', 'neg', 'u16', 'long', 'neglong', 'float', 'tuple', 'list', 'unicode', 'empty']);
+  assert.deepEqual(
+    [...m.keys()],
+    ['small', 'neg', 'u16', 'long', 'neglong', 'float', 'tuple', 'list', 'unicode', 'empty'],
+  );
   assert.equal(m.get('small'), 200);
   assert.equal(m.get('neg'), -70000);
   assert.equal(m.get('u16'), 0x1234);
@@ -67,30 +124,67 @@ test('protocol 2: dict, ints, LONG1, floats, strings, tuples, lists, None and bo
 test('protocol 0 text opcodes: DICT, LIST, INT, LONG, FLOAT, STRING, UNICODE, PUT/GET', () => {
   const data = b(
     '(dp0\n',
-    "S'a\\'b\\n\\x41'\np1\n", 'I42\n', 's',
-    'Vsnow \\u2603\np2\n', '(lp3\nF1.5\naL12345678901234567890L\naI01\na', 's',
-    'g1\n', 'I-7\n', 's', // the memoised key 'a\'b\nA' again: overwrites
+    "S'a\\'b\\n\\x41'\np1\n",
+    'I42\n',
+    's',
+    'Vsnow \\u2603\np2\n',
+    '(lp3\nF1.5\naL12345678901234567890L\naI01\na',
+    's',
+    'g1\n',
+    'I-7\n',
+    's', // the memoised key 'a\'b\nA' again: overwrites
     '.',
   );
   const { value } = unpickle(data, { allow: none });
   const m = value as Map<string, unknown>;
-  assert.deepEqual([...m.entries()], [
-    ["a'b\nA", -7],
-    ['snow ☃', [1.5, 12345678901234567890n, true]],
-  ]);
+  assert.deepEqual(
+    [...m.entries()],
+    [
+      ["a'b\nA", -7],
+      ['snow ☃', [1.5, 12345678901234567890n, true]],
+    ],
+  );
 });
 
 test('protocol 4/5: FRAME, MEMOIZE, STACK_GLOBAL (allowed), sets, BINBYTES8, BYTEARRAY8', () => {
   const made: unknown[][] = [];
   const allow = new Map<string, unknown>([['mod.make', (...a: unknown[]) => (made.push(a), { made: a.length })]]);
   const body = b(
-    ']', 0x94, '(',
-    S8('mod'), 0x94, S8('make'), 0x94, 0x93, 0x94, 'K', 5, 0x85, 'R', 0x94,
-    0x8f, 0x94, '(', 'K', 1, 'K', 2, 'K', 2, 0x90,
-    0x8e, u64(3), 'abc',
-    0x96, u64(2), 0x00, 0xff,
-    'h', 0, // BINGET the list itself
-    'e', '.',
+    ']',
+    0x94,
+    '(',
+    S8('mod'),
+    0x94,
+    S8('make'),
+    0x94,
+    0x93,
+    0x94,
+    'K',
+    5,
+    0x85,
+    'R',
+    0x94,
+    0x8f,
+    0x94,
+    '(',
+    'K',
+    1,
+    'K',
+    2,
+    'K',
+    2,
+    0x90,
+    0x8e,
+    u64(3),
+    'abc',
+    0x96,
+    u64(2),
+    0x00,
+    0xff,
+    'h',
+    0, // BINGET the list itself
+    'e',
+    '.',
   );
   const data = b(0x80, 5, 0x95, u64(body.length), body);
   const { value } = unpickle(data, { allow });
@@ -157,12 +251,18 @@ test('builtins.set and builtins.getattr are refused unless the caller allows the
 test('only allow-listed functions can be called: a marker value or a returned function is not callable', () => {
   const marker = { storage: 'float' };
   const sneaky = (): unknown => () => 'should never run';
-  const allow = new Map<string, unknown>([['torch.FloatStorage', marker], ['mod.sneaky', sneaky]]);
-  assert.throws(() => unpickle(b(0x80, 2, GLOBAL('torch', 'FloatStorage'), ')', 'R', '.'), { allow }), (e: unknown) => {
-    assert.ok(e instanceof PickleError);
-    assert.match(e.message, /REDUCE.*expected an allowed callable global/);
-    return true;
-  });
+  const allow = new Map<string, unknown>([
+    ['torch.FloatStorage', marker],
+    ['mod.sneaky', sneaky],
+  ]);
+  assert.throws(
+    () => unpickle(b(0x80, 2, GLOBAL('torch', 'FloatStorage'), ')', 'R', '.'), { allow }),
+    (e: unknown) => {
+      assert.ok(e instanceof PickleError);
+      assert.match(e.message, /REDUCE.*expected an allowed callable global/);
+      return true;
+    },
+  );
   // mod.sneaky() returns a function; calling that result must be refused
   const data = b(0x80, 2, GLOBAL('mod', 'sneaky'), ')', 'R', ')', 'R', '.');
   assert.throws(() => unpickle(data, { allow }), /expected an allowed callable global/);
@@ -181,12 +281,44 @@ test('BUILD sets attributes as own data properties (no prototype pollution) and 
     ['collections.OrderedDict', () => new Map()],
   ]);
   const data = b(
-    0x80, 2, ']', '(',
-    GLOBAL('argparse', 'Namespace'), ')', 0x81, '}', '(', X('__proto__'), '}', X('polluted'), 0x88, 's', X('lr'), 'G',
-    new Uint8Array([0x3f, 0x2a, 0x36, 0xe2, 0xeb, 0x1c, 0x43, 0x2d]), 'u', 'b',
-    GLOBAL('m', 'W'), ')', 'R', 'K', 3, X('<'), 0x86, 'b',
-    GLOBAL('collections', 'OrderedDict'), ')', 'R', '}', X('_metadata'), 'K', 1, 's', 'b',
-    'e', '.',
+    0x80,
+    2,
+    ']',
+    '(',
+    GLOBAL('argparse', 'Namespace'),
+    ')',
+    0x81,
+    '}',
+    '(',
+    X('__proto__'),
+    '}',
+    X('polluted'),
+    0x88,
+    's',
+    X('lr'),
+    'G',
+    new Uint8Array([0x3f, 0x2a, 0x36, 0xe2, 0xeb, 0x1c, 0x43, 0x2d]),
+    'u',
+    'b',
+    GLOBAL('m', 'W'),
+    ')',
+    'R',
+    'K',
+    3,
+    X('<'),
+    0x86,
+    'b',
+    GLOBAL('collections', 'OrderedDict'),
+    ')',
+    'R',
+    '}',
+    X('_metadata'),
+    'K',
+    1,
+    's',
+    'b',
+    'e',
+    '.',
   );
   const [ns, w, od] = unpickle(data, { allow }).value as [PyObject, WithState, Map<unknown, unknown>];
   assert.equal(ns.className, 'argparse.Namespace');
@@ -217,25 +349,38 @@ test('malformed or truncated pickles give clear errors with the byte offset', ()
     [b(0x80, 2, ')', 'K', 1, 'a', '.'), /\(APPEND\): expected a list to append to, found a tuple of 0/],
   ];
   for (const [data, re] of cases) {
-    assert.throws(() => unpickle(data, { allow: none, file: 'bad.pkl' }), (e: unknown) => {
-      assert.ok(e instanceof PickleError, String(e));
-      assert.match(e.message, /^bad\.pkl: pickle at byte \d+/);
-      assert.match(e.message, re);
-      return true;
-    });
+    assert.throws(
+      () => unpickle(data, { allow: none, file: 'bad.pkl' }),
+      (e: unknown) => {
+        assert.ok(e instanceof PickleError, String(e));
+        assert.match(e.message, /^bad\.pkl: pickle at byte \d+/);
+        assert.match(e.message, re);
+        return true;
+      },
+    );
   }
 });
 
 test('errors thrown by an allowed function are reported with the global name and file', () => {
-  const allow = new Map<string, unknown>([['m.f', () => { throw new Error('expected 2 arguments'); }]]);
-  assert.throws(() => unpickle(b(0x80, 2, GLOBAL('m', 'f'), ')', 'R', '.'), { allow, file: 'f.pkl' }), (e: unknown) => {
-    assert.ok(e instanceof PickleError);
-    assert.equal(e.message, 'f.pkl: pickle at byte 8 (REDUCE): m.f: expected 2 arguments');
-    return true;
-  });
+  const allow = new Map<string, unknown>([
+    [
+      'm.f',
+      () => {
+        throw new Error('expected 2 arguments');
+      },
+    ],
+  ]);
+  assert.throws(
+    () => unpickle(b(0x80, 2, GLOBAL('m', 'f'), ')', 'R', '.'), { allow, file: 'f.pkl' }),
+    (e: unknown) => {
+      assert.ok(e instanceof PickleError);
+      assert.equal(e.message, 'f.pkl: pickle at byte 8 (REDUCE): m.f: expected 2 arguments');
+      return true;
+    },
+  );
 });
 
-test('persistent ids go to the caller\'s loader', () => {
+test("persistent ids go to the caller's loader", () => {
   const seen: unknown[] = [];
   const data = b(0x80, 2, X('k'), X('0'), 0x86, 'Q', 'P', 'plain\n', 0x86, '.');
   const { value } = unpickle(data, { allow: none, persistentLoad: (pid) => (seen.push(pid), `loaded ${seen.length}`) });

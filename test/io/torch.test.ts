@@ -67,8 +67,13 @@ async function h5Attrs(path: string): Promise<Record<string, unknown>> {
 }
 
 const DTYPE_CTOR: Record<string, string> = {
-  float32: 'Float32Array', float64: 'Float64Array', float16: 'Float32Array', int64: 'BigInt64Array',
-  int32: 'Int32Array', uint8: 'Uint8Array', bool: 'Uint8Array',
+  float32: 'Float32Array',
+  float64: 'Float64Array',
+  float16: 'Float32Array',
+  int64: 'BigInt64Array',
+  int32: 'Int32Array',
+  uint8: 'Uint8Array',
+  bool: 'Uint8Array',
 };
 
 function sameBits(a: Typed, b: Typed): boolean {
@@ -108,12 +113,18 @@ async function checkAgainstH5(ckpt: TorchCheckpoint, h5: string, layout: 'split'
   assert.equal(ckpt.epoch, Number(attrs['epoch']));
   assert.equal(ckpt.eiters, Number(attrs['Eiters']));
   assert.equal(typeof ckpt.bestRsum, 'number');
-  assert.ok(Object.is(ckpt.bestRsum, attrs['best_rsum']), `best_rsum ${ckpt.bestRsum} vs ${String(attrs['best_rsum'])}`);
+  assert.ok(
+    Object.is(ckpt.bestRsum, attrs['best_rsum']),
+    `best_rsum ${ckpt.bestRsum} vs ${String(attrs['best_rsum'])}`,
+  );
   assert.deepEqual(ckpt.opt, JSON.parse(String(attrs['opt_json'])));
 }
 
 for (const [stem, container, format] of [
-  ['sgr', 'zip', 'zip'], ['sgr', 'legacy', 'legacy'], ['saf', 'zip', 'zip'], ['saf', 'legacy', 'legacy'],
+  ['sgr', 'zip', 'zip'],
+  ['sgr', 'legacy', 'legacy'],
+  ['saf', 'zip', 'zip'],
+  ['saf', 'legacy', 'legacy'],
   ['sgr', 'zip64', 'zip'],
 ] as const) {
   test(`${stem}.${container}.pth.tar: every key, shape, dtype and value equals ${stem}.h5; opt, epoch, Eiters, best_rsum`, async () => {
@@ -145,7 +156,10 @@ test('SPEC §10.1 key names and shape pattern (SGR and SAF at small dims)', asyn
   assert.deepEqual(shape(saf, 'sim_enc.SAF_module.bn.num_batches_tracked'), []);
   assert.equal(saf.size, 46);
   // a 2^40 + 3 counter survives as int64
-  assert.equal((sgr.get('sim_enc.v_global_w.embedding_global.1.num_batches_tracked')!.data as BigInt64Array)[0], 2n ** 40n + 3n);
+  assert.equal(
+    (sgr.get('sim_enc.v_global_w.embedding_global.1.num_batches_tracked')!.data as BigInt64Array)[0],
+    2n ** 40n + 3n,
+  );
 });
 
 test('a checkpoint whose model is one flat state dict: layout "flat", same weights; best_rsum as a Python float', async () => {
@@ -177,7 +191,13 @@ for (const container of ['zip', 'legacy'] as const) {
     assert.ok(value instanceof Map);
     const want = await h5Group(fx('views.h5'), 'expected');
     const dtypes: Record<string, string> = {
-      half: 'float16', half_t: 'float16', double: 'float64', int32: 'int32', int64: 'int64', uint8: 'uint8', bool: 'bool',
+      half: 'float16',
+      half_t: 'float16',
+      double: 'float64',
+      int32: 'int32',
+      int64: 'int64',
+      uint8: 'uint8',
+      bool: 'bool',
     };
     assert.deepEqual([...value.keys()].sort(), [...want.keys()].sort());
     for (const [k, w] of want) assertTensorEqual(k, value.get(k) as TensorRecord, w, dtypes[k] ?? 'float32');
@@ -214,7 +234,10 @@ for (const [file, global] of [
 
 test('the allow-list holds only data-building globals', () => {
   for (const g of TORCH_ALLOWED_GLOBALS) {
-    assert.match(g, /^(collections\.OrderedDict|argparse\.Namespace|torch\.|numpy\.(dtype|(_?core)\.multiarray\.scalar)$|_codecs\.encode$)/);
+    assert.match(
+      g,
+      /^(collections\.OrderedDict|argparse\.Namespace|torch\.|numpy\.(dtype|(_?core)\.multiarray\.scalar)$|_codecs\.encode$)/,
+    );
     assert.doesNotMatch(g, /system|eval|exec|Popen|getattr|import|load/);
   }
 });
@@ -242,28 +265,53 @@ async function rejectsWith(path: string, ...patterns: RegExp[]): Promise<void> {
 
 test('truncated files: zip cut in half, legacy cut in its storages, legacy cut in its pickle', async () => {
   const zip = readFileSync(fx('sgr.zip.pth.tar'));
-  await rejectsWith(writeTmp('half.pth.tar', zip.subarray(0, zip.length >> 1)), /zip end of central directory/, /truncated/);
+  await rejectsWith(
+    writeTmp('half.pth.tar', zip.subarray(0, zip.length >> 1)),
+    /zip end of central directory/,
+    /truncated/,
+  );
   const legacy = readFileSync(fx('sgr.legacy.pth.tar'));
-  await rejectsWith(writeTmp('legacy_storage.pth.tar', legacy.subarray(0, legacy.length - 100)), /storage \d+/, /truncated storage/);
-  await rejectsWith(writeTmp('legacy_pickle.pth.tar', legacy.subarray(0, 400)), /pickle at byte \d+/, /truncated pickle/);
+  await rejectsWith(
+    writeTmp('legacy_storage.pth.tar', legacy.subarray(0, legacy.length - 100)),
+    /storage \d+/,
+    /truncated storage/,
+  );
+  await rejectsWith(
+    writeTmp('legacy_pickle.pth.tar', legacy.subarray(0, 400)),
+    /pickle at byte \d+/,
+    /truncated pickle/,
+  );
 });
 
 test('a zip storage entry shorter than its declared size is a truncated storage', async () => {
-  await rejectsWith(fx('short_storage.zip.pth.tar'), /sgr\.zip\.pth\/data\/0: expected 192 bytes \(48 × float32\), found 96 bytes \(truncated storage\)/);
+  await rejectsWith(
+    fx('short_storage.zip.pth.tar'),
+    /sgr\.zip\.pth\/data\/0: expected 192 bytes \(48 × float32\), found 96 bytes \(truncated storage\)/,
+  );
 });
 
 test('non-torch files name what the first bytes were', async () => {
   await rejectsWith(fx('sgr.h5'), /expected a torch checkpoint/, /89 48 44 46/, /HDF5/);
-  await rejectsWith(writeTmp('page.pth.tar', '<!DOCTYPE html><html>Google Drive - virus scan warning'), /3c 21 44 4f 43 54 59 50/, /HTML page/);
+  await rejectsWith(
+    writeTmp('page.pth.tar', '<!DOCTYPE html><html>Google Drive - virus scan warning'),
+    /3c 21 44 4f 43 54 59 50/,
+    /HTML page/,
+  );
   await rejectsWith(writeTmp('empty.pth.tar', ''), /found an empty file/);
-  await rejectsWith(writeTmp('pickle.pth.tar', new Uint8Array([0x80, 2, 0x4b, 7, 0x2e])), /legacy torch magic number: expected 0x1950a86a20f9469cfc6c, found 0x7/);
+  await rejectsWith(
+    writeTmp('pickle.pth.tar', new Uint8Array([0x80, 2, 0x4b, 7, 0x2e])),
+    /legacy torch magic number: expected 0x1950a86a20f9469cfc6c, found 0x7/,
+  );
   const onlyZip = zipSync({ 'a.txt': new TextEncoder().encode('hello') }, { level: 0 });
   await rejectsWith(writeTmp('other.zip', onlyZip), /zip entries: expected one <archive>\/data.pkl/, /a\.txt/);
   await assert.rejects(readTorchCheckpoint(join(tmp, 'missing.pth.tar')), /missing\.pth\.tar: file not found/);
 });
 
 test('a checkpoint without a model key', async () => {
-  await rejectsWith(fx('nomodel.zip.pth.tar'), /: model: expected a 'model' key in the checkpoint dict, found keys epoch, opt$/);
+  await rejectsWith(
+    fx('nomodel.zip.pth.tar'),
+    /: model: expected a 'model' key in the checkpoint dict, found keys epoch, opt$/,
+  );
 });
 
 // ------------------------------------------------------------------------------------------------ hand-made zips
@@ -284,21 +332,57 @@ const bu = (s: string): Uint8Array => pk('X', new Uint8Array(new Uint32Array([te
 function tensorPickle(storage: string, numel: number, offset: number, size: number[], stride: number[]): Uint8Array {
   const tuple = (xs: number[]): Uint8Array => pk('(', ...xs.flatMap((x) => ['K', x] as [string, number]), 't');
   return pk(
-    0x80, 2, '}', bu('model'), '}', bu('w'),
-    'ctorch._utils\n_rebuild_tensor_v2\n', '(',
-    '(', bu('storage'), `ctorch\n${storage}\n`, bu('0'), bu('cpu'), 'K', numel, 't', 'Q',
-    'K', offset, tuple(size), tuple(stride), 0x89, 'N', 't', 'R', 's', 's', '.',
+    0x80,
+    2,
+    '}',
+    bu('model'),
+    '}',
+    bu('w'),
+    'ctorch._utils\n_rebuild_tensor_v2\n',
+    '(',
+    '(',
+    bu('storage'),
+    `ctorch\n${storage}\n`,
+    bu('0'),
+    bu('cpu'),
+    'K',
+    numel,
+    't',
+    'Q',
+    'K',
+    offset,
+    tuple(size),
+    tuple(stride),
+    0x89,
+    'N',
+    't',
+    'R',
+    's',
+    's',
+    '.',
   );
 }
 
 test('hand-made zip: a tensor view reaching past its storage is refused', () => {
-  const z = zipSync({ 'x/data.pkl': tensorPickle('FloatStorage', 4, 1, [2, 2], [2, 1]), 'x/data/0': new Uint8Array(16) }, { level: 0 });
-  assert.throws(() => loadTorch(z, 'oob.pth'), /oob\.pth: tensor on storage 0: expected a view within the storage's 4 elements, found shape \[2,2\] stride \[2,1\] offset 1 reaching element 4/);
+  const z = zipSync(
+    { 'x/data.pkl': tensorPickle('FloatStorage', 4, 1, [2, 2], [2, 1]), 'x/data/0': new Uint8Array(16) },
+    { level: 0 },
+  );
+  assert.throws(
+    () => loadTorch(z, 'oob.pth'),
+    /oob\.pth: tensor on storage 0: expected a view within the storage's 4 elements, found shape \[2,2\] stride \[2,1\] offset 1 reaching element 4/,
+  );
 });
 
 test('hand-made zip: an int8 tensor is refused by dtype; a missing storage entry is named', () => {
-  const z = zipSync({ 'x/data.pkl': tensorPickle('CharStorage', 4, 0, [4], [1]), 'x/data/0': new Uint8Array(4) }, { level: 0 });
-  assert.throws(() => loadTorch(z, 'i8.pth'), /i8\.pth: tensor on storage 0: expected a float32\/float64\/float16\/int64\/int32\/uint8\/bool tensor, found int8 data \(torch.CharStorage, not supported\)/);
+  const z = zipSync(
+    { 'x/data.pkl': tensorPickle('CharStorage', 4, 0, [4], [1]), 'x/data/0': new Uint8Array(4) },
+    { level: 0 },
+  );
+  assert.throws(
+    () => loadTorch(z, 'i8.pth'),
+    /i8\.pth: tensor on storage 0: expected a float32\/float64\/float16\/int64\/int32\/uint8\/bool tensor, found int8 data \(torch.CharStorage, not supported\)/,
+  );
   const z2 = zipSync({ 'x/data.pkl': tensorPickle('FloatStorage', 4, 0, [4], [1]) }, { level: 0 });
   assert.throws(() => loadTorch(z2, 'nodata.pth'), /nodata\.pth: x\/data\/0: expected a storage entry in the archive/);
 });
@@ -320,11 +404,50 @@ test('numpy scalars: protocol-3 bytes, numpy 2 module name, big-endian dtype, in
   new DataView(be.buffer).setFloat64(0, 480.57, false);
   const le = new Uint8Array(new BigInt64Array([-(2n ** 40n)]).buffer);
   const scalar = (mod: string, spec: string, order: string, bytes: Uint8Array): Uint8Array =>
-    pk(`c${mod}\nscalar\n`, 'cnumpy\ndtype\n', bu(spec), 0x89, 0x88, 0x87, 'R',
-      '(', 'K', 3, bu(order), 'N', 'N', 'N', 'J', new Uint8Array(new Int32Array([-1]).buffer), 'J',
-      new Uint8Array(new Int32Array([-1]).buffer), 'K', 0, 't', 'b', 'C', bytes.length, bytes, 0x86, 'R');
-  const data = pk(0x80, 3, '}', bu('model'), '}', 's', bu('best_rsum'), scalar('numpy._core.multiarray', 'f8', '>', be), 's',
-    bu('Eiters'), scalar('numpy.core.multiarray', 'i8', '<', le), 's', '.');
+    pk(
+      `c${mod}\nscalar\n`,
+      'cnumpy\ndtype\n',
+      bu(spec),
+      0x89,
+      0x88,
+      0x87,
+      'R',
+      '(',
+      'K',
+      3,
+      bu(order),
+      'N',
+      'N',
+      'N',
+      'J',
+      new Uint8Array(new Int32Array([-1]).buffer),
+      'J',
+      new Uint8Array(new Int32Array([-1]).buffer),
+      'K',
+      0,
+      't',
+      'b',
+      'C',
+      bytes.length,
+      bytes,
+      0x86,
+      'R',
+    );
+  const data = pk(
+    0x80,
+    3,
+    '}',
+    bu('model'),
+    '}',
+    's',
+    bu('best_rsum'),
+    scalar('numpy._core.multiarray', 'f8', '>', be),
+    's',
+    bu('Eiters'),
+    scalar('numpy.core.multiarray', 'i8', '<', le),
+    's',
+    '.',
+  );
   const { value, format } = loadTorch(zipSync({ 'a/data.pkl': data }, { level: 0 }), 'np.pth');
   const ckpt = toCheckpoint(value, 'np.pth', format);
   assert.equal(ckpt.bestRsum, 480.57);

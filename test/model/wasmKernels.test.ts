@@ -40,11 +40,39 @@ test('wasm Slice copies exactly the slice (float32, int32, bool; contiguous and 
     const n = shape.reduce((a, b) => a * b, 1);
     const src = Array.from({ length: n }, (_, i) => i * 0.5 - 3);
     const x = tf.tensor(src, shape);
-    assert.deepEqual(Array.from(tf.slice(x, begin, size).dataSync()), refSlice(src, shape, begin, size), JSON.stringify({ shape, begin, size }));
-    const xi = tf.tensor(src.map((v) => Math.round(v * 2)), shape, 'int32');
-    assert.deepEqual(Array.from(tf.slice(xi, begin, size).dataSync()), refSlice(src.map((v) => Math.round(v * 2)), shape, begin, size));
-    const xb = tf.tensor(src.map((v) => (v > 0 ? 1 : 0)), shape, 'bool');
-    assert.deepEqual(Array.from(tf.slice(xb, begin, size).dataSync()), refSlice(src.map((v) => (v > 0 ? 1 : 0)), shape, begin, size));
+    assert.deepEqual(
+      Array.from(tf.slice(x, begin, size).dataSync()),
+      refSlice(src, shape, begin, size),
+      JSON.stringify({ shape, begin, size }),
+    );
+    const xi = tf.tensor(
+      src.map((v) => Math.round(v * 2)),
+      shape,
+      'int32',
+    );
+    assert.deepEqual(
+      Array.from(tf.slice(xi, begin, size).dataSync()),
+      refSlice(
+        src.map((v) => Math.round(v * 2)),
+        shape,
+        begin,
+        size,
+      ),
+    );
+    const xb = tf.tensor(
+      src.map((v) => (v > 0 ? 1 : 0)),
+      shape,
+      'bool',
+    );
+    assert.deepEqual(
+      Array.from(tf.slice(xb, begin, size).dataSync()),
+      refSlice(
+        src.map((v) => (v > 0 ? 1 : 0)),
+        shape,
+        begin,
+        size,
+      ),
+    );
     tf.dispose([x, xi, xb]);
   }
 });
@@ -61,7 +89,10 @@ test('wasm SplitV and Unpack give the slices along any axis', () => {
       const size = [...shape];
       begin[axis] = i;
       size[axis] = 1;
-      assert.deepEqual(p.shape, shape.filter((_, a) => a !== axis));
+      assert.deepEqual(
+        p.shape,
+        shape.filter((_, a) => a !== axis),
+      );
       assert.deepEqual(Array.from(p.dataSync()), refSlice(src, shape, begin, size));
     });
     const sizes = axis === 1 ? [1, 3] : axis === 2 ? [2, 1, 2] : [2, 1];
@@ -80,7 +111,10 @@ test('wasm SplitV and Unpack give the slices along any axis', () => {
 });
 
 test('a slice survives growth of the wasm heap after it was taken', () => {
-  const x = tf.tensor2d(Array.from({ length: 12 }, (_, i) => i), [3, 4]);
+  const x = tf.tensor2d(
+    Array.from({ length: 12 }, (_, i) => i),
+    [3, 4],
+  );
   const s = tf.slice(x, [1, 1], [2, 2]);
   const big = tf.zeros([64 * 2 ** 20]); // 256 MB: forces the heap to grow
   assert.deepEqual(Array.from(s.dataSync()), [5, 6, 9, 10]);

@@ -17,8 +17,20 @@ after(() => rmrf(tmp));
 
 function baseArgs(over: { dataPath?: string; modelName?: string } = {}): string[] {
   return [
-    'train', '--data-path', over.dataPath ?? dataPath, '--data-name', DATA_NAME, '--model-name', over.modelName ?? path.join(tmp, 'run'),
-    ...TINY_MODEL, '--batch-size', '10', '--num-epochs', '1', '--backend', 'cpu',
+    'train',
+    '--data-path',
+    over.dataPath ?? dataPath,
+    '--data-name',
+    DATA_NAME,
+    '--model-name',
+    over.modelName ?? path.join(tmp, 'run'),
+    ...TINY_MODEL,
+    '--batch-size',
+    '10',
+    '--num-epochs',
+    '1',
+    '--backend',
+    'cpu',
   ];
 }
 

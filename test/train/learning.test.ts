@@ -9,7 +9,16 @@ import { resolveOptions } from '../../src/train/options.js';
 import { train } from '../../src/train/loop.js';
 import { setLogLevel } from '../../src/util/log.js';
 import {
-  DATA_NAME, chanceRsum, collapseHinge, detectCollapse, makeData, readMetrics, readSteps, rmrf, tempDir, type StepRecord,
+  DATA_NAME,
+  chanceRsum,
+  collapseHinge,
+  detectCollapse,
+  makeData,
+  readMetrics,
+  readSteps,
+  rmrf,
+  tempDir,
+  type StepRecord,
 } from './trainHelpers.js';
 
 const TRAIN_IMAGES = 128; // 640 captions: 20 steps of 32 per epoch
@@ -23,8 +32,23 @@ let dataPath = '';
 const recipe = (modelName: string, over: Record<string, unknown>) =>
   resolveOptions(
     {
-      dataPath, dataName: DATA_NAME, modelName, module: 'SAF', imgDim: 32, wordDim: 32, embedSize: 64, simDim: 32,
-      batchSize: B, margin: MARGIN, learningRate: 0.005, dropout: 0, lrUpdate: 100, logStep: 1, valStep: 100000, seed: 1, backend: 'wasm',
+      dataPath,
+      dataName: DATA_NAME,
+      modelName,
+      module: 'SAF',
+      imgDim: 32,
+      wordDim: 32,
+      embedSize: 64,
+      simDim: 32,
+      batchSize: B,
+      margin: MARGIN,
+      learningRate: 0.005,
+      dropout: 0,
+      lrUpdate: 100,
+      logStep: 1,
+      valStep: 100000,
+      seed: 1,
+      backend: 'wasm',
     },
     over,
     'learning test',
@@ -39,7 +63,16 @@ after(() => rmrf(tmp));
 
 function fakeSteps(hinges: number[], maxViolation: boolean, epoch = 0): StepRecord[] {
   return hinges.map((hinge, step) => ({
-    epoch, step, steps: hinges.length, iteration: step + 1, lr: 1e-3, maxViolation, loss: hinge + 1, hinge, semantic: 1, gradNorm: 1,
+    epoch,
+    step,
+    steps: hinges.length,
+    iteration: step + 1,
+    lr: 1e-3,
+    maxViolation,
+    loss: hinge + 1,
+    hinge,
+    semantic: 1,
+    gradNorm: 1,
   }));
 }
 
@@ -55,14 +88,26 @@ test('chance rsum and the plateau values', () => {
 test('collapse detector flags a stuck log and passes a learning one', () => {
   const o = { batchSize: 20, margin: 0.2, nCaptions: 65 }; // 3 full batches, a last one of 5
   const stuck = fakeSteps([8.001, 7.999, 8.0, 2 * 5 * 0.2], true);
-  assert.deepEqual(detectCollapse(stuck, o).map((v) => v.collapsed), [true]);
+  assert.deepEqual(
+    detectCollapse(stuck, o).map((v) => v.collapsed),
+    [true],
+  );
   const stuckSum = fakeSteps([151.9, 152.0, 152.1, 2 * 5 * 4 * 0.2], false);
-  assert.deepEqual(detectCollapse(stuckSum, o).map((v) => v.collapsed), [true]);
+  assert.deepEqual(
+    detectCollapse(stuckSum, o).map((v) => v.collapsed),
+    [true],
+  );
   const learning = fakeSteps([8.0, 7.2, 5.1, 1.0], true);
-  assert.deepEqual(detectCollapse(learning, o).map((v) => v.collapsed), [false]);
+  assert.deepEqual(
+    detectCollapse(learning, o).map((v) => v.collapsed),
+    [false],
+  );
   // one epoch stuck, the next one not
   const mixed = [...fakeSteps([8, 8, 8, 2], true, 0), ...fakeSteps([6, 4, 3, 1], true, 1)];
-  assert.deepEqual(detectCollapse(mixed, o).map((v) => v.collapsed), [true, false]);
+  assert.deepEqual(
+    detectCollapse(mixed, o).map((v) => v.collapsed),
+    [true, false],
+  );
 });
 
 test('warm-up recipe: dev rsum rises well above chance, no collapsed epoch', async () => {
@@ -74,13 +119,17 @@ test('warm-up recipe: dev rsum rises well above chance, no collapsed epoch', asy
   const chance = chanceRsum(DEV_IMAGES);
   const steps = readSteps(path.join(run, 'train.log'));
   const verdicts = detectCollapse(steps, { batchSize: B, margin: MARGIN, nCaptions: TRAIN_IMAGES * 5 });
-  const report = `rsum per epoch ${m.map((r) => r.rsum).join(' ')}, chance ${chance.toFixed(1)}, ${seconds.toFixed(0)} s; ` +
+  const report =
+    `rsum per epoch ${m.map((r) => r.rsum).join(' ')}, chance ${chance.toFixed(1)}, ${seconds.toFixed(0)} s; ` +
     `hinge deviation from the plateau per epoch ${verdicts.map((v) => v.maxRelDev.toFixed(3)).join(' ')}`;
   process.stderr.write(`# learning: ${report}\n`);
   assert.equal(s.stoppedBySignal, null);
   assert.equal(m.length, 4);
   assert.equal(steps.length, 4 * 20);
-  assert.deepEqual(steps.map((r) => r.maxViolation), [...Array(60).fill(false), ...Array(20).fill(true)]);
+  assert.deepEqual(
+    steps.map((r) => r.maxViolation),
+    [...Array(60).fill(false), ...Array(20).fill(true)],
+  );
   const last = m[m.length - 1].rsum;
   // measured 95 -> 131 -> 220.5 -> 240.5 against chance 77.3 (3.1x; an earlier build, differing only in summation
   // order: 90.5 -> 141 -> 181 -> 278); asserted with some slack for other machines. With only two summed-hinge epochs the hardest-negative epochs that follow are fragile on this
@@ -90,13 +139,19 @@ test('warm-up recipe: dev rsum rises well above chance, no collapsed epoch', asy
   assert.ok(last > m[0].rsum + 50, `final rsum ${last} not well above the first validation ${m[0].rsum} (${report})`);
   assert.ok(last > m[0].rsum, `final rsum ${last} not above the first validation ${m[0].rsum} (${report})`);
   assert.equal(s.bestRsum, Math.max(...m.map((r) => r.rsum)));
-  assert.deepEqual(verdicts.map((v) => v.collapsed), [false, false, false, false], report);
+  assert.deepEqual(
+    verdicts.map((v) => v.collapsed),
+    [false, false, false, false],
+    report,
+  );
 });
 
 test('SGR, one reasoning step, hinge alone then + VSL: dev rsum rises well above chance', async () => {
   const run = path.join(tmp, 'sgr');
   const t0 = performance.now();
-  const s = await train(recipe(run, { module: 'SGR', sgrStep: 1, maxViolation: false, numEpochs: 5, semanticWarmupEpochs: 2 }));
+  const s = await train(
+    recipe(run, { module: 'SGR', sgrStep: 1, maxViolation: false, numEpochs: 5, semanticWarmupEpochs: 2 }),
+  );
   const seconds = (performance.now() - t0) / 1000;
   const m = readMetrics(path.join(run, 'metrics.jsonl'));
   const steps = readSteps(path.join(run, 'train.log'));
@@ -107,7 +162,10 @@ test('SGR, one reasoning step, hinge alone then + VSL: dev rsum rises well above
   assert.equal(s.stoppedBySignal, null);
   assert.equal(m.length, 5);
   // the semantic term is off for the warm-up epochs, on (and non-zero) after them
-  assert.deepEqual(steps.map((r) => r.semanticLoss), [...Array(40).fill('none'), ...Array(60).fill('visual')]);
+  assert.deepEqual(
+    steps.map((r) => r.semanticLoss),
+    [...Array(40).fill('none'), ...Array(60).fill('visual')],
+  );
   assert.ok(steps.slice(0, 40).every((r) => r.semantic === 0));
   assert.ok(steps.slice(40).some((r) => r.semantic > 0));
   // measured 93.5 -> 130 -> 169 -> 222 -> 269.5 against chance 77.3 (3.5x); with the semantic term from the start
@@ -115,7 +173,11 @@ test('SGR, one reasoning step, hinge alone then + VSL: dev rsum rises well above
   const last = m[m.length - 1].rsum;
   assert.ok(last > 2.2 * chance, `final rsum ${last} not > 2.2 x chance (${report})`);
   assert.ok(last > m[0].rsum + 50, `final rsum ${last} not well above the first validation ${m[0].rsum} (${report})`);
-  assert.deepEqual(verdicts.map((v) => v.collapsed), [false, false, false, false, false], report);
+  assert.deepEqual(
+    verdicts.map((v) => v.collapsed),
+    [false, false, false, false, false],
+    report,
+  );
 });
 
 test('hardest negatives from the start: the detector catches the collapse', async () => {

@@ -10,7 +10,16 @@ function fakeStream(isTTY: boolean) {
 }
 
 const status = (step: number, steps = 10): StepStatus => ({
-  epoch: 2, step, steps, loss: 1.23456, lossAvg: 0.5, hinge: 1.2, semantic: 0.03456, lr: 0.0002, secondsPerStep: 0.456, etaSeconds: 6.8,
+  epoch: 2,
+  step,
+  steps,
+  loss: 1.23456,
+  lossAvg: 0.5,
+  hinge: 1.2,
+  semantic: 0.03456,
+  lr: 0.0002,
+  secondsPerStep: 0.456,
+  etaSeconds: 6.8,
 });
 
 test('the bar is used only on a TTY, outside CI, below log level silent', () => {
@@ -26,7 +35,10 @@ test('the bar is used only on a TTY, outside CI, below log level silent', () => 
 });
 
 test('the plain line is the one vsl train logged before the bar', () => {
-  assert.equal(stepLine(status(4, 20)), 'epoch 2 [5/20] loss 1.235 (avg 0.500) hinge 1.200 vsl 0.035 lr 2.0e-4 0.46 s/step, epoch ETA 7 s');
+  assert.equal(
+    stepLine(status(4, 20)),
+    'epoch 2 [5/20] loss 1.235 (avg 0.500) hinge 1.200 vsl 0.035 lr 2.0e-4 0.46 s/step, epoch ETA 7 s',
+  );
 });
 
 for (const [name, isTTY, env] of [

@@ -45,13 +45,28 @@ test('the split balances the two threads and leaves each at least one caption', 
 
 for (const module of ['SGR', 'SAF'] as const) {
   test(`${module}: a step with a worker thread gives the single-threaded loss and gradients`, async () => {
-    const c = defaultModelConfig({ module, vocabSize: 50, imgDim: 48, wordDim: 16, embedSize: 32, simDim: 16, sgrStep: 2 });
+    const c = defaultModelConfig({
+      module,
+      vocabSize: 50,
+      imgDim: 48,
+      wordDim: 16,
+      embedSize: 32,
+      simDim: 16,
+      sgrStep: 2,
+    });
     const reg = ParamRegistry.init(c, 3);
     const batch = batchOf(12, c.imgDim, c.vocabSize);
     const remote = await RemoteBlockWorker.start({ backend: 'wasm', config: c, chunkBytes: 2 ** 30 });
     try {
       const o = (r?: RemoteBlockWorker): StepOptions => ({
-        margin: 0.2, maxViolation: false, semantic: 'visual', gradClip: 2, dropout: 0.4, chunkBytes: 2 ** 30, remote: r, seed: () => 11,
+        margin: 0.2,
+        maxViolation: false,
+        semantic: 'visual',
+        gradClip: 2,
+        dropout: 0.4,
+        chunkBytes: 2 ** 30,
+        remote: r,
+        seed: () => 11,
       });
       const a = lossAndGrads(reg, c, batch, o());
       const b = lossAndGrads(reg, c, batch, o(remote));
@@ -71,11 +86,18 @@ for (const module of ['SGR', 'SAF'] as const) {
         // tensor is on goldenSuite.ts's cancellation-limited list): its order of summation shows at 4e-4
         const rtol = name === 'sim_enc.sim_eval_w.bias' ? 1e-3 : 1e-4;
         for (let i = 0; i < x.length; i++) {
-          assert.ok(Math.abs(x[i] - y[i]) <= 1e-6 + rtol * scale, `${name}[${i}]: ${x[i]} vs ${y[i]} (max |g| ${scale})`);
+          assert.ok(
+            Math.abs(x[i] - y[i]) <= 1e-6 + rtol * scale,
+            `${name}[${i}]: ${x[i]} vs ${y[i]} (max |g| ${scale})`,
+          );
         }
       }
       for (const r of [a, b]) {
-        tf.dispose([...r.grads.values(), ...r.bnStats.flatMap((s) => [s.mean, s.varUnbiased]), ...r.safStats.flatMap((s) => [s.mean, s.varUnbiased])]);
+        tf.dispose([
+          ...r.grads.values(),
+          ...r.bnStats.flatMap((s) => [s.mean, s.varUnbiased]),
+          ...r.safStats.flatMap((s) => [s.mean, s.varUnbiased]),
+        ]);
       }
     } finally {
       await remote.close();

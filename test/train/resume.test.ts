@@ -18,9 +18,34 @@ before(() => {
 after(() => rmrf(tmp));
 
 const args = (run: string, epochs: number) => [
-  'train', '--data-path', dataPath, '--data-name', DATA_NAME, '--model-name', run, ...TINY_MODEL, '--module', 'SAF', '--sgr-step', '1',
-  '--batch-size', '10', '--num-epochs', String(epochs), '--warmup-sum-epochs', '1', '--lr-update', '1', '--learning-rate', '0.002',
-  '--log-step', '1', '--seed', '5', '--backend', 'cpu',
+  'train',
+  '--data-path',
+  dataPath,
+  '--data-name',
+  DATA_NAME,
+  '--model-name',
+  run,
+  ...TINY_MODEL,
+  '--module',
+  'SAF',
+  '--sgr-step',
+  '1',
+  '--batch-size',
+  '10',
+  '--num-epochs',
+  String(epochs),
+  '--warmup-sum-epochs',
+  '1',
+  '--lr-update',
+  '1',
+  '--learning-rate',
+  '0.002',
+  '--log-step',
+  '1',
+  '--seed',
+  '5',
+  '--backend',
+  'cpu',
 ];
 
 test('2 epochs straight = 1 epoch + resume + 1 epoch, loss for loss', async () => {
@@ -44,14 +69,29 @@ test('2 epochs straight = 1 epoch + resume + 1 epoch, loss for loss', async () =
   assert.equal(sa.length, 8);
   const key = (r: (typeof sa)[number]) => [r.epoch, r.step, r.iteration, r.lr, r.maxViolation];
   assert.deepEqual(sb.map(key), sa.map(key));
-  assert.deepEqual(sa.map((r) => r.maxViolation), [false, false, false, false, true, true, true, true]);
+  assert.deepEqual(
+    sa.map((r) => r.maxViolation),
+    [false, false, false, false, true, true, true, true],
+  );
   // exact equality: same backend, same ops in the same order, state restored bit for bit (float32 in the .h5)
-  assert.deepEqual(sb.map((r) => r.loss), sa.map((r) => r.loss));
-  assert.deepEqual(sb.map((r) => r.hinge), sa.map((r) => r.hinge));
-  assert.deepEqual(sb.map((r) => r.gradNorm), sa.map((r) => r.gradNorm));
+  assert.deepEqual(
+    sb.map((r) => r.loss),
+    sa.map((r) => r.loss),
+  );
+  assert.deepEqual(
+    sb.map((r) => r.hinge),
+    sa.map((r) => r.hinge),
+  );
+  assert.deepEqual(
+    sb.map((r) => r.gradNorm),
+    sa.map((r) => r.gradNorm),
+  );
   const ma = readMetrics(path.join(straight, 'metrics.jsonl'));
   const mb = readMetrics(path.join(split, 'metrics.jsonl'));
-  assert.deepEqual(mb.map((r) => r.rsum), ma.map((r) => r.rsum));
+  assert.deepEqual(
+    mb.map((r) => r.rsum),
+    ma.map((r) => r.rsum),
+  );
 
   // and the final weights agree exactly
   const wa = (await loadCheckpoint(path.join(straight, 'checkpoint_last.h5'))).weights;

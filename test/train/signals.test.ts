@@ -20,8 +20,28 @@ before(() => {
 after(() => rmrf(tmp));
 
 const args = (run: string) => [
-  'train', '--data-path', dataPath, '--data-name', DATA_NAME, '--model-name', run, ...TINY_MODEL, '--module', 'SAF', '--sgr-step', '1',
-  '--batch-size', '10', '--num-epochs', '1', '--log-step', '1', '--seed', '2', '--backend', 'wasm',
+  'train',
+  '--data-path',
+  dataPath,
+  '--data-name',
+  DATA_NAME,
+  '--model-name',
+  run,
+  ...TINY_MODEL,
+  '--module',
+  'SAF',
+  '--sgr-step',
+  '1',
+  '--batch-size',
+  '10',
+  '--num-epochs',
+  '1',
+  '--log-step',
+  '1',
+  '--seed',
+  '2',
+  '--backend',
+  'wasm',
 ];
 
 /** Start a run, wait until train.log shows a step, send `sig`; returns the exit and the run dir. */
@@ -72,10 +92,17 @@ test('SIGINT mid-epoch: loadable checkpoint, exit 130, resume continues exactly'
   const resumed = await runVsl([...args(run), '--resume', file]);
   assert.equal(resumed.code, 0, resumed.stderr);
   const steps = readSteps(path.join(run, 'train.log'));
-  assert.deepEqual(steps.map((r) => r.step), [...Array(STEPS).keys()], 'a step was skipped or repeated');
+  assert.deepEqual(
+    steps.map((r) => r.step),
+    [...Array(STEPS).keys()],
+    'a step was skipped or repeated',
+  );
   assert.equal(steps[stoppedAt].iteration, stoppedAt + 1);
   // same backend (wasm) and seed: the interrupted-and-resumed run replays the uninterrupted one
-  assert.deepEqual(steps.map((r) => r.loss), readSteps(path.join(straight, 'train.log')).map((r) => r.loss));
+  assert.deepEqual(
+    steps.map((r) => r.loss),
+    readSteps(path.join(straight, 'train.log')).map((r) => r.loss),
+  );
 });
 
 test('SIGTERM mid-epoch: loadable checkpoint, exit 143', async () => {

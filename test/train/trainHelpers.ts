@@ -38,7 +38,10 @@ export interface Running {
 
 /** Start `node bin/vsl --log-level warn <args>`. */
 export function startVsl(args: string[], timeoutMs = 120_000): Running {
-  const child = spawn(process.execPath, [BIN, '--log-level', 'warn', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: 'true' } });
+  const child = spawn(process.execPath, [BIN, '--log-level', 'warn', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, CI: 'true' },
+  });
   let stdout = '';
   let stderr = '';
   child.stdout!.setEncoding('utf8').on('data', (s: string) => (stdout += s));
