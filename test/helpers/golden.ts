@@ -62,3 +62,50 @@ export function goldenImages(g: Golden, rows?: number[]): tf.Tensor3D {
   pick.forEach((r, i) => out.set(data.subarray(r * K * d, (r + 1) * K * d), i * K * d));
   return tf.tensor3d(out, [pick.length, K, d]);
 }
+
+/** A golden file's `exact/` (float64 truth) and `steps/` (five reference steps) groups. */
+export interface GoldenTruth {
+  exact: Map<string, NamedArray>;
+  steps: Map<string, NamedArray>;
+}
+
+export async function loadGoldenTruth(module: 'SGR' | 'SAF'): Promise<GoldenTruth> {
+  const file = path.join(GOLDEN, `${module}.h5`);
+  return { exact: await readGroup(file, 'exact'), steps: await readGroup(file, 'steps') };
+}
+
+/** The training options the reference ran with (its opt_json): margin, hardest negatives, clip, lr. */
+export function goldenTrainOptions(g: Golden): { margin: number; maxViolation: boolean; gradClip: number; lr: number } {
+  const num = (k: string, d: number) => (typeof g.opt[k] === 'number' ? (g.opt[k] as number) : d);
+  return {
+    margin: num('margin', 0.2),
+    maxViolation: g.opt.max_violation !== false,
+    gradClip: num('grad_clip', 2.0),
+    lr: num('learning_rate', 0.0002),
+  };
+}
+
+const maxAbs = (a: ArrayLike<number>) => {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
+  return m;
+};
+
+/**
+ * The golden README's one rule for a gradient tensor, judged against the float64 truth:
+ * max|vsl - truth| <= max(1e-4 * max|truth|, 10 * max|ref32 - truth|, 1e-7 * G), where G is the largest
+ * max|truth| over all tensors of the file. Returns the bound for every parameter name.
+ */
+export function gradientBounds(g: Golden, truth: GoldenTruth): Map<string, number> {
+  const names = [...truth.exact.keys()].filter((k) => k.startsWith('grad.')).map((k) => k.slice('grad.'.length));
+  const G = Math.max(...names.map((n) => maxAbs(numbers(truth.exact.get(`grad.${n}`)!))));
+  const out = new Map<string, number>();
+  for (const n of names) {
+    const t = numbers(truth.exact.get(`grad.${n}`)!);
+    const r = numbers(g.train.get(`grad.${n}`)!);
+    let refErr = 0;
+    for (let i = 0; i < t.length; i++) refErr = Math.max(refErr, Math.abs(r[i] - t[i]));
+    out.set(n, Math.max(1e-4 * maxAbs(t), 10 * refErr, 1e-7 * G));
+  }
+  return out;
+}

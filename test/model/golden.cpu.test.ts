@@ -1,2 +1,2 @@
 import { goldenSuite } from './goldenSuite.js';
-goldenSuite('cpu', 1);
+goldenSuite('cpu');
