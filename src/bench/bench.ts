@@ -12,7 +12,7 @@
 // for its 100 × 500 blocks (10 images per worker).
 import os from 'node:os';
 import { spawn } from 'node:child_process';
-import { selectBackend, type BackendChoice } from '../backend.js';
+import { selectBackend, type BackendChoice } from '../engine/backend.js';
 import { setLogLevel } from '../util/log.js';
 import { ALL_CASES, QUICK_CASES, REFERENCE, type CaseName } from './figures.js';
 import {

@@ -1,4 +1,4 @@
-// The benchmark cases: the plain matMul roofline, score blocks (in-process or the worker pool of eval/parallel.ts),
+// The benchmark cases: the plain matMul roofline, score blocks (in-process or the worker pool of engine/scorePool.ts),
 // one training step, and split encoding. Each returns one flat record that bench.ts prints as a JSON line.
 // Every case builds its own random-weight registry (ParamRegistry.init) and disposes it, so cases can run in
 // any subset and order; worker pools are always closed (finally), so the process exits by itself.
@@ -7,13 +7,13 @@ import * as tf from '@tensorflow/tfjs';
 import { defaultModelConfig, type ModuleName } from '../model/config.js';
 import { ParamRegistry } from '../model/params.js';
 import { Weights } from '../model/weights.js';
-import { createScorer, type Scorer } from '../eval/parallel.js';
+import { createScorer, type Scorer } from '../engine/scorePool.js';
 import { encodeCaptionTokens, encodeImages, type EncodedCaptions } from '../eval/encodeSplit.js';
 import { trainStep } from '../train/step.js';
-import { RemoteBlockWorker } from '../train/remoteBlock.js';
+import { RemoteBlockWorker } from '../engine/remoteBlock.js';
 import { Adam } from '../train/adam.js';
 import { Rng } from '../util/rng.js';
-import { wasmHeapBytes } from '../model/memoryGuard.js';
+import { wasmHeapBytes } from '../engine/memoryGuard.js';
 import { CAPTION_FLOPS, IMAGE_FLOPS, PAIR_FLOPS, REFERENCE, trainStepFlops } from './figures.js';
 import {
   randomEncodedCaptions,

@@ -5,7 +5,7 @@
 import { REGIONS } from '../model/config.js';
 import type { EncodedCaptions, EncodedImages } from '../eval/encodeSplit.js';
 import type { TrainBatch } from '../train/step.js';
-import { sharedFloat32, sharedInt32 } from '../util/shared.js';
+import { sharedFloat32, sharedInt32 } from '../engine/shared.js';
 
 /** xorshift32 stream of floats in [0, 1). */
 export class FastRandom {

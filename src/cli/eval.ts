@@ -14,7 +14,7 @@ import type { Command } from 'commander';
 import { z } from 'zod';
 import { VslError } from '../util/errors.js';
 import { writeNpy } from '../data/npy.js';
-import type { BackendChoice } from '../backend.js';
+import type { BackendChoice } from '../engine/backend.js';
 import { evaluateModel, type EvaluateModelOutput } from '../eval/evaluate.js';
 import { foldsToJson, formatFolds, formatResult, resultToJson } from '../eval/report.js';
 

@@ -18,7 +18,7 @@ import path from 'node:path';
 import cliProgress from 'cli-progress';
 import { VslError } from '../util/errors.js';
 import { log } from '../util/log.js';
-import { selectBackend, type BackendChoice } from '../backend.js';
+import { selectBackend, type BackendChoice } from '../engine/backend.js';
 import { openSplit, type PrecompSplit } from '../data/precomp.js';
 import { loadVocab } from '../data/vocab.js';
 import { encodeCaption } from '../data/tokenizer.js';
@@ -26,7 +26,7 @@ import { Weights } from '../model/weights.js';
 import { encodeCaptionTokens, encodeImages, type EncodedCaptions, type EncodedImages } from './encodeSplit.js';
 import { CAPS_PER_IMAGE, evaluate, evaluateFold5, type EvalResult, type ScoreMatrix } from './metrics.js';
 import { buildModel, readModelFile, type ModelSource } from './loadModel.js';
-import { createScorer, defaultWorkers } from './parallel.js';
+import { createScorer, defaultWorkers } from '../engine/scorePool.js';
 
 export const FOLDS = 5;
 export const DEV_MAX_CAPTIONS = 5000;

@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import { REGIONS, type ModelConfig } from '../model/config.js';
 import { blockScores } from '../model/similarity.js';
 import type { Weights } from '../model/weights.js';
-import { checkHeap } from '../model/memoryGuard.js';
+import { checkHeap } from '../engine/memoryGuard.js';
 import type { EncodedCaptions, EncodedImages } from './encodeSplit.js';
 
 /**

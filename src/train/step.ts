@@ -8,12 +8,12 @@ import { imageSide, captionSide } from '../model/sgraf.js';
 import { trainMode, type TokenBatch } from '../model/encoders.js';
 import type { BnBatchStats } from '../model/batchnorm.js';
 import type { SafCaptionStats } from '../model/similarity.js';
-import { blockParamNames, chunkedScores, type RemoteBlock } from '../model/chunkedScores.js';
+import { blockParamNames, chunkedScores, type RemoteBlock } from '../engine/chunkedScores.js';
 import { hingeLoss } from '../loss/hinge.js';
 import { semanticLoss, type SemanticLossKind } from '../loss/semantic.js';
 import { Adam, clipGradNorm } from './adam.js';
-import { checkHeap } from '../model/memoryGuard.js';
-import { valueAndGradients } from '../model/grads.js';
+import { checkHeap } from '../engine/memoryGuard.js';
+import { valueAndGradients } from '../engine/tape.js';
 
 export interface TrainBatch {
   images: Float32Array; // (B, 36, imgDim)
@@ -29,7 +29,7 @@ export interface StepOptions {
   gradClip: number;
   dropout: number; // 0.4 in the reference; 0 for deterministic checks
   chunkBytes: number;
-  /** a second thread that scores and differentiates part of the batch (train/remoteBlock.ts) */
+  /** a second thread that scores and differentiates part of the batch (engine/remoteBlock.ts) */
   remote?: RemoteBlock;
   /** 31-bit seeds for the dropout masks of this step */
   seed: () => number;

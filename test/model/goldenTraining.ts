@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import type { BackendName } from '../../src/backend.js';
+import type { BackendName } from '../../src/engine/backend.js';
 import { lossAndGrads, trainStep, type StepOptions, type TrainBatch } from '../../src/train/step.js';
 import { Adam, clipGradNorm } from '../../src/train/adam.js';
 import {

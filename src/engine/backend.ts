@@ -2,10 +2,10 @@
 // downloads libtensorflow from outside the npm registry and often fails, so they are imported lazily and
 // their absence is reported, not fatal. Model code uses tf ops only, so the same code runs on CUDA.
 import * as tf from '@tensorflow/tfjs';
-import { log } from './util/log.js';
-import { VslError } from './util/errors.js';
+import { log } from '../util/log.js';
+import { VslError } from '../util/errors.js';
 import { patchWasmKernels } from './wasmKernels.js';
-import { guardAllocations } from './model/memoryGuard.js';
+import { guardAllocations } from './memoryGuard.js';
 
 export const BACKENDS = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];

@@ -1,5 +1,5 @@
 // A second core for the training step: a worker thread (blockWorker.ts) with its own tfjs backend scores and
-// differentiates part of the batch's captions while the main thread does the rest (model/chunkedScores.ts
+// differentiates part of the batch's captions while the main thread does the rest (engine/chunkedScores.ts
 // decides the split and places the calls so that the two overlap in the forward and in the backward pass).
 //
 // The training step runs synchronously inside tfjs' gradient machinery, so the main thread waits for the
@@ -7,9 +7,9 @@
 // SharedArrayBuffers the request carried (see blockWorker.ts).
 import { Worker } from 'node:worker_threads';
 import { VslError } from '../util/errors.js';
-import { sharedFloat32, sharedInt32 } from '../util/shared.js';
+import { sharedFloat32, sharedInt32 } from './shared.js';
 import type { ModelConfig } from '../model/config.js';
-import type { RemoteBlock, RemoteGradients, RemoteInputs, RemoteScores } from '../model/chunkedScores.js';
+import type { RemoteBlock, RemoteGradients, RemoteInputs, RemoteScores } from './chunkedScores.js';
 import { State, type BlockWorkerInit, type ToBlockWorker } from './blockWorker.js';
 
 /** The longest a training step's half may take before the worker is presumed lost (it cannot be watched otherwise). */

@@ -8,7 +8,7 @@
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import type * as TF from '@tensorflow/tfjs';
 import type { ModelConfig } from '../model/config.js';
-import type { RemoteGradients, RemoteInputs, RemoteScores } from '../model/chunkedScores.js';
+import type { RemoteGradients, RemoteInputs, RemoteScores } from './chunkedScores.js';
 
 export interface BlockWorkerInit {
   backend: string;
@@ -49,11 +49,11 @@ async function run(): Promise<void> {
     // Imported here, not at the top: a failing import is reported through the control word too.
     const { setLogLevel } = await import('../util/log.js');
     setLogLevel(init.logLevel);
-    const { selectBackend } = await import('../backend.js');
+    const { selectBackend } = await import('./backend.js');
     await selectBackend(init.backend as Parameters<typeof selectBackend>[0]);
     const tf = await import('@tensorflow/tfjs');
-    const { chunkedScores } = await import('../model/chunkedScores.js');
-    const { valueAndGradients } = await import('../model/grads.js');
+    const { chunkedScores } = await import('./chunkedScores.js');
+    const { valueAndGradients } = await import('./tape.js');
     type Tensors = {
       regions: TF.Tensor3D;
       vGlobal: TF.Tensor2D;

@@ -1,11 +1,11 @@
 // Filling the wasm heap must end in an error naming the failed allocation, not in a tensor written over
-// another (tfjs-wasm uses malloc's 0 unchecked; src/model/memoryGuard.ts guardAllocations). This process
+// another (tfjs-wasm uses malloc's 0 unchecked; src/engine/memoryGuard.ts guardAllocations). This process
 // fills its own heap to the ~3.84 GiB cap (node's test runner gives each file its own process).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { selectBackend } from '../../src/backend.js';
-import { wasmHeapBytes } from '../../src/model/memoryGuard.js';
+import { selectBackend } from '../../src/engine/backend.js';
+import { wasmHeapBytes } from '../../src/engine/memoryGuard.js';
 import { setLogLevel } from '../../src/util/log.js';
 
 test('a wasm allocation that cannot be served is an error, and earlier tensors keep their values', async () => {

@@ -4,7 +4,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { selectBackend } from '../../src/backend.js';
+import { selectBackend } from '../../src/engine/backend.js';
 import { openSplit, type PrecompSplit } from '../../src/data/precomp.js';
 import { loadVocab } from '../../src/data/vocab.js';
 import { encodeCaption } from '../../src/data/tokenizer.js';
@@ -12,13 +12,13 @@ import { ParamRegistry } from '../../src/model/params.js';
 import { TrainData } from '../../src/train/batches.js';
 import { modelConfigOf, resolveOptions } from '../../src/train/options.js';
 import { trainStep } from '../../src/train/step.js';
-import { RemoteBlockWorker } from '../../src/train/remoteBlock.js';
+import { RemoteBlockWorker } from '../../src/engine/remoteBlock.js';
 import { Adam } from '../../src/train/adam.js';
 import { validate } from '../../src/train/validate.js';
 import { Rng } from '../../src/util/rng.js';
 import { setLogLevel } from '../../src/util/log.js';
 import path from 'node:path';
-import { DATA_NAME, makeData, rmrf, tempDir } from './trainHelpers.js';
+import { DATA_NAME, makeData, rmrf, tempDir } from '../train/trainHelpers.js';
 
 let tmp = '';
 let dataPath = '';

@@ -1,10 +1,10 @@
-// The wasm backend's Slice, SplitV and Unpack are replaced (src/wasmKernels.ts) by versions that copy only
+// The wasm backend's Slice, SplitV and Unpack are replaced (src/engine/wasmKernels.ts) by versions that copy only
 // the slice. They are checked here against index arithmetic on the source array, for contiguous and strided
 // slices of every rank the model uses, and for int32 and bool tensors.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { selectBackend } from '../../src/backend.js';
+import { selectBackend } from '../../src/engine/backend.js';
 
 await selectBackend('wasm');
 

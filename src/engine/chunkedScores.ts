@@ -2,11 +2,11 @@
 // backward pass. All 16,384 pairs of a batch of 128 at 1024-d do not fit the wasm heap as one graph: the
 // forward keeps only the scores, and the gradient recomputes one chunk at a time under its own tape.
 import * as tf from '@tensorflow/tfjs';
-import type { ModelConfig } from './config.js';
-import { blockScores, type CaptionSide, type ImageSide, type SafCaptionStats } from './similarity.js';
-import { Weights } from './weights.js';
+import type { ModelConfig } from '../model/config.js';
+import { blockScores, type CaptionSide, type ImageSide, type SafCaptionStats } from '../model/similarity.js';
+import { Weights } from '../model/weights.js';
 import { checkHeap, refuseIfTooLarge } from './memoryGuard.js';
-import { valueAndGradients } from './grads.js';
+import { valueAndGradients } from './tape.js';
 
 /** Parameters the block scores read (everything of sim_enc but the two global-attention modules). */
 export function blockParamNames(names: string[]): string[] {
@@ -71,7 +71,7 @@ export interface RemoteGradients {
 }
 
 /**
- * Another thread that scores and differentiates a caption range of the batch (train/remoteBlock.ts).
+ * Another thread that scores and differentiates a caption range of the batch (engine/remoteBlock.ts).
  * Called in this order per step: startForward, scores, startBackward, gradients; the start calls return
  * at once, the others wait for the thread.
  */

@@ -1,16 +1,16 @@
-// A training step with a worker thread (train/remoteBlock.ts) taking the last captions computes what the
+// A training step with a worker thread (engine/remoteBlock.ts) taking the last captions computes what the
 // single-threaded step computes: the same loss, the same SAF statistics, and the same gradients up to float
 // summation order (the two shares' gradients are added in a different order; gradients that are exactly 0 in
 // exact arithmetic, such as the global-attention biases under their softmax, come out as ±5e-7 noise).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { selectBackend } from '../../src/backend.js';
+import { selectBackend } from '../../src/engine/backend.js';
 import { defaultModelConfig } from '../../src/model/config.js';
 import { ParamRegistry } from '../../src/model/params.js';
-import { remoteSplit } from '../../src/model/chunkedScores.js';
+import { remoteSplit } from '../../src/engine/chunkedScores.js';
 import { lossAndGrads, type StepOptions, type TrainBatch } from '../../src/train/step.js';
-import { RemoteBlockWorker } from '../../src/train/remoteBlock.js';
+import { RemoteBlockWorker } from '../../src/engine/remoteBlock.js';
 import { Rng } from '../../src/util/rng.js';
 import { setLogLevel } from '../../src/util/log.js';
 
