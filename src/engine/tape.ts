@@ -3,6 +3,9 @@
 // query-key map makes cancel exactly), and the call may run inside another gradient's backward pass.
 import * as tf from '@tensorflow/tfjs';
 
+/** The function type tf.customGrad takes (its typings want a fixed arity; ours vary). */
+export type CustomFn = Parameters<typeof tf.customGrad>[0];
+
 interface EngineInternals {
   state: { activeTape: unknown };
   gradients: (

@@ -2,7 +2,9 @@
 // bidirectional GRU run with packed-sequence semantics, the two directions averaged.
 import * as tf from '@tensorflow/tfjs';
 import { DROPOUT, type ModelConfig } from './config.js';
-import { dropout, embeddingLookup, l2norm, linear, mmW, permuteRowsInvolution } from './ops.js';
+import { dropout, l2norm, linear } from './ops.js';
+import { mmW } from '../engine/matmul.js';
+import { embeddingLookup, permuteRowsInvolution } from '../engine/gather.js';
 import type { Weights } from './weights.js';
 
 /** How a forward pass runs: training (batch statistics, dropout) or eval; dropout seeds come from `seed()`. */

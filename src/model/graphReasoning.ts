@@ -4,7 +4,7 @@
 // every step; this one transposes the small per-pair matrices explicitly and keeps, per step, only the
 // step's input, its attention (N x N) and its aggregate.
 import * as tf from '@tensorflow/tfjs';
-import type { CustomFn } from './ops.js';
+import type { CustomFn } from '../engine/tape.js';
 
 /** The query-key map folded into one matrix and vector: Q·Kᵀ = N (Wqᵀ Wk) Nᵀ + 1 (bq Wk) Nᵀ + row constants. */
 export interface StepWeights {

@@ -3,7 +3,8 @@
 // Linear are large (nCap*Lp, ·) products instead of the reference's per-caption Python loop.
 import * as tf from '@tensorflow/tfjs';
 import { BN_EPS, type ModelConfig } from './config.js';
-import { additiveMask, l1norm, l2norm, linear, mm } from './ops.js';
+import { additiveMask, l1norm, l2norm, linear } from './ops.js';
+import { mm } from '../engine/matmul.js';
 import { localSimilarity, localSimilarityEval } from './localSimilarity.js';
 import { graphStep, graphStepTrain, type StepWeights } from './graphReasoning.js';
 import type { Weights } from './weights.js';
