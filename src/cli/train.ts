@@ -1,6 +1,9 @@
-// `vsl train`: options as the reference's opts.py (kebab-case), a --config JSON file, flags override it.
+// `vsl train`: options as the reference's opts.py (kebab-case), a --config JSON file, flags override it. The
+// flags, their parsers and help (with defaults) come from the one options table of train/options.ts.
 import { Command, Option } from 'commander';
-import { readConfigFile, resolveOptions, TrainOptionsSchema } from '../train/options.js';
+import { z } from 'zod';
+import { readConfigFile, resolveOptions, TRAIN_OPTION_TABLE } from '../train/options.js';
+import type { OptionSpec } from '../util/optionSpec.js';
 import { train } from '../train/loop.js';
 
 const int = (v: string) => {
@@ -14,77 +17,45 @@ const num = (v: string) => {
   return n;
 };
 
-/** Default of a schema field, for the help text (the schema holds the defaults). */
-function dflt(key: keyof typeof TrainOptionsSchema.shape): string {
-  const r = TrainOptionsSchema.shape[key].safeParse(undefined);
-  return r.success && r.data !== undefined ? ` (default: ${JSON.stringify(r.data)})` : '';
+/** The schema under its default/optional wrappers. */
+function inner(s: z.ZodTypeAny): z.ZodTypeAny {
+  while (s instanceof z.ZodDefault || s instanceof z.ZodOptional) s = s._def.innerType;
+  return s;
 }
 
+/** The commander option of one table entry: its parser (integer, number) or choices, and its default in the help. */
+function flagOf(spec: OptionSpec): Option {
+  const r = spec.schema.safeParse(undefined);
+  const shown =
+    r.success && r.data !== undefined && !spec.flag.startsWith('--no-') ? ` (default: ${JSON.stringify(r.data)})` : '';
+  const o = new Option(spec.flag, spec.help + shown);
+  const s = inner(spec.schema);
+  if (s instanceof z.ZodEnum) o.choices(s.options as string[]);
+  else if (s instanceof z.ZodNumber) o.argParser(s.isInt ? int : num);
+  else if (s instanceof z.ZodLiteral && typeof s.value === 'number') o.argParser(int);
+  return o;
+}
+
+/** Commander attribute names that differ from the table's keys: --no-imgnorm sets imgnorm = false. */
+const NEGATED: Record<string, string> = { imgnorm: 'noImgnorm', txtnorm: 'noTxtnorm' };
+
 export function addTrainOptions(cmd: Command): Command {
-  return cmd
-    .option('--config <file>', 'JSON file of options (names as below, camelCase); flags override it')
-    .option('--data-path <dir>', 'root holding <data_name>/' + dflt('dataPath'))
-    .option('--data-name <name>', 'coco_precomp or f30k_precomp' + dflt('dataName'))
-    .addOption(new Option('--data <name>', 'alias of --data-name').hideHelp())
-    .option('--vocab-path <dir>', 'folder holding <data_name>_vocab.json (default: the data path)')
-    .option('--model-name <dir>', 'run directory: checkpoints, train.log, metrics.jsonl' + dflt('modelName'))
-    .option('--batch-size <n>', 'training mini-batch' + dflt('batchSize'), int)
-    .option('--num-epochs <n>', 'epochs' + dflt('numEpochs'), int)
-    .option('--lr-update <n>', 'epochs between x0.1 learning-rate decays' + dflt('lrUpdate'), int)
-    .option('--learning-rate <lr>', 'initial Adam learning rate' + dflt('learningRate'), num)
-    .option('--log-step <n>', 'iterations between log lines' + dflt('logStep'), int)
-    .option('--val-step <n>', 'iterations between extra validations' + dflt('valStep'), int)
-    .option('--grad-clip <x>', 'global gradient-norm clip, <= 0 disables' + dflt('gradClip'), num)
-    .option('--margin <x>', 'hinge margin' + dflt('margin'), num)
-    .option('--no-max-violation', 'sum the hinge over all negatives (the reference: passing --max_violation)')
-    .option('--img-dim <n>', 'region feature dim' + dflt('imgDim'), int)
-    .option('--word-dim <n>', 'word embedding dim' + dflt('wordDim'), int)
-    .option('--embed-size <n>', 'joint space dim' + dflt('embedSize'), int)
-    .option('--sim-dim <n>', 'similarity vector dim' + dflt('simDim'), int)
-    .option('--no-bi-gru', 'unidirectional GRU (the reference: passing --bi_gru)')
-    .option('--no-imgnorm', 'skip the l2norm after the image fc')
-    .option('--no-txtnorm', 'skip the l2norm after the GRU')
-    .addOption(new Option('--module <name>', 'similarity module' + dflt('module')).choices(['SGR', 'SAF']))
-    .option('--sgr-step <n>', 'graph reasoning steps' + dflt('sgrStep'), int)
-    .option('--seed <n>', 'seed of the initialisation, data order and dropout' + dflt('seed'), int)
-    .addOption(
-      new Option('--semantic-loss <kind>', 'semantic loss' + dflt('semanticLoss')).choices([
-        'visual',
-        'visual+textual',
-        'none',
-      ]),
-    )
-    .option(
-      '--warmup-sum-epochs <n>',
-      'epochs of the summed hinge before hardest negatives (demo recipe)' + dflt('warmupSumEpochs'),
-      int,
-    )
-    .option(
-      '--semantic-warmup-epochs <n>',
-      'epochs of the hinge alone before the semantic loss joins (demo recipe)' + dflt('semanticWarmupEpochs'),
-      int,
-    )
-    .option('--dropout <p>', 'dropout probability' + dflt('dropout'), num)
-    .option('--chunk-mb <mb>', 'device memory budget of one scoring chunk' + dflt('chunkMb'), num)
-    .option(
-      '--workers <n>',
-      'threads for the score block of a training step: 1, or 2 (a worker thread takes part of the captions); default 2 on wasm/cpu, 1 on the native backends',
-      int,
-    )
-    .option('--max-dev-captions <n>', 'validation on the first n dev captions' + dflt('maxDevCaptions'), int)
-    .option('--backend <name>', 'auto, tensorflow-gpu, tensorflow, wasm or cpu' + dflt('backend'))
-    .option('--resume <file>', 'continue from a checkpoint_last.h5');
+  cmd.option('--config <file>', 'JSON file of options (names as below, camelCase); flags override it');
+  for (const [key, spec] of Object.entries(TRAIN_OPTION_TABLE)) {
+    if (key === 'numLayers') continue; // one value only: a config key, not worth a flag
+    cmd.addOption(flagOf(spec));
+    if (key === 'dataName') cmd.addOption(new Option('--data <name>', 'alias of --data-name').hideHelp());
+  }
+  return cmd;
 }
 
 /** The options a user gave on the command line (not commander's defaults), in schema names. */
 export function flagsOf(cmd: Command): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  const opts = cmd.opts();
-  const rename: Record<string, string> = { data: 'dataName', imgnorm: 'noImgnorm', txtnorm: 'noTxtnorm' };
-  for (const [k, v] of Object.entries(opts)) {
+  for (const [k, v] of Object.entries(cmd.opts())) {
     if (k === 'config' || cmd.getOptionValueSource(k) !== 'cli') continue;
-    if (k === 'imgnorm' || k === 'txtnorm') out[rename[k]] = !v;
-    else out[rename[k] ?? k] = v;
+    if (NEGATED[k]) out[NEGATED[k]] = !v;
+    else out[k === 'data' ? 'dataName' : k] = v;
   }
   return out;
 }

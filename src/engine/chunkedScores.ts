@@ -3,7 +3,13 @@
 // forward keeps only the scores, and the gradient recomputes one chunk at a time under its own tape.
 import * as tf from '@tensorflow/tfjs';
 import type { ModelConfig } from '../model/config.js';
-import { blockScores, type CaptionSide, type ImageSide, type SafCaptionStats } from '../model/similarity.js';
+import {
+  blockScores,
+  type BatchScorer,
+  type CaptionSide,
+  type ImageSide,
+  type SafCaptionStats,
+} from '../model/similarity.js';
 import { Weights } from '../model/weights.js';
 import { checkHeap, refuseIfTooLarge } from './memoryGuard.js';
 import { valueAndGradients } from './tape.js';
@@ -333,4 +339,21 @@ function localScores(
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
   return f(img.regions, img.vGlobal, cap.words, cap.tGlobal, ...names.map((n) => params.get(n)!)) as tf.Tensor2D;
+}
+
+/**
+ * The training scorer: chunkedScores over the block parameters `names` (their gradients are returned through
+ * its custom ops), with SAF's statistics gathered in caption order. The heap is checked on entry, after the
+ * encoders ran.
+ */
+export function chunkedScorer(names: string[], o: { chunkBytes: number; remote?: RemoteBlock }): BatchScorer {
+  return (w, c, img, cap) => {
+    checkHeap('training step, encoders');
+    const safStats: SafCaptionStats[] = [];
+    const params = new Map(names.map((n) => [n, w.t(n)]));
+    return {
+      sims: chunkedScores(c, img, cap, params, { chunkBytes: o.chunkBytes, safStats, remote: o.remote }),
+      safStats,
+    };
+  };
 }

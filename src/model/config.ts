@@ -1,5 +1,8 @@
 // Architecture options of one SGR or SAF model, with the reference's defaults (SPEC §9).
 // The names are camelCase forms of the reference's opts.py names; `fromReferenceOpt` maps a checkpoint's opt.
+import { z } from 'zod';
+import { opt, shapeOf } from '../util/optionSpec.js';
+
 export type ModuleName = 'SGR' | 'SAF';
 
 export interface ModelConfig {
@@ -25,39 +28,64 @@ export const NORM_EPS = 1e-8;
 export const BN_EPS = 1e-5;
 export const BN_MOMENTUM = 0.1;
 
-export function defaultModelConfig(over: Partial<ModelConfig> = {}): ModelConfig {
+/**
+ * The model's options with their defaults (the reference's opts.py), flags and help: written once here; the
+ * training options (train/options.ts) extend this table, and defaultModelConfig reads its defaults.
+ */
+export const MODEL_OPTIONS = {
+  imgDim: opt(z.number().int().min(1).default(2048), '--img-dim <n>', 'region feature dim'),
+  wordDim: opt(z.number().int().min(1).default(300), '--word-dim <n>', 'word embedding dim'),
+  embedSize: opt(z.number().int().min(1).default(1024), '--embed-size <n>', 'joint space dim'),
+  simDim: opt(z.number().int().min(1).default(256), '--sim-dim <n>', 'similarity vector dim'),
+  numLayers: opt(z.literal(1).default(1), '--num-layers <n>', 'GRU layers (1, as every published model)'),
+  biGru: opt(z.boolean().default(true), '--no-bi-gru', 'unidirectional GRU (the reference: passing --bi_gru)'),
+  noImgnorm: opt(z.boolean().default(false), '--no-imgnorm', 'skip the l2norm after the image fc'),
+  noTxtnorm: opt(z.boolean().default(false), '--no-txtnorm', 'skip the l2norm after the GRU'),
+  module: opt(z.enum(['SGR', 'SAF']).default('SGR'), '--module <name>', 'similarity module'),
+  sgrStep: opt(z.number().int().min(1).default(3), '--sgr-step <n>', 'graph reasoning steps'),
+};
+
+const ModelOptionsSchema = z.object(shapeOf(MODEL_OPTIONS));
+export type ModelOptions = z.infer<typeof ModelOptionsSchema>;
+
+/** A model's config from its options (camelCase, as in vsl's config files) and the vocabulary size. */
+export function modelConfigFromOptions(o: ModelOptions, vocabSize: number): ModelConfig {
   return {
-    module: 'SGR',
-    vocabSize: 0,
-    imgDim: 2048,
-    wordDim: 300,
-    embedSize: 1024,
-    simDim: 256,
-    numLayers: 1,
-    biGru: true,
-    noImgNorm: false,
-    noTxtNorm: false,
-    sgrStep: 3,
-    ...over,
+    module: o.module,
+    vocabSize,
+    imgDim: o.imgDim,
+    wordDim: o.wordDim,
+    embedSize: o.embedSize,
+    simDim: o.simDim,
+    numLayers: o.numLayers,
+    biGru: o.biGru,
+    noImgNorm: o.noImgnorm,
+    noTxtNorm: o.noTxtnorm,
+    sgrStep: o.sgrStep,
   };
 }
 
+/** The default model (the reference's defaults), with some fields replaced. */
+export function defaultModelConfig(over: Partial<ModelConfig> = {}): ModelConfig {
+  return { ...modelConfigFromOptions(ModelOptionsSchema.parse({}), 0), ...over };
+}
+
 /** Map the reference's argparse options (snake_case, as stored in checkpoints and golden files) to a config. */
-export function fromReferenceOpt(opt: Record<string, unknown>): ModelConfig {
-  const num = (k: string, d: number) => (typeof opt[k] === 'number' ? (opt[k] as number) : d);
-  const bool = (k: string, d: boolean) => (typeof opt[k] === 'boolean' ? (opt[k] as boolean) : d);
-  const module = opt.module_name === 'SAF' ? 'SAF' : 'SGR';
-  return defaultModelConfig({
-    module,
-    vocabSize: num('vocab_size', 0),
-    imgDim: num('img_dim', 2048),
-    wordDim: num('word_dim', 300),
-    embedSize: num('embed_size', 1024),
-    simDim: num('sim_dim', 256),
-    numLayers: num('num_layers', 1),
-    biGru: bool('bi_gru', true),
-    noImgNorm: bool('no_imgnorm', false),
-    noTxtNorm: bool('no_txtnorm', false),
-    sgrStep: num('sgr_step', 3),
-  });
+export function fromReferenceOpt(ref: Record<string, unknown>): ModelConfig {
+  const d = defaultModelConfig();
+  const num = (k: string, dv: number) => (typeof ref[k] === 'number' ? (ref[k] as number) : dv);
+  const bool = (k: string, dv: boolean) => (typeof ref[k] === 'boolean' ? (ref[k] as boolean) : dv);
+  return {
+    module: ref.module_name === 'SAF' ? 'SAF' : ref.module_name === 'SGR' ? 'SGR' : d.module,
+    vocabSize: num('vocab_size', d.vocabSize),
+    imgDim: num('img_dim', d.imgDim),
+    wordDim: num('word_dim', d.wordDim),
+    embedSize: num('embed_size', d.embedSize),
+    simDim: num('sim_dim', d.simDim),
+    numLayers: num('num_layers', d.numLayers),
+    biGru: bool('bi_gru', d.biGru),
+    noImgNorm: bool('no_imgnorm', d.noImgNorm),
+    noTxtNorm: bool('no_txtnorm', d.noTxtNorm),
+    sgrStep: num('sgr_step', d.sgrStep),
+  };
 }

@@ -170,3 +170,19 @@ export function blockScores(
   if (dbg) dbg('sim_eval_w', logit);
   return { sims: tf.sigmoid(logit) as tf.Tensor2D, safStats };
 }
+
+/**
+ * A way to compute the (nImg, nCap) training scores of a batch with SAF's per-caption statistics: blockScores in
+ * one graph (singleGraphScorer), or the engine's chunked, two-thread scorer (engine/chunkedScores.ts).
+ */
+export type BatchScorer = (
+  w: Weights,
+  c: ModelConfig,
+  img: ImageSide,
+  cap: CaptionSide,
+) => { sims: tf.Tensor2D; safStats: SafCaptionStats[] };
+
+export const singleGraphScorer: BatchScorer = (w, c, img, cap) => {
+  const r = blockScores(w, c, img, cap, true);
+  return { sims: r.sims, safStats: r.safStats ? [r.safStats] : [] };
+};

@@ -1,48 +1,81 @@
-// Every option of the reference's opts.py (SPEC §9), with its default, plus vsl's own; one zod schema
-// checks config files (unknown keys are an error naming the key) and the merged result.
+// The options of `vsl train`, written once: every option of the reference's opts.py (SPEC §9) with its default,
+// plus vsl's own, each with its flag and help text. The zod schema checks config files (unknown keys are an
+// error naming the key) and the merged result; the commander flags (cli/train.ts) and the model defaults
+// (model/config.ts) are derived from this table.
 import fs from 'node:fs';
 import { z } from 'zod';
 import { VslError } from '../util/errors.js';
-import { defaultModelConfig, type ModelConfig } from '../model/config.js';
+import { DROPOUT, MODEL_OPTIONS, modelConfigFromOptions, type ModelConfig } from '../model/config.js';
+import { opt, shapeOf, type OptionSpec } from '../util/optionSpec.js';
 
-export const TrainOptionsSchema = z
-  .object({
-    dataPath: z.string().default('./data'),
-    dataName: z.string().default('coco_precomp'),
-    vocabPath: z.string().optional(), // folder holding <data_name>_vocab.json; default: the data path
-    modelName: z.string().default('./checkpoint'), // the run directory
-    batchSize: z.number().int().min(2).default(128),
-    numEpochs: z.number().int().min(1).default(40),
-    lrUpdate: z.number().int().min(1).default(30),
-    learningRate: z.number().positive().default(0.0002),
-    logStep: z.number().int().min(1).default(10),
-    valStep: z.number().int().min(1).default(1000),
-    gradClip: z.number().default(2.0),
-    margin: z.number().default(0.2),
-    maxViolation: z.boolean().default(true),
-    imgDim: z.number().int().min(1).default(2048),
-    wordDim: z.number().int().min(1).default(300),
-    embedSize: z.number().int().min(1).default(1024),
-    simDim: z.number().int().min(1).default(256),
-    numLayers: z.literal(1).default(1),
-    biGru: z.boolean().default(true),
-    noImgnorm: z.boolean().default(false),
-    noTxtnorm: z.boolean().default(false),
-    module: z.enum(['SGR', 'SAF']).default('SGR'),
-    sgrStep: z.number().int().min(1).default(3),
-    // vsl's own
-    seed: z.number().int().default(0),
-    semanticLoss: z.enum(['visual', 'visual+textual', 'none']).default('visual'),
-    warmupSumEpochs: z.number().int().min(0).default(0), // epochs of the summed hinge before hardest negatives
-    semanticWarmupEpochs: z.number().int().min(0).default(0), // epochs without the semantic term before it joins
-    dropout: z.number().min(0).max(0.95).default(0.4),
-    chunkMb: z.number().positive().default(1024), // device memory budget of one scoring chunk in training
-    maxDevCaptions: z.number().int().min(5).default(5000),
-    workers: z.number().int().min(1).max(2).optional(), // threads for a step's score block (default: 2 on wasm/cpu, 1 native)
-    backend: z.string().default('auto'),
-    resume: z.string().optional(),
-  })
-  .strict();
+/** Training options that are not the model's (the model's are in model/config.ts, MODEL_OPTIONS). */
+const TRAIN_OPTIONS = {
+  dataPath: opt(z.string().default('./data'), '--data-path <dir>', 'root holding <data_name>/'),
+  dataName: opt(z.string().default('coco_precomp'), '--data-name <name>', 'coco_precomp or f30k_precomp'),
+  vocabPath: opt(
+    z.string().optional(),
+    '--vocab-path <dir>',
+    'folder holding <data_name>_vocab.json (default: the data path)',
+  ),
+  modelName: opt(
+    z.string().default('./checkpoint'),
+    '--model-name <dir>',
+    'run directory: checkpoints, train.log, metrics.jsonl',
+  ),
+  batchSize: opt(z.number().int().min(2).default(128), '--batch-size <n>', 'training mini-batch'),
+  numEpochs: opt(z.number().int().min(1).default(40), '--num-epochs <n>', 'epochs'),
+  lrUpdate: opt(z.number().int().min(1).default(30), '--lr-update <n>', 'epochs between x0.1 learning-rate decays'),
+  learningRate: opt(z.number().positive().default(0.0002), '--learning-rate <lr>', 'initial Adam learning rate'),
+  logStep: opt(z.number().int().min(1).default(10), '--log-step <n>', 'iterations between log lines'),
+  valStep: opt(z.number().int().min(1).default(1000), '--val-step <n>', 'iterations between extra validations'),
+  gradClip: opt(z.number().default(2.0), '--grad-clip <x>', 'global gradient-norm clip, <= 0 disables'),
+  margin: opt(z.number().default(0.2), '--margin <x>', 'hinge margin'),
+  maxViolation: opt(
+    z.boolean().default(true),
+    '--no-max-violation',
+    'sum the hinge over all negatives (the reference: passing --max_violation)',
+  ),
+  // vsl's own
+  seed: opt(z.number().int().default(0), '--seed <n>', 'seed of the initialisation, data order and dropout'),
+  semanticLoss: opt(
+    z.enum(['visual', 'visual+textual', 'none']).default('visual'),
+    '--semantic-loss <kind>',
+    'semantic loss',
+  ),
+  warmupSumEpochs: opt(
+    z.number().int().min(0).default(0),
+    '--warmup-sum-epochs <n>',
+    'epochs of the summed hinge before hardest negatives (demo recipe)',
+  ),
+  semanticWarmupEpochs: opt(
+    z.number().int().min(0).default(0),
+    '--semantic-warmup-epochs <n>',
+    'epochs of the hinge alone before the semantic loss joins (demo recipe)',
+  ),
+  dropout: opt(z.number().min(0).max(0.95).default(DROPOUT), '--dropout <p>', 'dropout probability'),
+  chunkMb: opt(z.number().positive().default(1024), '--chunk-mb <mb>', 'device memory budget of one scoring chunk'),
+  workers: opt(
+    z.number().int().min(1).max(2).optional(),
+    '--workers <n>',
+    'threads for the score block of a training step: 1, or 2 (a worker thread takes part of the captions); default 2 on wasm/cpu, 1 on the native backends',
+  ),
+  maxDevCaptions: opt(
+    z.number().int().min(5).default(5000),
+    '--max-dev-captions <n>',
+    'validation on the first n dev captions',
+  ),
+  backend: opt(z.string().default('auto'), '--backend <name>', 'auto, tensorflow-gpu, tensorflow, wasm or cpu'),
+  resume: opt(z.string().optional(), '--resume <file>', 'continue from a checkpoint_last.h5'),
+};
+
+/** Every option of `vsl train`, in the order of --help: the reference's (data, training, model), then vsl's own. */
+export const TRAIN_OPTION_TABLE: Record<string, OptionSpec> = (() => {
+  const entries = Object.entries(TRAIN_OPTIONS);
+  const cut = entries.findIndex(([k]) => k === 'seed'); // the reference's training options end here
+  return { ...Object.fromEntries(entries.slice(0, cut)), ...MODEL_OPTIONS, ...Object.fromEntries(entries.slice(cut)) };
+})();
+
+export const TrainOptionsSchema = z.object({ ...shapeOf(MODEL_OPTIONS), ...shapeOf(TRAIN_OPTIONS) }).strict();
 
 export type TrainOptions = z.infer<typeof TrainOptionsSchema>;
 
@@ -80,17 +113,5 @@ export function resolveOptions(
 }
 
 export function modelConfigOf(o: TrainOptions, vocabSize: number): ModelConfig {
-  return defaultModelConfig({
-    module: o.module,
-    vocabSize,
-    imgDim: o.imgDim,
-    wordDim: o.wordDim,
-    embedSize: o.embedSize,
-    simDim: o.simDim,
-    numLayers: o.numLayers,
-    biGru: o.biGru,
-    noImgNorm: o.noImgnorm,
-    noTxtNorm: o.noTxtnorm,
-    sgrStep: o.sgrStep,
-  });
+  return modelConfigFromOptions(o, vocabSize);
 }

@@ -1,18 +1,18 @@
-// One training step (SPEC §6): encode, score the batch in chunks, hinge + semantic loss, backward,
-// global-norm clip, Adam; then the BatchNorm running statistics (VisualSA's once, SAF's once per caption).
+// One training step (SPEC §6): the batch's loss (encode both sides, score every pair, hinge + semantic), its
+// gradients, global-norm clip, Adam; then the BatchNorm running statistics (VisualSA's once, SAF's once per
+// caption). The score block runs on the engine's scorer (chunks that fit the device, a second thread).
 import * as tf from '@tensorflow/tfjs';
 import { BN_MOMENTUM, type ModelConfig } from '../model/config.js';
 import type { ParamRegistry } from '../model/params.js';
 import { Weights } from '../model/weights.js';
 import { imageSide, captionSide } from '../model/sgraf.js';
-import { trainMode, type TokenBatch } from '../model/encoders.js';
+import { trainMode, type RunMode, type TokenBatch } from '../model/encoders.js';
 import type { BnBatchStats } from '../model/batchnorm.js';
-import type { SafCaptionStats } from '../model/similarity.js';
-import { blockParamNames, chunkedScores, type RemoteBlock } from '../engine/chunkedScores.js';
+import type { BatchScorer, SafCaptionStats } from '../model/similarity.js';
+import { blockParamNames, chunkedScorer, type RemoteBlock } from '../engine/chunkedScores.js';
 import { hingeLoss } from '../loss/hinge.js';
 import { semanticLoss, type SemanticLossKind } from '../loss/semantic.js';
 import { Adam, clipGradNorm } from './adam.js';
-import { checkHeap } from '../engine/memoryGuard.js';
 import { valueAndGradients } from '../engine/tape.js';
 
 export interface TrainBatch {
@@ -22,10 +22,7 @@ export interface TrainBatch {
   captionSim: Float32Array | null; // (B, B) caption-caption similarity (textual ablation)
 }
 
-export interface StepOptions {
-  margin: number;
-  maxViolation: boolean;
-  semantic: SemanticLossKind;
+export interface StepOptions extends LossOptions {
   gradClip: number;
   dropout: number; // 0.4 in the reference; 0 for deterministic checks
   chunkBytes: number;
@@ -60,6 +57,51 @@ function updateRunning(reg: ParamRegistry, prefix: string, means: tf.Tensor[], v
   });
 }
 
+/** The batch as tensors, for the loss. */
+export interface BatchTensors {
+  images: tf.Tensor3D; // (B, 36, imgDim)
+  tokens: TokenBatch;
+  imageSim: tf.Tensor2D | null;
+  captionSim: tf.Tensor2D | null;
+}
+
+export interface LossOptions {
+  margin: number;
+  maxViolation: boolean;
+  semantic: SemanticLossKind;
+}
+
+/** The loss of one batch and what else its forward pass gives. */
+export interface BatchLoss {
+  total: tf.Scalar;
+  hinge: tf.Scalar;
+  semantic: tf.Scalar;
+  sims: tf.Tensor2D; // (B, B): image i with caption j
+  bnStats: BnBatchStats[];
+  safStats: SafCaptionStats[];
+}
+
+/**
+ * The loss of one batch (SPEC §6): encode both sides, score every image with every caption, hinge + semantic.
+ * `score` computes the (B, B) block: the model's blockScores in one graph, or the engine's chunked, two-thread
+ * scorer (engine/chunkedScores.ts) with the same values.
+ */
+export function batchLoss(
+  w: Weights,
+  c: ModelConfig,
+  b: BatchTensors,
+  mode: RunMode,
+  o: LossOptions,
+  score: BatchScorer,
+): BatchLoss {
+  const img = imageSide(w, c, b.images, mode);
+  const cap = captionSide(w, c, b.tokens, mode);
+  const { sims, safStats } = score(w, c, img.side, cap);
+  const hinge = hingeLoss(sims, o.margin, o.maxViolation);
+  const semantic = semanticLoss(o.semantic, sims, b.imageSim, b.captionSim);
+  return { total: tf.add(hinge, semantic) as tf.Scalar, hinge, semantic, sims, bnStats: img.bnStats, safStats };
+}
+
 /** Forward + backward of the loss; returns the gradients by parameter name (caller disposes). */
 export function lossAndGrads(
   reg: ParamRegistry,
@@ -77,49 +119,43 @@ export function lossAndGrads(
 } {
   const B = batch.tokens.lengths.length;
   const trainable = reg.trainable().map((e) => e.spec.name);
-  const blockNames = new Set(blockParamNames(trainable));
+  const score = chunkedScorer(blockParamNames(trainable), { chunkBytes: o.chunkBytes, remote: o.remote });
   const mode = trainMode(o.seed, o.dropout);
-  const bnStats: BnBatchStats[] = [];
-  const safStats: SafCaptionStats[] = [];
-  let parts: tf.Tensor[] = [];
-  const images = tf.tensor3d(batch.images, [B, batch.images.length / B / c.imgDim, c.imgDim]);
-  const imageSim = batch.imageSim ? tf.tensor2d(batch.imageSim, [B, B]) : null;
-  const captionSim = batch.captionSim ? tf.tensor2d(batch.captionSim, [B, B]) : null;
+  const t: BatchTensors = {
+    images: tf.tensor3d(batch.images, [B, batch.images.length / B / c.imgDim, c.imgDim]),
+    tokens: batch.tokens,
+    imageSim: batch.imageSim ? tf.tensor2d(batch.imageSim, [B, B]) : null,
+    captionSim: batch.captionSim ? tf.tensor2d(batch.captionSim, [B, B]) : null,
+  };
+  let kept: BatchLoss | undefined;
   const { value, grads } = valueAndGradients(
     (...ps: tf.Tensor[]) => {
       const byName = new Map(trainable.map((n, i) => [n, ps[i]]));
-      const w = new Weights((n) => byName.get(n) ?? reg.get(n));
-      const img = imageSide(w, c, images, mode);
-      for (const s of img.bnStats)
-        bnStats.push({ prefix: s.prefix, mean: tf.keep(s.mean), varUnbiased: tf.keep(s.varUnbiased) });
-      const cap = captionSide(w, c, batch.tokens, mode);
-      checkHeap('training step, encoders');
-      const blockParams = new Map([...byName].filter(([n]) => blockNames.has(n)));
-      const sims = chunkedScores(c, img.side, cap, blockParams, {
-        chunkBytes: o.chunkBytes,
-        safStats,
-        remote: o.remote,
-      });
-      const hinge = hingeLoss(sims, o.margin, o.maxViolation);
-      const sem = semanticLoss(o.semantic, sims, imageSim, captionSim);
-      parts = [tf.keep(hinge), tf.keep(sem), tf.keep(sims)];
-      return tf.add(hinge, sem) as tf.Scalar;
+      const r = batchLoss(new Weights((n) => byName.get(n) ?? reg.get(n)), c, t, mode, o, score);
+      kept = {
+        ...r,
+        bnStats: r.bnStats.map((s) => ({ ...s, mean: tf.keep(s.mean), varUnbiased: tf.keep(s.varUnbiased) })),
+      };
+      tf.keep(r.hinge);
+      tf.keep(r.semantic);
+      tf.keep(r.sims);
+      return r.total;
     },
     trainable.map((n) => reg.get(n)),
   );
-  const [h, s, simsT] = parts;
+  const r = kept!;
   const out = {
-    hinge: h.dataSync()[0],
-    semantic: s.dataSync()[0],
+    hinge: r.hinge.dataSync()[0],
+    semantic: r.semantic.dataSync()[0],
     total: value.dataSync()[0],
-    sims: Float32Array.from(simsT.dataSync() as Float32Array),
+    sims: Float32Array.from(r.sims.dataSync() as Float32Array),
     grads: new Map(trainable.map((n, i) => [n, grads[i]])),
-    bnStats,
-    safStats,
+    bnStats: r.bnStats,
+    safStats: r.safStats,
   };
-  tf.dispose([h, s, simsT, value, images]);
-  if (imageSim) imageSim.dispose();
-  if (captionSim) captionSim.dispose();
+  tf.dispose([r.hinge, r.semantic, r.sims, value, t.images]);
+  if (t.imageSim) t.imageSim.dispose();
+  if (t.captionSim) t.captionSim.dispose();
   return out;
 }
 
