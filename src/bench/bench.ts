@@ -1,7 +1,8 @@
 // `npm run bench`: throughput of the SGR/SAF score matrix, the training step and split encoding on one backend.
 // stdout: one JSON object per line, each with a "case" key (grep '"case"'); a summary table goes to stderr at the
 // end. Every case reports GFLOP/s from SPEC §12's FLOP counts beside the same run's plain matMul GFLOP/s (the
-// roofline), the reference (original PyTorch code, this 2-core machine) and the speedup, and peak RSS.
+// roofline, and peak RSS. The comparison with the reference comes from the workbench's sidebyside.sh (both timed
+// in one run on one machine), not from figures kept here.
 //
 //   node dist/src/bench/bench.js [--quick] [--backend wasm|cpu] [--workers N] [--cases a,b] [--measure-images N] [--chunk-mb MB]
 //
@@ -14,7 +15,7 @@ import os from 'node:os';
 import { spawn } from 'node:child_process';
 import { selectBackend, type BackendChoice } from '../engine/backend.js';
 import { setLogLevel } from '../util/log.js';
-import { ALL_CASES, QUICK_CASES, REFERENCE, type CaseName } from './figures.js';
+import { ALL_CASES, QUICK_CASES, type CaseName } from './figures.js';
 import {
   encodeCaptionsCase,
   encodeImagesCase,
@@ -38,10 +39,13 @@ interface Args {
   roofline: number | null;
   /** training-step scoring chunk budget in MB (train's --chunk-mb; default 1024) */
   chunkMb: number;
+  /** print a per-stage breakdown of the timed step or block (--profile CASE) */
+  profile: boolean;
 }
 
 const USAGE =
   'usage: bench [--quick] [--backend wasm|cpu] [--workers N] [--cases a,b] [--measure-images N] [--chunk-mb MB]\n' +
+  '       bench --profile CASE    (one training step or score block, stage by stage, forward and backward apart)\n' +
   `cases: ${ALL_CASES.join(', ')} (names or prefixes)\n`;
 
 function parseArgs(argv: string[]): Args {
@@ -54,6 +58,7 @@ function parseArgs(argv: string[]): Args {
     child: null,
     roofline: null,
     chunkMb: 1024,
+    profile: false,
   };
   const value = (i: number, flag: string) => {
     const v = argv[i + 1];
@@ -96,6 +101,14 @@ function parseArgs(argv: string[]): Args {
         a.cases = ALL_CASES.filter((c) => picked.has(c));
         break;
       }
+      case '--profile': {
+        const c = value(i++, f) as CaseName;
+        if (!ALL_CASES.includes(c) || c === 'matmul' || c.startsWith('encode'))
+          throw new Error(`--profile: expected a training or score case, found ${c}\n${USAGE}`);
+        a.cases = [c];
+        a.profile = true;
+        break;
+      }
       case '--child': {
         const c = value(i++, f) as CaseName;
         if (!ALL_CASES.includes(c)) throw new Error(`--child: unknown case ${c}`);
@@ -136,11 +149,12 @@ async function runCase(ctx: BenchContext, name: CaseName, a: Args): Promise<Benc
     const module = m[1] === 'sgr' ? 'SGR' : 'SAF';
     const nImg = Number(m[2]);
     const nCap = Number(m[3]);
-    const workers = m[4] ? 1 : a.workers;
+    // a profile is taken on this thread: the in-process scorer (one thread), 10 images
+    const workers = m[4] || a.profile ? 1 : a.workers;
     // Whole image blocks of 10 per worker, so the measured shards are balanced.
     const unit = 10 * workers;
     // --quick scores only the first 10 images per worker of the 100 × 500 block (to stay near a minute).
-    const want = nImg >= 1000 ? a.measureImages : a.quick ? unit : nImg;
+    const want = a.profile ? 10 : nImg >= 1000 ? a.measureImages : a.quick ? unit : nImg;
     const measure = Math.min(nImg, Math.ceil(want / unit) * unit);
     return scoreCase(ctx, name, { module, nImg, nCap, workers, measure });
   }
@@ -161,18 +175,13 @@ function fmt(x: unknown, d = 1): string {
 }
 
 function table(records: BenchRecord[], totalS: number, backend: string): string {
-  const rows: string[][] = [
-    ['case', 'threads', 'measured', 'GFLOP/s', '% roof', 'reference', 'speedup', 'peak RSS MB'],
-  ];
+  const rows: string[][] = [['case', 'threads', 'measured', 'GFLOP/s', '% roof', 'peak RSS MB']];
   for (const r of records) {
     let measured = '-';
-    let ref = '-';
     if (typeof r.pairs_per_s === 'number') {
       measured = `${fmt(r.pairs_per_s, 0)} pairs/s (${fmt(r.seconds, 1)} s${r.extrapolated_from ? ', extrap. from ' + r.extrapolated_from : ''})`;
-      ref = `${r.reference_pairs_per_s} pairs/s`;
     } else if (typeof r.s_per_step === 'number') {
       measured = `${fmt(r.s_per_step, 2)} s/step`;
-      ref = r.reference_s_per_step === null ? '-' : `${r.reference_s_per_step} s/step`;
     } else if (typeof r.items_per_s === 'number') {
       measured = `${fmt(r.items_per_s, 0)} items/s (${fmt(r.seconds, 1)} s)`;
     } else if (r.case === 'matmul') {
@@ -186,8 +195,6 @@ function table(records: BenchRecord[], totalS: number, backend: string): string 
       measured,
       fmt(r.gflops, 2),
       fmt(r.pct_of_roofline, 1),
-      ref,
-      r.speedup === null || r.speedup === undefined ? '-' : `${fmt(r.speedup, 2)}x`,
       fmt(r.peak_rss_mb, 0),
     ]);
   }
@@ -200,8 +207,7 @@ function table(records: BenchRecord[], totalS: number, backend: string): string 
     widths.map((w) => '-'.repeat(w)).join('  '),
     ...rows.slice(1).map(line),
     `FLOP counts: SPEC §12 (SGR ${24.4} / SAF ${8.6} MFLOP per pair; training ≈ 3 x forward). ` +
-      `Reference: PyTorch on this machine: eval ${REFERENCE.evalPairsPerSec.SGR}/${REFERENCE.evalPairsPerSec.SAF} pairs/s, ` +
-      'train SGR 8.2/94 s, SAF 7.5/85 s (B=32/128).',
+      'Against the reference: REF_WORK=... bash ../shared/reference/workbench/sidebyside.sh (both in one run).',
   ].join('\n');
 }
 
@@ -210,6 +216,7 @@ function runChild(name: CaseName, a: Args, roofline: number | null): Promise<Ben
   const args = [process.argv[1], '--child', name, '--backend', String(a.backend), '--workers', String(a.workers)];
   args.push('--measure-images', String(a.measureImages), '--chunk-mb', String(a.chunkMb));
   if (a.quick) args.push('--quick');
+  if (a.profile) args.push('--profile', name);
   if (roofline !== null) args.push('--roofline', String(roofline));
   return new Promise((resolve) => {
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -245,6 +252,7 @@ async function main(): Promise<void> {
       rooflineGflops: a.roofline,
       measureImages: a.measureImages,
       progressEveryMs: 30_000,
+      profile: a.profile,
     };
     let rec: BenchRecord;
     try {

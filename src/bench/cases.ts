@@ -14,7 +14,8 @@ import { RemoteBlockWorker } from '../engine/remoteBlock.js';
 import { Adam } from '../train/adam.js';
 import { Rng } from '../util/rng.js';
 import { wasmHeapBytes } from '../engine/memoryGuard.js';
-import { CAPTION_FLOPS, IMAGE_FLOPS, PAIR_FLOPS, REFERENCE, trainStepFlops } from './figures.js';
+import { formatProfile, startProfiling, stopProfiling } from '../engine/profile.js';
+import { CAPTION_FLOPS, IMAGE_FLOPS, PAIR_FLOPS, trainStepFlops } from './figures.js';
 import {
   randomEncodedCaptions,
   randomEncodedImages,
@@ -38,6 +39,8 @@ export interface BenchContext {
   measureImages: number;
   /** print a progress line to stderr at most this often (ms) */
   progressEveryMs: number;
+  /** profile the timed step or block stage by stage (stderr, and `profile` in the record) */
+  profile?: boolean;
 }
 
 const now = () => performance.now() / 1000;
@@ -149,16 +152,21 @@ export async function scoreCase(ctx: BenchContext, name: string, o: ScoreCaseOpt
     const t1 = now();
     await scorer.score([0, Math.min(nMeasured, 10 * o.workers)], [0, Math.min(o.nCap, 20)]);
     const warm = now() - t1;
+    if (ctx.profile) startProfiling();
+    const cpu0 = process.cpuUsage();
     const t2 = now();
     const sims = await scorer.score([0, nMeasured], [0, o.nCap], progress(ctx, name));
     const seconds = now() - t2;
+    const cpu = process.cpuUsage(cpu0);
+    const profile = ctx.profile
+      ? await reportProfile(`${name} (${nMeasured} x ${o.nCap}, this thread)`, seconds)
+      : undefined;
     let bad = 0;
     for (let i = 0; i < sims.length; i++) if (!Number.isFinite(sims[i])) bad++;
     if (bad) throw new Error(`${name}: ${bad} non-finite scores`);
     const pairs = nMeasured * o.nCap;
     const pps = pairs / seconds;
     const totalPairs = o.nImg * o.nCap;
-    const ref = REFERENCE.evalPairsPerSec[o.module];
     const rec: BenchRecord = {
       case: name,
       backend: ctx.backend,
@@ -167,11 +175,9 @@ export async function scoreCase(ctx: BenchContext, name: string, o: ScoreCaseOpt
       workers: scorer.workers,
       pairs: totalPairs,
       pairs_per_s: round(pps, 1),
+      cpu_s: round((cpu.user + cpu.system) / 1e6, 3), // this process and its worker threads, during the timed part
       seconds: round(totalPairs / pps, 2),
       ...perf(ctx, PAIR_FLOPS[o.module] * totalPairs, totalPairs / pps),
-      reference_pairs_per_s: ref,
-      reference: `${ref} pairs/s (PyTorch, 2 cores, 100x500)`,
-      speedup: round(pps / ref, 2),
       startup_s: round(startup, 2),
       warmup_s: round(warm, 2),
     };
@@ -181,11 +187,21 @@ export async function scoreCase(ctx: BenchContext, name: string, o: ScoreCaseOpt
       rec.note = `measured the first ${nMeasured} images against all ${o.nCap} captions; seconds = pairs / measured pairs/s`;
     }
     rec.flop_per_pair_m = PAIR_FLOPS[o.module] / 1e6;
+    if (profile) rec.profile = JSON.stringify(profile);
     return { ...rec, ...memoryFields() };
   } finally {
     if (scorer) await scorer.close(); // terminates the pool's worker threads
     disposeRegistry(reg);
   }
+}
+
+/** Stop the profilers (this thread's and the training worker's), print their tables to stderr, return both. */
+async function reportProfile(name: string, seconds: number, remote?: RemoteBlockWorker) {
+  const main = stopProfiling();
+  const worker = remote ? await remote.profile(false) : [];
+  process.stderr.write(`\n${formatProfile(main, seconds * 1000, `${name}: main thread (${seconds.toFixed(2)} s)`)}\n`);
+  if (remote) process.stderr.write(`\n${formatProfile(worker, seconds * 1000, `${name}: training worker thread`)}\n\n`);
+  return { main, worker };
 }
 
 /** One training step (hinge + VSL visual semantic loss, dropout 0.4, clip 2, Adam) after `warmup` steps. */
@@ -224,28 +240,35 @@ export async function trainCase(
       trainStep(reg, c, adam, batch, opts);
       warmTimes.push(now() - t);
     }
+    if (ctx.profile) {
+      startProfiling();
+      await remote?.profile(true);
+    }
+    const cpu0 = process.cpuUsage();
     const t0 = now();
     const r = trainStep(reg, c, adam, batch, opts);
     const seconds = now() - t0;
+    const cpu = process.cpuUsage(cpu0);
+    const profile = ctx.profile ? await reportProfile(name, seconds, remote) : undefined;
     if (!Number.isFinite(r.total)) throw new Error(`${name}: non-finite loss`);
-    const ref = REFERENCE.trainStepSec[module][B];
     return {
       case: name,
       backend: ctx.backend,
       module,
       batch: B,
       s_per_step: round(seconds, 3),
+      // CPU time of the whole process (both threads) during the step: the work done, less sensitive than
+      // wall time to other processes on the machine
+      cpu_s: round((cpu.user + cpu.system) / 1e6, 3),
       seconds: round(seconds, 3),
       warmup_steps: warmup,
       warmup_s: warmTimes.map((t) => round(t, 2)).join(',') || null,
       ...perf(ctx, trainStepFlops(module, B), seconds),
       flop_model: '3 x (B^2 x per-pair + B x (image fc+VisualSA + caption GRU+TextSA))',
-      reference_s_per_step: ref ?? null,
-      reference: ref === undefined ? null : `${ref} s/step (PyTorch, 2 cores)`,
-      speedup: ref === undefined ? null : round(ref / seconds, 2),
       loss: round(r.total, 4),
       threads: remote ? 2 : 1,
       chunk_mb: chunkMb,
+      ...(profile ? { profile: JSON.stringify(profile) } : {}),
       ...memoryFields(),
     };
   } finally {

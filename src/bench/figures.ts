@@ -1,6 +1,5 @@
 // Fixed figures of the benchmark: the per-pair and per-item FLOP counts of SPEC §12 (default dims, 36 regions,
-// 12-token captions), the reference timings of the original PyTorch code on this 2-core machine (from the issue),
-// and the case catalogue with what --quick runs.
+// 12-token captions) and the case catalogue with what --quick runs.
 
 export const MFLOP = 1e6;
 
@@ -20,15 +19,6 @@ export const CAPTION_FLOPS = 2 * 12 * 2 * 3 * 1024 * (300 + 1024) + 27.3 * MFLOP
 export function trainStepFlops(module: 'SGR' | 'SAF', B: number): number {
   return 3 * (B * B * PAIR_FLOPS[module] + B * (IMAGE_FLOPS + CAPTION_FLOPS));
 }
-
-/** The original PyTorch code on this 2-core machine, tuned fairly (numbers quoted in the issue). */
-export const REFERENCE = {
-  evalPairsPerSec: { SGR: 1775, SAF: 2392 }, // 100 × 500 block
-  trainStepSec: {
-    SGR: { 32: 8.2, 128: 94 },
-    SAF: { 32: 7.5, 128: 85 },
-  } as Record<'SGR' | 'SAF', Record<number, number>>,
-} as const;
 
 export const ALL_CASES = [
   'matmul',

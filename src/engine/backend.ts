@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import { log } from '../util/log.js';
 import { VslError } from '../util/errors.js';
 import { patchWasmKernels } from './wasmKernels.js';
+import { registerGraphAttentionKernels } from './graphAttention.js';
 import { guardAllocations } from './memoryGuard.js';
 
 export const BACKENDS = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
@@ -75,6 +76,7 @@ export async function selectBackend(choice: BackendChoice = 'auto'): Promise<Bac
     if (why === null) {
       if (name === 'wasm') {
         patchWasmKernels();
+        registerGraphAttentionKernels();
         guardAllocations();
       }
       active = { name, tfName: tf.getBackend(), skipped };

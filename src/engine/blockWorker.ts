@@ -9,6 +9,7 @@ import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import type * as TF from '@tensorflow/tfjs';
 import type { ModelConfig } from '../model/config.js';
 import type { RemoteGradients, RemoteInputs, RemoteScores } from './chunkedScores.js';
+import type { StageTotals } from './profile.js';
 
 export interface BlockWorkerInit {
   backend: string;
@@ -30,7 +31,14 @@ export const enum State {
 
 export type ToBlockWorker =
   | { type: 'forward'; inputs: RemoteInputs; out: RemoteScores }
-  | { type: 'backward'; dS: Float32Array; out: RemoteGradients };
+  | { type: 'backward'; dS: Float32Array; out: RemoteGradients }
+  | { type: 'profile'; on: boolean };
+
+/** The answer to a profile request (a plain message: the main thread is not inside a step then). */
+export interface ProfileReply {
+  type: 'profile';
+  totals: StageTotals[];
+}
 
 async function run(): Promise<void> {
   const init = workerData as BlockWorkerInit;
@@ -79,7 +87,13 @@ async function run(): Promise<void> {
         new Map(inp.params.map(([n], i) => [n, ps[i]])),
         { chunkBytes: init.chunkBytes, safStats },
       );
+    const profile = await import('./profile.js');
     port.on('message', (m: ToBlockWorker) => {
+      if (m.type === 'profile') {
+        if (m.on) profile.startProfiling();
+        port.postMessage({ type: 'profile', totals: m.on ? [] : profile.stopProfiling() } satisfies ProfileReply);
+        return;
+      }
       try {
         if (m.type === 'forward') {
           release();

@@ -13,6 +13,7 @@ import {
 import { Weights } from '../model/weights.js';
 import { checkHeap, refuseIfTooLarge } from './memoryGuard.js';
 import { valueAndGradients } from './tape.js';
+import { stage } from './profile.js';
 
 /** Parameters the block scores read (everything of sim_enc but the two global-attention modules). */
 export function blockParamNames(names: string[]): string[] {
@@ -180,18 +181,20 @@ function splitScores(
   const launch = tf.customGrad(((...args: unknown[]) => {
     args.pop(); // save: nothing is needed from the inputs but their shapes
     const [r, v, w, g, ...pp] = args as tf.Tensor[];
-    remote.startForward({
-      nImg,
-      K,
-      D,
-      Lr: rest.words.shape[1],
-      lengths: rest.lengths,
-      regions: r.dataSync() as Float32Array,
-      vGlobal: v.dataSync() as Float32Array,
-      words: w.dataSync() as Float32Array,
-      tGlobal: g.dataSync() as Float32Array,
-      params: names.map((n, i) => [n, pp[i].shape, pp[i].dataSync() as Float32Array]),
-    });
+    stage('thread handover', () =>
+      remote.startForward({
+        nImg,
+        K,
+        D,
+        Lr: rest.words.shape[1],
+        lengths: rest.lengths,
+        regions: r.dataSync() as Float32Array,
+        vGlobal: v.dataSync() as Float32Array,
+        words: w.dataSync() as Float32Array,
+        tGlobal: g.dataSync() as Float32Array,
+        params: names.map((n, i) => [n, pp[i].shape, pp[i].dataSync() as Float32Array]),
+      }),
+    );
     const shapes = [r, v, w, g, ...pp].map((t) => t.shape);
     return {
       value: tf.scalar(0),
@@ -215,7 +218,7 @@ function splitScores(
     return {
       value: tf.tensor2d(r.sims, [nImg, nCap - h]),
       gradFunc: (dy: tf.Tensor | tf.Tensor[]) => {
-        remote.startBackward((dy as tf.Tensor).dataSync() as Float32Array);
+        stage('thread handover', () => remote.startBackward((dy as tf.Tensor).dataSync() as Float32Array));
         return [tf.scalar(0)]; // the token carries no value
       },
     };

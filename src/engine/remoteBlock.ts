@@ -8,9 +8,10 @@
 import { Worker } from 'node:worker_threads';
 import { VslError } from '../util/errors.js';
 import { sharedFloat32, sharedInt32 } from './shared.js';
+import { stage, type StageTotals } from './profile.js';
 import type { ModelConfig } from '../model/config.js';
 import type { RemoteBlock, RemoteGradients, RemoteInputs, RemoteScores } from './chunkedScores.js';
-import { State, type BlockWorkerInit, type ToBlockWorker } from './blockWorker.js';
+import { State, type BlockWorkerInit, type ProfileReply, type ToBlockWorker } from './blockWorker.js';
 
 /** The longest a training step's half may take before the worker is presumed lost (it cannot be watched otherwise). */
 const WAIT_LIMIT_MS = 6 * 3600 * 1000;
@@ -75,6 +76,10 @@ export class RemoteBlockWorker implements RemoteBlock {
 
   /** Block the (synchronous) training step until the worker answered. */
   private wait(what: string): void {
+    stage('thread wait', () => this.waitFor(what));
+  }
+
+  private waitFor(what: string): void {
     const t0 = Date.now();
     while (Atomics.load(this.control, 0) === State.Busy) {
       if (Date.now() - t0 > WAIT_LIMIT_MS)
@@ -111,6 +116,14 @@ export class RemoteBlockWorker implements RemoteBlock {
   gradients(): RemoteGradients {
     this.wait('backward');
     return this.bwd!;
+  }
+
+  /** Start (on) or stop the worker's profiler; stopping returns its stage totals. Call between steps only. */
+  profile(on: boolean): Promise<StageTotals[]> {
+    return new Promise((resolve) => {
+      this.worker.once('message', (m: ProfileReply) => resolve(m.totals));
+      this.worker.postMessage({ type: 'profile', on } satisfies ToBlockWorker);
+    });
   }
 
   async close(): Promise<void> {

@@ -2,11 +2,13 @@
 // each image meets the whole caption block at once, so attention, context and the local similarity
 // Linear are large (nCap*Lp, ·) products instead of the reference's per-caption Python loop.
 import * as tf from '@tensorflow/tfjs';
-import { BN_EPS, type ModelConfig } from './config.js';
-import { additiveMask, l1norm, l2norm, linear } from './ops.js';
-import { mm } from '../engine/matmul.js';
+import type { ModelConfig } from './config.js';
+import { l2norm, linear } from './ops.js';
+import { stage } from '../engine/profile.js';
+import type { NodeLayout } from '../engine/graphAttention.js';
 import { localSimilarity, localSimilarityEval } from './localSimilarity.js';
-import { graphStep, graphStepTrain, type StepWeights } from './graphReasoning.js';
+import { graphReasoning } from './sgr.js';
+import { attentionFiltration, type SafCaptionStats } from './saf.js';
 import type { Weights } from './weights.js';
 
 /** Image side of a block: region embeddings and their global vectors. */
@@ -25,16 +27,22 @@ export interface CaptionSide {
 /** Optional hook that receives named intermediates (tests compare them with the reference's). */
 export type DebugHook = (name: string, t: tf.Tensor) => void;
 
-export interface SafCaptionStats {
-  mean: tf.Tensor1D; // (nCap) batch mean of the SAF gate per caption
-  varUnbiased: tf.Tensor1D; // (nCap)
-}
+export type { SafCaptionStats };
 
-/** Node validity (nCap, N): the global node 0 and each caption's L word nodes. */
-function nodeMask(lengths: number[], N: number): tf.Tensor2D {
+/** The valid nodes of each caption: its global node and its L words, as a (nCap, N) 0/1 mask and an int32 count. */
+function nodesOf(lengths: number[], N: number): { valid: tf.Tensor2D; layout: NodeLayout } {
   const m = new Float32Array(lengths.length * N);
   lengths.forEach((L, c) => m.fill(1, c * N, c * N + L + 1));
-  return tf.tensor2d(m, [lengths.length, N]);
+  return {
+    valid: tf.tensor2d(m, [lengths.length, N]),
+    layout: {
+      nCap: lengths.length,
+      count: tf.tensor1d(
+        lengths.map((L) => L + 1),
+        'int32',
+      ),
+    },
+  };
 }
 
 /**
@@ -62,78 +70,6 @@ function globalSimilarity(w: Weights, img: ImageSide, cap: CaptionSide): tf.Tens
 }
 
 /**
- * SGR: sgr_step graph reasoning steps over the nodes (nImg, nCap, N, S); returns the global node (nImg, nCap, S).
- * Q·Kᵀ = N·(Wqᵀ Wk)·Nᵀ + 1·(bqᵀ Wk)·Nᵀ + (terms constant along each softmax row, which cancel), so the
- * query and key maps fold into one S×S matrix and one vector: a third less work, same softmax.
- */
-function graphReasoning(
-  w: Weights,
-  c: ModelConfig,
-  nodes: tf.Tensor4D,
-  keyMask: tf.Tensor,
-  training: boolean,
-  dbg?: DebugHook,
-): tf.Tensor3D {
-  const [nImg, nCap, N, S] = nodes.shape;
-  const P = nImg * nCap;
-  let x = nodes.reshape([P, N, S]) as tf.Tensor3D;
-  const mask = tf.expandDims(keyMask, 0); // (1, nCap, 1, N), broadcast over images and query nodes
-  for (let s = 0; s < c.sgrStep; s++) {
-    const pre = `sim_enc.SGR_module.${s}`;
-    const key = w.t(`${pre}.graph_key_w.weight`) as tf.Tensor2D;
-    const sw: StepWeights = {
-      qk: w.derived(`${pre}.qk`, () => mm(w.wT(`${pre}.graph_query_w`), key)) as tf.Tensor2D,
-      qb: w.derived(`${pre}.qb`, () =>
-        mm(w.b(`${pre}.graph_query_w`).reshape([1, S]) as tf.Tensor2D, key).reshape([S]),
-      ) as tf.Tensor1D,
-      w: w.t(`${pre}.sim_graph_w.weight`) as tf.Tensor2D,
-      wT: w.wT(`${pre}.sim_graph_w`),
-      b: w.b(`${pre}.sim_graph_w`),
-    };
-    x = training ? graphStepTrain(x, sw, mask, { nImg, nCap }) : graphStep(x, sw, mask, { nImg, nCap });
-    if (dbg) dbg(`SGR_module.${s}`, x.reshape([nImg, nCap, N, S]));
-  }
-  return x.slice([0, 0, 0], [P, 1, S]).reshape([nImg, nCap, S]) as tf.Tensor3D;
-}
-
-/**
- * SAF: gate each node with sigmoid(BatchNorm1d(1)(Linear(node))), l1-normalise over the caption's nodes,
- * pool and l2-normalise. In training the BatchNorm takes statistics per caption over all its images × nodes.
- */
-function attentionFiltration(
-  w: Weights,
-  nodes: tf.Tensor4D,
-  valid: tf.Tensor2D,
-  training: boolean,
-): { vec: tf.Tensor3D; stats?: SafCaptionStats } {
-  const pre = 'sim_enc.SAF_module';
-  const g = linear(nodes, w, `${pre}.attn_sim_w`).squeeze([3]); // (nImg, nCap, N)
-  const nImg = nodes.shape[0];
-  const gamma = w.t(`${pre}.bn.weight`);
-  const beta = w.t(`${pre}.bn.bias`);
-  let normed: tf.Tensor;
-  let stats: SafCaptionStats | undefined;
-  const v = tf.expandDims(valid, 0); // (1, nCap, N)
-  if (training) {
-    const count = tf.mul(tf.sum(valid, 1), nImg); // (nCap): images × valid nodes
-    const mean = tf.div(tf.sum(tf.mul(g, v), [0, 2]), count);
-    const centred = tf.sub(g, mean.reshape([1, -1, 1]));
-    const variance = tf.div(tf.sum(tf.mul(tf.square(centred), v), [0, 2]), count);
-    normed = tf.div(centred, tf.sqrt(tf.add(variance.reshape([1, -1, 1]), BN_EPS)));
-    stats = {
-      mean: mean as tf.Tensor1D,
-      varUnbiased: tf.div(tf.mul(variance, count), tf.sub(count, 1)) as tf.Tensor1D,
-    };
-  } else {
-    normed = tf.div(tf.sub(g, w.t(`${pre}.bn.running_mean`)), tf.sqrt(tf.add(w.t(`${pre}.bn.running_var`), BN_EPS)));
-  }
-  const gate = tf.mul(tf.sigmoid(tf.add(tf.mul(normed, gamma), beta)), v);
-  const attn = l1norm(gate, 2);
-  const pooled = tf.sum(tf.mul(tf.expandDims(attn, 3), nodes), 2);
-  return { vec: l2norm(pooled) as tf.Tensor3D, stats };
-}
-
-/**
  * Scores (nImg, nCap) in (0, 1) of every image of the block with every caption of the block.
  * In training (SAF) also the per-caption BatchNorm statistics, in caption order.
  */
@@ -148,25 +84,25 @@ export function blockScores(
   const [nImg] = img.regions.shape;
   const [nCap, Lp] = cap.words.shape;
   const N = Lp + 1;
-  const local = localVectors(w, img, cap, training);
-  const glob = globalSimilarity(w, img, cap);
+  const local = stage('local attention + similarity', () => localVectors(w, img, cap, training));
+  const glob = stage('global similarity', () => globalSimilarity(w, img, cap));
   if (dbg) {
     dbg('sim_tranloc_w', local);
     dbg('sim_tranglo_w', glob);
   }
   const nodes = tf.concat([tf.expandDims(l2norm(glob), 2), l2norm(local)], 2) as tf.Tensor4D; // global node first
-  const valid = nodeMask(cap.lengths, N);
+  const { valid, layout } = nodesOf(cap.lengths, N);
   let vec: tf.Tensor3D;
   let safStats: SafCaptionStats | undefined;
   if (c.module === 'SGR') {
-    vec = graphReasoning(w, c, nodes, additiveMask(valid).reshape([nCap, 1, N]), training, dbg);
+    vec = stage('SGR graph steps', () => graphReasoning(w, c.sgrStep, nodes, layout, dbg));
   } else {
-    const r = attentionFiltration(w, nodes, valid, training);
+    const r = stage('SAF', () => attentionFiltration(w, nodes, valid, training));
     vec = r.vec;
     safStats = r.stats;
     if (dbg) dbg('SAF_module', vec);
   }
-  const logit = linear(vec, w, 'sim_enc.sim_eval_w').reshape([nImg, nCap]);
+  const logit = stage('score head', () => linear(vec, w, 'sim_enc.sim_eval_w').reshape([nImg, nCap]));
   if (dbg) dbg('sim_eval_w', logit);
   return { sims: tf.sigmoid(logit) as tf.Tensor2D, safStats };
 }

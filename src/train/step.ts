@@ -14,6 +14,7 @@ import { hingeLoss } from '../loss/hinge.js';
 import { semanticLoss, type SemanticLossKind } from '../loss/semantic.js';
 import { Adam, clipGradNorm } from './adam.js';
 import { valueAndGradients } from '../engine/tape.js';
+import { stage } from '../engine/profile.js';
 
 export interface TrainBatch {
   images: Float32Array; // (B, 36, imgDim)
@@ -97,8 +98,10 @@ export function batchLoss(
   const img = imageSide(w, c, b.images, mode);
   const cap = captionSide(w, c, b.tokens, mode);
   const { sims, safStats } = score(w, c, img.side, cap);
-  const hinge = hingeLoss(sims, o.margin, o.maxViolation);
-  const semantic = semanticLoss(o.semantic, sims, b.imageSim, b.captionSim);
+  const { hinge, semantic } = stage('losses', () => ({
+    hinge: hingeLoss(sims, o.margin, o.maxViolation),
+    semantic: semanticLoss(o.semantic, sims, b.imageSim, b.captionSim),
+  }));
   return { total: tf.add(hinge, semantic) as tf.Scalar, hinge, semantic, sims, bnStats: img.bnStats, safStats };
 }
 
@@ -121,12 +124,12 @@ export function lossAndGrads(
   const trainable = reg.trainable().map((e) => e.spec.name);
   const score = chunkedScorer(blockParamNames(trainable), { chunkBytes: o.chunkBytes, remote: o.remote });
   const mode = trainMode(o.seed, o.dropout);
-  const t: BatchTensors = {
+  const t: BatchTensors = stage('batch to device', () => ({
     images: tf.tensor3d(batch.images, [B, batch.images.length / B / c.imgDim, c.imgDim]),
     tokens: batch.tokens,
     imageSim: batch.imageSim ? tf.tensor2d(batch.imageSim, [B, B]) : null,
     captionSim: batch.captionSim ? tf.tensor2d(batch.captionSim, [B, B]) : null,
-  };
+  }));
   let kept: BatchLoss | undefined;
   const { value, grads } = valueAndGradients(
     (...ps: tf.Tensor[]) => {
@@ -185,17 +188,21 @@ export function trainStep(
   o: StepOptions,
 ): StepResult & { sims: Float32Array } {
   const r = lossAndGrads(reg, c, batch, o);
+  let gradNorm = 0;
   if (!Number.isFinite(r.total)) {
     tf.dispose([...r.grads.values()]);
     for (const s of r.bnStats) tf.dispose([s.mean, s.varUnbiased]);
     for (const s of r.safStats) tf.dispose([s.mean, s.varUnbiased]);
     throw new NonFiniteLossError(r.hinge, r.semantic);
   }
-  const { norm, grads } = clipGradNorm(r.grads, o.gradClip);
-  adam.apply(reg, grads);
-  tf.dispose([...grads.values()]);
-  applyBatchNormStats(reg, r.bnStats, r.safStats);
-  return { hinge: r.hinge, semantic: r.semantic, total: r.total, gradNorm: norm, sims: r.sims };
+  stage('clip + Adam', () => {
+    const { norm, grads } = clipGradNorm(r.grads, o.gradClip);
+    adam.apply(reg, grads);
+    tf.dispose([...grads.values()]);
+    gradNorm = norm;
+  });
+  stage('BatchNorm statistics', () => applyBatchNormStats(reg, r.bnStats, r.safStats));
+  return { hinge: r.hinge, semantic: r.semantic, total: r.total, gradNorm, sims: r.sims };
 }
 
 export class NonFiniteLossError extends Error {

@@ -1,0 +1,139 @@
+// Fused kernels for tfjs-wasm, built by scripts/build_kernels.sh into vsl_kernels.wasm (committed), run on the
+// tensors where they lie: the module imports tfjs-wasm's own memory, and every pointer below is a byte offset
+// into it. So this code must never touch linear memory of its own: no static data, no arrays on the stack (the
+// build checks that the module has no data section and never uses the stack pointer).
+//
+// SGR's graph attention (one reasoning step, SPEC §4.4), for P pairs of N nodes of S dims, pairs laid out
+// image-major (pair p belongs to caption p % nCap). Caption c has count[c] valid nodes (the global node and its
+// words); padded nodes are neither keys nor queries: their rows come out 0. R = N (every query node) or 1 (node 0
+// only: the last step, whose other rows nothing reads). q has R rows per pair, x has N.
+//   forward:  E[i, j] = softmax_j(q_i . x_j) over valid j;  agg_i = sum_j E[i, j] x_j
+//   backward: dE = dAgg x^T;  dL = E * (dE - rowsum(E * dE));  dq = dL x;  dx = E^T dAgg + dL^T q
+// The tfjs-wasm batched matMul these replace runs ~1 GFLOP/s on such small products (a generic loop), and the
+// softmax, mask and transposes around it were separate passes over the data.
+#include <wasm_simd128.h>
+
+typedef unsigned long size_t;
+
+static inline float hsum(v128_t v) {
+  return wasm_f32x4_extract_lane(v, 0) + wasm_f32x4_extract_lane(v, 1) + wasm_f32x4_extract_lane(v, 2) +
+         wasm_f32x4_extract_lane(v, 3);
+}
+
+static inline float dot(const float *a, const float *b, int S) {
+  v128_t s0 = wasm_f32x4_splat(0.0f), s1 = wasm_f32x4_splat(0.0f);
+  int k = 0;
+  for (; k + 8 <= S; k += 8) {
+    s0 = wasm_f32x4_add(s0, wasm_f32x4_mul(wasm_v128_load(a + k), wasm_v128_load(b + k)));
+    s1 = wasm_f32x4_add(s1, wasm_f32x4_mul(wasm_v128_load(a + k + 4), wasm_v128_load(b + k + 4)));
+  }
+  for (; k + 4 <= S; k += 4) s0 = wasm_f32x4_add(s0, wasm_f32x4_mul(wasm_v128_load(a + k), wasm_v128_load(b + k)));
+  float r = hsum(wasm_f32x4_add(s0, s1));
+  for (; k < S; k++) r += a[k] * b[k];
+  return r;
+}
+
+/** out += w * x over S values */
+static inline void axpy(float *out, float w, const float *x, int S) {
+  v128_t wv = wasm_f32x4_splat(w);
+  int k = 0;
+  for (; k + 4 <= S; k += 4)
+    wasm_v128_store(out + k, wasm_f32x4_add(wasm_v128_load(out + k), wasm_f32x4_mul(wv, wasm_v128_load(x + k))));
+  for (; k < S; k++) out[k] += w * x[k];
+}
+
+static inline void zero(float *out, int n) {
+  int k = 0;
+  for (; k + 4 <= n; k += 4) wasm_v128_store(out + k, wasm_f32x4_splat(0.0f));
+  for (; k < n; k++) out[k] = 0.0f;
+}
+
+/**
+ * exp(x) for the softmax (x <= 0 there): x = k ln2 + r with |r| <= ln2/2, exp(r) by its Taylor series to r^7
+ * (relative error < 6e-8, below float32's half ulp), times 2^k built in the exponent bits.
+ */
+static inline float expf_(float x) {
+  if (x < -87.0f) return 0.0f;
+  const float ln2hi = 0.693145751953125f, ln2lo = 1.42860682030941723212e-6f;
+  float kf = __builtin_floorf(x * 1.44269504088896341f + 0.5f);
+  float r = (x - kf * ln2hi) - kf * ln2lo;
+  float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 + r * (1.0f / 5040)))))));
+  union {
+    float f;
+    int i;
+  } u;
+  u.i = ((int)kf + 127) << 23;
+  return p * u.f;
+}
+
+__attribute__((export_name("graph_attend_fwd"))) void graph_attend_fwd(int P, int R, int N, int S, int nCap,
+                                                                        const int *count, const float *q,
+                                                                        const float *x, float *E, float *agg) {
+  for (int p = 0; p < P; p++) {
+    const int n = count[p % nCap];
+    const float *xp = x + (size_t)p * N * S;
+    for (int i = 0; i < R; i++) {
+      float *e = E + ((size_t)p * R + i) * N;
+      float *a = agg + ((size_t)p * R + i) * S;
+      zero(a, S);
+      if (i >= n) {
+        zero(e, N);
+        continue;
+      }
+      const float *qi = q + ((size_t)p * R + i) * S;
+      float m = -3.4e38f;
+      for (int j = 0; j < n; j++) {
+        e[j] = dot(qi, xp + (size_t)j * S, S);
+        if (e[j] > m) m = e[j];
+      }
+      float sum = 0.0f;
+      for (int j = 0; j < n; j++) {
+        e[j] = expf_(e[j] - m);
+        sum += e[j];
+      }
+      const float inv = 1.0f / sum;
+      for (int j = 0; j < n; j++) {
+        e[j] *= inv;
+        axpy(a, e[j], xp + (size_t)j * S, S);
+      }
+      for (int j = n; j < N; j++) e[j] = 0.0f;
+    }
+  }
+}
+
+/**
+ * The gradient of graph_attend_fwd. `dL` is scratch of R*N floats per pair (the softmax gradient), written
+ * before it is read. dq and dx are written whole (padded rows 0).
+ */
+__attribute__((export_name("graph_attend_bwd"))) void graph_attend_bwd(int P, int R, int N, int S, int nCap,
+                                                                        const int *count, const float *q,
+                                                                        const float *x, const float *E,
+                                                                        const float *dAgg, float *dL, float *dq,
+                                                                        float *dx) {
+  for (int p = 0; p < P; p++) {
+    const int n = count[p % nCap];
+    const float *xp = x + (size_t)p * N * S;
+    float *dxp = dx + (size_t)p * N * S;
+    zero(dxp, N * S);
+    for (int i = 0; i < R; i++) {
+      float *dqi = dq + ((size_t)p * R + i) * S;
+      zero(dqi, S);
+      if (i >= n) continue;
+      const float *e = E + ((size_t)p * R + i) * N;
+      const float *da = dAgg + ((size_t)p * R + i) * S;
+      const float *qi = q + ((size_t)p * R + i) * S;
+      float *dl = dL + ((size_t)p * R + i) * N;
+      float t = 0.0f;
+      for (int j = 0; j < n; j++) {
+        dl[j] = dot(da, xp + (size_t)j * S, S); // dE[i, j]
+        t += e[j] * dl[j];
+      }
+      for (int j = 0; j < n; j++) {
+        dl[j] = e[j] * (dl[j] - t);
+        axpy(dqi, dl[j], xp + (size_t)j * S, S);
+        axpy(dxp + (size_t)j * S, e[j], da, S);
+        axpy(dxp + (size_t)j * S, dl[j], qi, S);
+      }
+    }
+  }
+}
