@@ -10,13 +10,16 @@ import { Weights } from '../model/weights.js';
 import { createScorer, type Scorer } from '../engine/scorePool.js';
 import { encodeCaptionTokens, encodeImages, type EncodedCaptions } from '../eval/encodeSplit.js';
 import { trainStep } from '../train/step.js';
-import { RemoteBlockWorker } from '../engine/remoteBlock.js';
+import { StepPartner } from '../engine/stepPartner.js';
+import { oneThreadEngine } from '../engine/stepEngine.js';
+import { twoThreadEngine } from '../engine/twoThreadEngine.js';
 import { Adam } from '../train/adam.js';
 import { Rng } from '../util/rng.js';
 import { wasmHeapBytes } from '../engine/memoryGuard.js';
 import { formatProfile, startProfiling, stopProfiling } from '../engine/profile.js';
-import { CAPTION_FLOPS, IMAGE_FLOPS, PAIR_FLOPS, trainStepFlops } from './figures.js';
+import { captionFlops, IMAGE_FLOPS, MEAN_CAPTION_LENGTH, pairFlops, trainStepFlops } from './figures.js';
 import {
+  captionLengths,
   randomEncodedCaptions,
   randomEncodedImages,
   randomRegionFeatures,
@@ -25,7 +28,6 @@ import {
 } from './synth.js';
 
 export const VOCAB = 11353;
-export const CAPTION_LEN = 12;
 const SEED = 20240601;
 
 export type BenchRecord = Record<string, string | number | boolean | null>;
@@ -122,8 +124,8 @@ export function matmulCase(ctx: BenchContext, reps = 2, warmup = 1, m = 4608): B
 let bigCaptions: EncodedCaptions | null = null;
 /** The 5000 encoded captions of a Flickr30K-sized test split, generated once and shared by the two modules. */
 function captionsFor(n: number, D: number): EncodedCaptions {
-  if (n === 5000) return (bigCaptions ??= randomEncodedCaptions(5000, CAPTION_LEN, D, SEED + 5));
-  return randomEncodedCaptions(n, CAPTION_LEN, D, SEED + n);
+  if (n === 5000) return (bigCaptions ??= randomEncodedCaptions(captionLengths(5000, SEED + 4), D, SEED + 5));
+  return randomEncodedCaptions(captionLengths(n, SEED + n + 1), D, SEED + n);
 }
 
 export interface ScoreCaseOptions {
@@ -177,7 +179,7 @@ export async function scoreCase(ctx: BenchContext, name: string, o: ScoreCaseOpt
       pairs_per_s: round(pps, 1),
       cpu_s: round((cpu.user + cpu.system) / 1e6, 3), // this process and its worker threads, during the timed part
       seconds: round(totalPairs / pps, 2),
-      ...perf(ctx, PAIR_FLOPS[o.module] * totalPairs, totalPairs / pps),
+      ...perf(ctx, pairFlops(o.module) * totalPairs, totalPairs / pps),
       startup_s: round(startup, 2),
       warmup_s: round(warm, 2),
     };
@@ -186,7 +188,7 @@ export async function scoreCase(ctx: BenchContext, name: string, o: ScoreCaseOpt
       rec.measured_seconds = round(seconds, 2);
       rec.note = `measured the first ${nMeasured} images against all ${o.nCap} captions; seconds = pairs / measured pairs/s`;
     }
-    rec.flop_per_pair_m = PAIR_FLOPS[o.module] / 1e6;
+    rec.flop_per_pair_m = pairFlops(o.module) / 1e6;
     if (profile) rec.profile = JSON.stringify(profile);
     return { ...rec, ...memoryFields() };
   } finally {
@@ -196,7 +198,7 @@ export async function scoreCase(ctx: BenchContext, name: string, o: ScoreCaseOpt
 }
 
 /** Stop the profilers (this thread's and the training worker's), print their tables to stderr, return both. */
-async function reportProfile(name: string, seconds: number, remote?: RemoteBlockWorker) {
+async function reportProfile(name: string, seconds: number, remote?: StepPartner) {
   const main = stopProfiling();
   const worker = remote ? await remote.profile(false) : [];
   process.stderr.write(`\n${formatProfile(main, seconds * 1000, `${name}: main thread (${seconds.toFixed(2)} s)`)}\n`);
@@ -214,24 +216,25 @@ export async function trainCase(
   chunkMb = 1024,
 ): Promise<BenchRecord> {
   const c = defaultModelConfig({ module, vocabSize: VOCAB });
-  // vsl train's --workers: with 2, a worker thread takes part of the captions of the score block
-  const remote =
-    ctx.workers >= 2
-      ? await RemoteBlockWorker.start({ backend: ctx.backend, config: c, chunkBytes: chunkMb * 2 ** 20 })
+  // vsl train's --workers: with 2, the training worker encodes the captions and takes part of the score block
+  const threads = Math.min(2, ctx.workers);
+  const partner =
+    threads >= 2
+      ? await StepPartner.start({ backend: ctx.backend, config: c, chunkBytes: chunkMb * 2 ** 20 })
       : undefined;
+  const engine = partner ? twoThreadEngine(partner, chunkMb * 2 ** 20) : oneThreadEngine(chunkMb * 2 ** 20);
   const reg = ParamRegistry.init(c, SEED);
   const adam = new Adam(2e-4);
   const rng = new Rng(SEED + 7);
-  const batch = randomTrainBatch(B, c.imgDim, CAPTION_LEN, VOCAB, SEED + B);
+  const batch = randomTrainBatch(B, c.imgDim, VOCAB, SEED + B);
   const opts = {
     margin: 0.2,
     maxViolation: true,
     semantic: 'visual' as const,
     gradClip: 2.0,
     dropout: 0.4,
-    chunkBytes: chunkMb * 2 ** 20, // train's --chunk-mb (default 1024)
-    remote,
-    seed: () => rng.seed(),
+    engine, // train's --chunk-mb (default 1024) and --workers
+    seed: rng.seed(),
   };
   try {
     const warmTimes: number[] = [];
@@ -242,14 +245,14 @@ export async function trainCase(
     }
     if (ctx.profile) {
       startProfiling();
-      await remote?.profile(true);
+      await partner?.profile(true);
     }
     const cpu0 = process.cpuUsage();
     const t0 = now();
     const r = trainStep(reg, c, adam, batch, opts);
     const seconds = now() - t0;
     const cpu = process.cpuUsage(cpu0);
-    const profile = ctx.profile ? await reportProfile(name, seconds, remote) : undefined;
+    const profile = ctx.profile ? await reportProfile(name, seconds, partner) : undefined;
     if (!Number.isFinite(r.total)) throw new Error(`${name}: non-finite loss`);
     return {
       case: name,
@@ -266,13 +269,13 @@ export async function trainCase(
       ...perf(ctx, trainStepFlops(module, B), seconds),
       flop_model: '3 x (B^2 x per-pair + B x (image fc+VisualSA + caption GRU+TextSA))',
       loss: round(r.total, 4),
-      threads: remote ? 2 : 1,
+      threads,
       chunk_mb: chunkMb,
       ...(profile ? { profile: JSON.stringify(profile) } : {}),
       ...memoryFields(),
     };
   } finally {
-    await remote?.close();
+    await partner?.close();
     adam.dispose();
     disposeRegistry(reg);
   }
@@ -313,7 +316,7 @@ export function encodeCaptionsCase(ctx: BenchContext, n = 5000): BenchRecord {
   const c = defaultModelConfig({ module: 'SGR', vocabSize: VOCAB });
   const reg = ParamRegistry.init(c, SEED);
   const w = Weights.of(reg, true);
-  const tokens = randomTokens(n, CAPTION_LEN, VOCAB, SEED + 13);
+  const tokens = randomTokens(captionLengths(n, SEED + 12), VOCAB, SEED + 13);
   try {
     encodeCaptionTokens(w, c, tokens.slice(0, 128)); // warm-up
     const t0 = now();
@@ -326,9 +329,9 @@ export function encodeCaptionsCase(ctx: BenchContext, n = 5000): BenchRecord {
       items: n,
       items_per_s: round(n / seconds, 1),
       seconds: round(seconds, 2),
-      ...perf(ctx, n * CAPTION_FLOPS, seconds),
-      flop_per_item_m: round(CAPTION_FLOPS / 1e6, 1),
-      note: 'main thread (one core); bi-GRU 12 steps + TextSA',
+      ...perf(ctx, n * captionFlops(), seconds),
+      flop_per_item_m: round(captionFlops() / 1e6, 1),
+      note: `main thread (one core); bi-GRU over captions of ${MEAN_CAPTION_LENGTH.toFixed(1)} tokens on average + TextSA`,
       ...memoryFields(),
     };
   } finally {

@@ -1,5 +1,5 @@
 // Fixed figures of the benchmark: the per-pair and per-item FLOP counts of SPEC §12 (default dims, 36 regions,
-// 12-token captions) and the case catalogue with what --quick runs.
+// 12-token captions), the caption lengths the cases draw, and the case catalogue with what --quick runs.
 
 export const MFLOP = 1e6;
 
@@ -15,9 +15,39 @@ export const IMAGE_FLOPS = 2 * 36 * 2048 * 1024 + 77.7 * MFLOP;
  */
 export const CAPTION_FLOPS = 2 * 12 * 2 * 3 * 1024 * (300 + 1024) + 27.3 * MFLOP;
 
+/**
+ * How many captions of each token count (<start> and <end> included) the benchmark draws from: the counts of the
+ * reference workbench's synthetic captions (train, dev and test of its make_data.py: 8 to 18 tokens, mean 13.5),
+ * so that vsl and the reference score captions of the same lengths in sidebyside.sh. Real captions are similar
+ * (Flickr30K ~14 tokens on average, COCO ~12.5).
+ */
+export const CAPTION_LENGTH_COUNTS: Record<number, number> = {
+  8: 11,
+  9: 56,
+  10: 106,
+  11: 132,
+  12: 181,
+  13: 246,
+  14: 302,
+  15: 252,
+  16: 233,
+  17: 99,
+  18: 22,
+};
+
+/** The mean token count of CAPTION_LENGTH_COUNTS; the per-pair and per-caption FLOPs scale with it. */
+export const MEAN_CAPTION_LENGTH = (() => {
+  const e = Object.entries(CAPTION_LENGTH_COUNTS);
+  return e.reduce((a, [L, n]) => a + Number(L) * n, 0) / e.reduce((a, [, n]) => a + n, 0);
+})();
+
+/** Forward FLOPs of one pair / one caption at the benchmark's caption lengths (SPEC §12 counts at 12 tokens). */
+export const pairFlops = (module: 'SGR' | 'SAF') => (PAIR_FLOPS[module] * MEAN_CAPTION_LENGTH) / 12;
+export const captionFlops = () => (CAPTION_FLOPS * MEAN_CAPTION_LENGTH) / 12;
+
 /** Training step ≈ 3 × forward (backward ≈ 2 × forward): B² pairs plus B images and B captions. */
 export function trainStepFlops(module: 'SGR' | 'SAF', B: number): number {
-  return 3 * (B * B * PAIR_FLOPS[module] + B * (IMAGE_FLOPS + CAPTION_FLOPS));
+  return 3 * (B * B * pairFlops(module) + B * (IMAGE_FLOPS + captionFlops()));
 }
 
 export const ALL_CASES = [

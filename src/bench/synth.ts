@@ -3,6 +3,7 @@
 // training batch. Values do not change the work done, only the shapes do; the generator is a small xorshift so
 // that filling hundreds of MB takes well under a second per 100 MB.
 import { REGIONS } from '../model/config.js';
+import { CAPTION_LENGTH_COUNTS } from './figures.js';
 import type { EncodedCaptions, EncodedImages } from '../eval/encodeSplit.js';
 import type { TrainBatch } from '../train/step.js';
 import { sharedFloat32, sharedInt32 } from '../engine/shared.js';
@@ -51,17 +52,31 @@ export function randomEncodedImages(n: number, D: number, seed: number): Encoded
   return { n, regions: unitRows(sharedFloat32(n * REGIONS * D), D, r), vGlobal: unitRows(sharedFloat32(n * D), D, r) };
 }
 
-/** n encoded captions of `len` tokens: unit-norm words and a unit-norm TextSA vector each. */
-export function randomEncodedCaptions(n: number, len: number, D: number, seed: number): EncodedCaptions {
+/** n caption token counts drawn from CAPTION_LENGTH_COUNTS. */
+export function captionLengths(n: number, seed: number): number[] {
   const r = new FastRandom(seed);
-  const lengths = sharedInt32(n).fill(len);
+  const table = Object.entries(CAPTION_LENGTH_COUNTS).map(([L, c]) => [Number(L), c] as const);
+  const total = table.reduce((a, [, c]) => a + c, 0);
+  return Array.from({ length: n }, () => {
+    let u = r.next() * total;
+    for (const [L, c] of table) if ((u -= c) < 0) return L;
+    return table[table.length - 1][0];
+  });
+}
+
+/** n encoded captions of the given lengths: unit-norm words and a unit-norm TextSA vector each. */
+export function randomEncodedCaptions(lens: number[], D: number, seed: number): EncodedCaptions {
+  const r = new FastRandom(seed);
+  const n = lens.length;
+  const lengths = sharedInt32(n);
+  lengths.set(lens);
   const offsets = sharedInt32(n + 1);
-  for (let i = 0; i <= n; i++) offsets[i] = i * len;
+  for (let i = 0; i < n; i++) offsets[i + 1] = offsets[i] + lens[i];
   return {
     n,
     lengths,
     offsets,
-    words: unitRows(sharedFloat32(n * len * D), D, r),
+    words: unitRows(sharedFloat32(offsets[n] * D), D, r),
     tGlobal: unitRows(sharedFloat32(n * D), D, r),
   };
 }
@@ -71,11 +86,11 @@ export function randomRegionFeatures(n: number, imgDim: number, seed: number): F
   return new FastRandom(seed).fill(new Float32Array(n * REGIONS * imgDim), 0, 1);
 }
 
-/** n token captions of `len` ids: <start>=1, len-2 words in [4, vocab), <end>=2 (0 is <pad>, 3 <unk>). */
-export function randomTokens(n: number, len: number, vocab: number, seed: number): Int32Array[] {
+/** Token captions of the given lengths: <start>=1, words in [4, vocab), <end>=2 (0 is <pad>, 3 <unk>). */
+export function randomTokens(lens: number[], vocab: number, seed: number): Int32Array[] {
   const r = new FastRandom(seed);
   const out: Int32Array[] = [];
-  for (let c = 0; c < n; c++) {
+  for (const len of lens) {
     const t = new Int32Array(len);
     t[0] = 1;
     for (let i = 1; i < len - 1; i++) t[i] = 4 + r.int(vocab - 4);
@@ -85,9 +100,14 @@ export function randomTokens(n: number, len: number, vocab: number, seed: number
   return out;
 }
 
-/** A training batch of B random images and B 12-token captions, with a symmetric TF-IDF-like image similarity. */
-export function randomTrainBatch(B: number, imgDim: number, len: number, vocab: number, seed: number): TrainBatch {
-  const toks = randomTokens(B, len, vocab, seed + 1);
+/**
+ * A training batch of B random images and B captions of the benchmark's lengths, longest first (as the batches
+ * of vsl train and the reference's collate_fn are), with a symmetric TF-IDF-like image similarity.
+ */
+export function randomTrainBatch(B: number, imgDim: number, vocab: number, seed: number): TrainBatch {
+  const lens = captionLengths(B, seed + 3).sort((a, b) => b - a);
+  const toks = randomTokens(lens, vocab, seed + 1);
+  const len = lens[0];
   const ids = new Int32Array(B * len);
   toks.forEach((t, i) => ids.set(t, i * len));
   const r = new FastRandom(seed + 2);
@@ -98,7 +118,7 @@ export function randomTrainBatch(B: number, imgDim: number, len: number, vocab: 
   }
   return {
     images: randomRegionFeatures(B, imgDim, seed),
-    tokens: { ids, lengths: new Array<number>(B).fill(len), maxLen: len },
+    tokens: { ids, lengths: lens, maxLen: len },
     imageSim,
     captionSim: null,
   };

@@ -13,7 +13,6 @@ import {
 import { Weights } from '../model/weights.js';
 import { checkHeap, refuseIfTooLarge } from './memoryGuard.js';
 import { valueAndGradients } from './tape.js';
-import { stage } from './profile.js';
 
 /** Parameters the block scores read (everything of sim_enc but the two global-attention modules). */
 export function blockParamNames(names: string[]): string[] {
@@ -51,84 +50,23 @@ export function captionChunks(lengths: number[], nImg: number, D: number, budget
   return chunks;
 }
 
-/** Host copies of a caption range's inputs, for another thread. */
-export interface RemoteInputs {
-  nImg: number;
-  K: number;
-  D: number;
-  Lr: number; // padded length of the range's captions
-  lengths: number[]; // of the range's captions, longest first
-  regions: Float32Array; // (nImg, K, D)
-  vGlobal: Float32Array; // (nImg, D)
-  words: Float32Array; // (nr, Lr, D)
-  tGlobal: Float32Array; // (nr, D)
-  params: [string, number[], Float32Array][]; // block parameters: name, shape, values
-}
-export interface RemoteScores {
-  sims: Float32Array; // (nImg, nr)
-  safMean: Float32Array; // (nr), SAF only
-  safVar: Float32Array; // (nr), SAF only
-}
-export interface RemoteGradients {
-  regions: Float32Array;
-  vGlobal: Float32Array;
-  words: Float32Array;
-  tGlobal: Float32Array;
-  params: Float32Array[]; // in the order of RemoteInputs.params
-}
-
-/**
- * Another thread that scores and differentiates a caption range of the batch (engine/remoteBlock.ts).
- * Called in this order per step: startForward, scores, startBackward, gradients; the start calls return
- * at once, the others wait for the thread.
- */
-export interface RemoteBlock {
-  startForward(inputs: RemoteInputs): void;
-  scores(): RemoteScores;
-  startBackward(dS: Float32Array): void;
-  gradients(): RemoteGradients;
-}
-
 export interface ChunkedScoresOptions {
   chunkBytes: number;
   /** receives SAF's per-caption BatchNorm statistics (kept tensors, caller disposes), in caption order */
   safStats?: SafCaptionStats[];
-  /** a second thread that takes the last captions of the batch */
-  remote?: RemoteBlock;
-}
-
-/**
- * The first caption of the remote share, chosen to minimise the step's time. The two threads meet twice: when
- * the scores are complete (forward) and when the remote gradients are (backward). In units of one forward over
- * a caption (its length), the local share costs 1 forward + 2 backward where it fits one chunk (3 backward where
- * it needs recomputation); the remote share costs 1 forward for the scores, then 3 backward (its forward again
- * under its tape, 4 if it needs recomputation there too).
- */
-export function remoteSplit(lengths: number[], nImg: number, D: number, chunkBytes: number): number {
-  const n = lengths.length;
-  const total = lengths.reduce((a, b) => a + b, 0);
-  let best = 1;
-  let bestCost = Infinity;
-  let head = 0;
-  for (let h = 1; h < n; h++) {
-    head += lengths[h - 1];
-    const tail = total - head;
-    const localBack = h * nImg * bytesPerPair(lengths[0], D) <= chunkBytes ? 2 : 3;
-    const remoteBack = (n - h) * nImg * bytesPerPair(lengths[h], D) <= chunkBytes ? 3 : 4;
-    const cost = Math.max(head, tail) + Math.max(head * localBack, tail * remoteBack);
-    if (cost < bestCost) {
-      bestCost = cost;
-      best = h;
-    }
-  }
-  return best;
 }
 
 /**
  * Captions [a, b) of a block (sorted longest first), trimmed to the range's own padded length lengths[a].
  * @param words (nCap, Lp, D) and tGlobal (nCap, D): the whole block's tensors
  */
-function captionRange(words: tf.Tensor3D, tGlobal: tf.Tensor2D, lengths: number[], a: number, b: number): CaptionSide {
+export function captionRange(
+  words: tf.Tensor3D,
+  tGlobal: tf.Tensor2D,
+  lengths: number[],
+  a: number,
+  b: number,
+): CaptionSide {
   const D = words.shape[2];
   return {
     words: tf.slice(words, [a, 0, 0], [b - a, lengths[a], D]) as tf.Tensor3D,
@@ -138,96 +76,17 @@ function captionRange(words: tf.Tensor3D, tGlobal: tf.Tensor2D, lengths: number[
 }
 
 /** Keep SAF's per-caption BatchNorm statistics of one share or chunk for the caller (who disposes them). */
-function keepSafStats(opts: ChunkedScoresOptions, mean: tf.Tensor1D, varUnbiased: tf.Tensor1D): void {
-  opts.safStats?.push({ mean: tf.keep(mean), varUnbiased: tf.keep(varUnbiased) });
+export function keepSafStats(into: SafCaptionStats[] | undefined, mean: tf.Tensor1D, varUnbiased: tf.Tensor1D): void {
+  into?.push({ mean: tf.keep(mean), varUnbiased: tf.keep(varUnbiased) });
 }
 
 /**
- * Differentiable (nImg, nCap) scores of a training batch, chunked over captions; with `opts.remote`, the
- * last captions are scored and differentiated on another thread at the same time.
+ * Differentiable (nImg, nCap) scores of a training batch on this thread, in caption chunks that fit the heap:
+ * one chunk is differentiated under the caller's tape; several keep only their scores in the forward pass and
+ * recompute one chunk at a time under a tape of their own in the backward pass.
  * @param params the block parameters by name (tensors the gradient is taken for)
  */
 export function chunkedScores(
-  c: ModelConfig,
-  img: ImageSide,
-  cap: CaptionSide,
-  params: Map<string, tf.Tensor>,
-  opts: ChunkedScoresOptions,
-): tf.Tensor2D {
-  if (opts.remote && cap.lengths.length >= 2) return splitScores(c, img, cap, params, { ...opts, remote: opts.remote });
-  return localScores(c, img, cap, params, opts);
-}
-
-/**
- * Captions [0, h) here, [h, nCap) on the remote thread. Two custom ops bracket the local share on the tape:
- * `launch` (recorded first) hands the remote share over and, in the backward pass (which runs the tape in
- * reverse), is the last to run: it collects the remote gradients. `collect` (recorded after the local
- * share) waits for the remote scores and, in the backward pass, runs before the local share: it starts
- * the remote backward, which then overlaps with the local one.
- */
-function splitScores(
-  c: ModelConfig,
-  img: ImageSide,
-  cap: CaptionSide,
-  params: Map<string, tf.Tensor>,
-  opts: ChunkedScoresOptions & { remote: RemoteBlock },
-): tf.Tensor2D {
-  const remote = opts.remote;
-  const names = [...params.keys()];
-  const [nImg, K, D] = img.regions.shape;
-  const nCap = cap.lengths.length;
-  const h = remoteSplit(cap.lengths, nImg, D, opts.chunkBytes);
-  const rest = captionRange(cap.words, cap.tGlobal, cap.lengths, h, nCap);
-  const launch = tf.customGrad(((...args: unknown[]) => {
-    args.pop(); // save: nothing is needed from the inputs but their shapes
-    const [r, v, w, g, ...pp] = args as tf.Tensor[];
-    stage('thread handover', () =>
-      remote.startForward({
-        nImg,
-        K,
-        D,
-        Lr: rest.words.shape[1],
-        lengths: rest.lengths,
-        regions: r.dataSync() as Float32Array,
-        vGlobal: v.dataSync() as Float32Array,
-        words: w.dataSync() as Float32Array,
-        tGlobal: g.dataSync() as Float32Array,
-        params: names.map((n, i) => [n, pp[i].shape, pp[i].dataSync() as Float32Array]),
-      }),
-    );
-    const shapes = [r, v, w, g, ...pp].map((t) => t.shape);
-    return {
-      value: tf.scalar(0),
-      gradFunc: () => {
-        const gr = remote.gradients();
-        return [gr.regions, gr.vGlobal, gr.words, gr.tGlobal, ...gr.params].map((a, i) => tf.tensor(a, shapes[i]));
-      },
-    };
-  }) as unknown as Parameters<typeof tf.customGrad>[0]);
-  const token = launch(
-    img.regions,
-    img.vGlobal,
-    rest.words,
-    rest.tGlobal,
-    ...names.map((n) => params.get(n)!),
-  ) as tf.Tensor;
-  const simsLocal = localScores(c, img, captionRange(cap.words, cap.tGlobal, cap.lengths, 0, h), params, opts);
-  const collect = tf.customGrad((() => {
-    const r = remote.scores();
-    if (c.module === 'SAF') keepSafStats(opts, tf.tensor1d(r.safMean), tf.tensor1d(r.safVar));
-    return {
-      value: tf.tensor2d(r.sims, [nImg, nCap - h]),
-      gradFunc: (dy: tf.Tensor | tf.Tensor[]) => {
-        stage('thread handover', () => remote.startBackward((dy as tf.Tensor).dataSync() as Float32Array));
-        return [tf.scalar(0)]; // the token carries no value
-      },
-    };
-  }) as unknown as Parameters<typeof tf.customGrad>[0]);
-  return tf.concat([simsLocal, collect(token) as tf.Tensor2D], 1);
-}
-
-/** The scores of all captions on this thread, in chunks that fit the heap. */
-function localScores(
   c: ModelConfig,
   img: ImageSide,
   cap: CaptionSide,
@@ -250,7 +109,7 @@ function localScores(
   if (chunks.length === 1) {
     // One chunk holds every pair: differentiate it under the caller's tape, no recomputation needed.
     const r = blockScores(weightsOf(names.map((n) => params.get(n)!)), c, img, cap, true);
-    if (r.safStats) keepSafStats(opts, r.safStats.mean, r.safStats.varUnbiased);
+    if (r.safStats) keepSafStats(opts.safStats, r.safStats.mean, r.safStats.varUnbiased);
     checkHeap('training step, forward');
     return r.sims;
   }
@@ -269,7 +128,7 @@ function localScores(
       tf.tidy(() => {
         const capChunk = captionRange(words, tGlobal, cap.lengths, a, b);
         const r = blockScores(weightsOf(ps), c, { regions, vGlobal }, capChunk, true);
-        if (r.safStats) keepSafStats(opts, r.safStats.mean, r.safStats.varUnbiased);
+        if (r.safStats) keepSafStats(opts.safStats, r.safStats.mean, r.safStats.varUnbiased);
         checkHeap('training step, forward');
         return r.sims;
       }),
@@ -344,19 +203,12 @@ function localScores(
   return f(img.regions, img.vGlobal, cap.words, cap.tGlobal, ...names.map((n) => params.get(n)!)) as tf.Tensor2D;
 }
 
-/**
- * The training scorer: chunkedScores over the block parameters `names` (their gradients are returned through
- * its custom ops), with SAF's statistics gathered in caption order. The heap is checked on entry, after the
- * encoders ran.
- */
-export function chunkedScorer(names: string[], o: { chunkBytes: number; remote?: RemoteBlock }): BatchScorer {
+/** The one-thread training scorer: chunkedScores over the block parameters `names`, SAF's statistics in caption order. */
+export function chunkedScorer(names: string[], chunkBytes: number): BatchScorer {
   return (w, c, img, cap) => {
     checkHeap('training step, encoders');
     const safStats: SafCaptionStats[] = [];
     const params = new Map(names.map((n) => [n, w.t(n)]));
-    return {
-      sims: chunkedScores(c, img, cap, params, { chunkBytes: o.chunkBytes, safStats, remote: o.remote }),
-      safStats,
-    };
+    return { sims: chunkedScores(c, img, cap, params, { chunkBytes, safStats }), safStats };
   };
 }

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 export type CustomFn = Parameters<typeof tf.customGrad>[0];
 
 interface EngineInternals {
-  state: { activeTape: unknown };
+  state: { activeTape: unknown; gradientDepth: number };
   gradients: (
     f: () => tf.Tensor,
     xs: tf.Tensor[],
@@ -33,5 +33,26 @@ export function valueAndGradients(
     return { value, grads: grads.map((g, i) => g ?? tf.zerosLike(xs[i])) };
   } finally {
     if (nested) engine.state.activeTape = outer;
+  }
+}
+
+/**
+ * valueAndGradients under a tape of its own, called from inside another gradient's forward pass (the training
+ * worker differentiates its share of the scores while its caption encoder's tape is still recording). tfjs
+ * would append to the outer tape and keep every saved tensor of the inner pass until the outer one ends; here
+ * the inner pass gets a fresh tape, frees it when done, and the outer tape goes on as it was.
+ */
+export function isolatedGradients(
+  f: (...xs: tf.Tensor[]) => tf.Tensor,
+  xs: tf.Tensor[],
+): { value: tf.Tensor; grads: tf.Tensor[] } {
+  const state = (tf.engine() as unknown as EngineInternals).state;
+  const { activeTape, gradientDepth } = state;
+  state.gradientDepth = 0;
+  try {
+    return valueAndGradients(f, xs);
+  } finally {
+    state.activeTape = activeTape;
+    state.gradientDepth = gradientDepth;
   }
 }

@@ -6,26 +6,28 @@ import { dropout, l2norm, linear } from './ops.js';
 import { mmW } from '../engine/matmul.js';
 import { embeddingLookup, permuteRowsInvolution } from '../engine/gather.js';
 import type { Weights } from './weights.js';
+import { siteSeed } from '../util/rng.js';
 
-/** How a forward pass runs: training (batch statistics, dropout) or eval; dropout seeds come from `seed()`. */
+/** How a forward pass runs: training (batch statistics, dropout) or eval; each dropout site's seed from `seed`. */
 export interface RunMode {
   training: boolean;
   /** dropout probability used in training (the reference's 0.4; the golden train files use 0) */
   dropout: number;
-  /** next dropout seed (from the run's seeded generator) */
-  seed: () => number;
+  /** the seed of the named dropout site in this step (the same whichever thread runs the site) */
+  seed: (site: string) => number;
 }
 
 export function evalMode(): RunMode {
   return { training: false, dropout: 0, seed: () => 0 };
 }
 
-export function trainMode(seed: () => number, rate = DROPOUT): RunMode {
-  return { training: true, dropout: rate, seed };
+/** Training with dropout `rate`; the masks of a step derive from `stepSeed` and the site's name. */
+export function trainMode(stepSeed: number, rate = DROPOUT): RunMode {
+  return { training: true, dropout: rate, seed: (site) => siteSeed(stepSeed, site) };
 }
 
-export function maybeDropout(x: tf.Tensor, mode: RunMode): tf.Tensor {
-  return mode.training && mode.dropout > 0 ? dropout(x, mode.dropout, mode.seed()) : x;
+export function maybeDropout(x: tf.Tensor, mode: RunMode, site: string): tf.Tensor {
+  return mode.training && mode.dropout > 0 ? dropout(x, mode.dropout, mode.seed(site)) : x;
 }
 
 /** images (nImg, 36, imgDim) -> region embeddings (nImg, 36, D), l2-normalised unless no_imgnorm. */
@@ -95,7 +97,7 @@ export function encodeCaptions(w: Weights, batch: TokenBatch, c: ModelConfig, mo
   const Lp = batch.maxLen;
   const ids = tf.tensor1d(batch.ids, 'int32');
   let x = embeddingLookup(w.t('txt_enc.embed.weight') as tf.Tensor2D, ids); // (nCap*Lp, wordDim)
-  x = maybeDropout(x, mode) as tf.Tensor2D;
+  x = maybeDropout(x, mode, 'txt_enc.embed') as tf.Tensor2D;
   let out = gruDirection(w, x, nCap, Lp, '');
   if (c.biGru) {
     const perm = tf.tensor1d(reversalPermutation(batch.lengths, Lp), 'int32');

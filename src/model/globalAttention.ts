@@ -19,13 +19,13 @@ export function visualGlobal(
   const l0 = linear(regions, w, `${V}.embedding_local.0`);
   const l1 = batchNorm(l0, w, `${V}.embedding_local.1`, 1, mode.training);
   if (l1.stats) bnStats.push(l1.stats);
-  const local = maybeDropout(tf.tanh(l1.y), mode);
+  const local = maybeDropout(tf.tanh(l1.y), mode, `${V}.local`);
   // global branch on the mean region: Linear -> BatchNorm1d(D) -> tanh -> dropout
   const raw = tf.mean(regions, 1);
   const g0 = linear(raw, w, `${V}.embedding_global.0`);
   const g1 = batchNorm(g0, w, `${V}.embedding_global.1`, 1, mode.training);
   if (g1.stats) bnStats.push(g1.stats);
-  const glob = maybeDropout(tf.tanh(g1.y), mode);
+  const glob = maybeDropout(tf.tanh(g1.y), mode, `${V}.global`);
   const common = tf.mul(local, tf.expandDims(glob, 1));
   const score = linear(common, w, `${V}.embedding_common.0`).squeeze([2]);
   const weights = tf.softmax(score); // over the 36 regions
@@ -37,9 +37,9 @@ export function visualGlobal(
 export function textGlobal(w: Weights, words: tf.Tensor3D, lengths: number[], mode: RunMode): tf.Tensor2D {
   const Lp = words.shape[1];
   const mask = tokenMask(lengths, Lp);
-  const local = maybeDropout(tf.tanh(linear(words, w, `${T}.embedding_local.0`)), mode);
+  const local = maybeDropout(tf.tanh(linear(words, w, `${T}.embedding_local.0`)), mode, `${T}.local`);
   const raw = tf.div(tf.sum(words, 1), tf.tensor2d(lengths, [lengths.length, 1]));
-  const glob = maybeDropout(tf.tanh(linear(raw, w, `${T}.embedding_global.0`)), mode);
+  const glob = maybeDropout(tf.tanh(linear(raw, w, `${T}.embedding_global.0`)), mode, `${T}.global`);
   const common = tf.mul(local, tf.expandDims(glob, 1));
   const score = linear(common, w, `${T}.embedding_common.0`).squeeze([2]);
   const weights = tf.softmax(tf.add(score, additiveMask(mask)));

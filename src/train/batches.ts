@@ -8,20 +8,8 @@ import { encodeCaption } from '../data/tokenizer.js';
 import { fitTfidf, imageCider, captionCider, type Tfidf } from '../data/tfidf.js';
 import type { SemanticLossKind } from '../loss/semantic.js';
 import type { TrainBatch } from './step.js';
-import { Rng } from '../util/rng.js';
+import { Rng, mixSeed } from '../util/rng.js';
 import { REGIONS } from '../model/config.js';
-
-/** Deterministic 31-bit seed from integers (so a resumed run derives the same streams). */
-export function mixSeed(...xs: number[]): number {
-  let h = 0x9e3779b9;
-  for (const x of xs) {
-    h = Math.imul(h ^ (x | 0), 0x85ebca6b);
-    h ^= h >>> 13;
-    h = Math.imul(h, 0xc2b2ae35);
-    h ^= h >>> 16;
-  }
-  return h >>> 1;
-}
 
 export class TrainData {
   readonly tokens: Int32Array[];

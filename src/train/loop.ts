@@ -6,13 +6,13 @@
 import * as tf from '@tensorflow/tfjs';
 import { activeBackend } from '../engine/backend.js';
 import { defaultWorkers } from '../engine/scorePool.js';
-import { RemoteBlockWorker } from '../engine/remoteBlock.js';
+import { startStepEngine } from '../engine/stepEngine.js';
 import { encodeCaption } from '../data/tokenizer.js';
 import { VslError } from '../util/errors.js';
 import { log } from '../util/log.js';
-import { Rng } from '../util/rng.js';
+import { mixSeed } from '../util/rng.js';
 import type { EvalResult } from '../eval/metrics.js';
-import { TrainData, mixSeed } from './batches.js';
+import { TrainData } from './batches.js';
 import type { TrainOptions } from './options.js';
 import { NonFiniteLossError, trainStep } from './step.js';
 import { trainProgress } from './progress.js';
@@ -76,7 +76,7 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
   const backend = activeBackend()!.name;
   const threads = o.workers ?? defaultWorkers(backend);
   const chunkBytes = o.chunkMb * 2 ** 20;
-  const remote = threads >= 2 ? await RemoteBlockWorker.start({ backend, config: run.config, chunkBytes }) : undefined;
+  const { engine, close: closeEngine } = await startStepEngine({ threads, backend, config: run.config, chunkBytes });
   log().info({ threads }, `training step on ${threads} thread${threads > 1 ? 's' : ''}`);
   try {
     for (let epoch = s.epoch; epoch < o.numEpochs; epoch++) {
@@ -92,7 +92,6 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
         const batch = data.assemble(batches[step], await pending!, plan.semanticLoss);
         pending = step + 1 < batches.length ? data.readImages(batches[step + 1]) : null; // prefetch
         const t1 = performance.now();
-        const dropoutRng = new Rng(mixSeed(o.seed, s.iteration, 0xd409));
         let r;
         try {
           r = trainStep(reg, run.config, adam, batch, {
@@ -101,9 +100,8 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
             semantic: plan.semanticLoss,
             gradClip: o.gradClip,
             dropout: o.dropout,
-            chunkBytes,
-            remote,
-            seed: () => dropoutRng.seed(),
+            engine,
+            seed: mixSeed(o.seed, s.iteration, 0xd409),
           });
         } catch (e) {
           if (e instanceof NonFiniteLossError)
@@ -148,7 +146,7 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
     progress.stop(); // an error: the error line must start on a line of its own, and the bar's timer must end
     stop.dispose();
     run.close();
-    await remote?.close();
+    await closeEngine();
   }
   const summary = {
     runDir: run.dir,

@@ -12,7 +12,7 @@ import { loadCheckpoint, saveCheckpoint, type ArrayRecord } from '../io/checkpoi
 import { VslError } from '../util/errors.js';
 import { log } from '../util/log.js';
 import { Adam } from './adam.js';
-import { mixSeed } from './batches.js';
+import { mixSeed } from '../util/rng.js';
 import { modelConfigOf, type TrainOptions } from './options.js';
 
 // mkdir -p one level at a time: Node 20's fs.mkdirSync(dir, { recursive: true }) never returns when the kernel

@@ -5,11 +5,11 @@ import * as tf from '@tensorflow/tfjs';
 import { BN_MOMENTUM, type ModelConfig } from '../model/config.js';
 import type { ParamRegistry } from '../model/params.js';
 import { Weights } from '../model/weights.js';
-import { imageSide, captionSide } from '../model/sgraf.js';
+import { imageSide } from '../model/sgraf.js';
 import { trainMode, type RunMode, type TokenBatch } from '../model/encoders.js';
 import type { BnBatchStats } from '../model/batchnorm.js';
-import type { BatchScorer, SafCaptionStats } from '../model/similarity.js';
-import { blockParamNames, chunkedScorer, type RemoteBlock } from '../engine/chunkedScores.js';
+import type { SafCaptionStats } from '../model/similarity.js';
+import type { StepEngine } from '../engine/stepEngine.js';
 import { hingeLoss } from '../loss/hinge.js';
 import { semanticLoss, type SemanticLossKind } from '../loss/semantic.js';
 import { Adam, clipGradNorm } from './adam.js';
@@ -26,11 +26,10 @@ export interface TrainBatch {
 export interface StepOptions extends LossOptions {
   gradClip: number;
   dropout: number; // 0.4 in the reference; 0 for deterministic checks
-  chunkBytes: number;
-  /** a second thread that scores and differentiates part of the batch (engine/remoteBlock.ts) */
-  remote?: RemoteBlock;
-  /** 31-bit seeds for the dropout masks of this step */
-  seed: () => number;
+  /** runs the caption side and the score block: on this thread, or with the training worker (engine/) */
+  engine: StepEngine;
+  /** the step's seed: every dropout mask of the step derives from it and its site's name */
+  seed: number;
 }
 
 export interface StepResult {
@@ -84,8 +83,8 @@ export interface BatchLoss {
 
 /**
  * The loss of one batch (SPEC §6): encode both sides, score every image with every caption, hinge + semantic.
- * `score` computes the (B, B) block: the model's blockScores in one graph, or the engine's chunked, two-thread
- * scorer (engine/chunkedScores.ts) with the same values.
+ * The engine computes the caption side and the (B, B) scores as the model does (model/sgraf.ts captionSide,
+ * model/similarity.ts blockScores): in chunks that fit the device, and with a second thread (engine/).
  */
 export function batchLoss(
   w: Weights,
@@ -93,11 +92,11 @@ export function batchLoss(
   b: BatchTensors,
   mode: RunMode,
   o: LossOptions,
-  score: BatchScorer,
+  engine: Pick<StepEngine, 'captionSide' | 'score'>,
 ): BatchLoss {
   const img = imageSide(w, c, b.images, mode);
-  const cap = captionSide(w, c, b.tokens, mode);
-  const { sims, safStats } = score(w, c, img.side, cap);
+  const cap = engine.captionSide(w, c, b.tokens, mode);
+  const { sims, safStats } = engine.score(w, c, img.side, cap);
   const { hinge, semantic } = stage('losses', () => ({
     hinge: hingeLoss(sims, o.margin, o.maxViolation),
     semantic: semanticLoss(o.semantic, sims, b.imageSim, b.captionSim),
@@ -122,7 +121,6 @@ export function lossAndGrads(
 } {
   const B = batch.tokens.lengths.length;
   const trainable = reg.trainable().map((e) => e.spec.name);
-  const score = chunkedScorer(blockParamNames(trainable), { chunkBytes: o.chunkBytes, remote: o.remote });
   const mode = trainMode(o.seed, o.dropout);
   const t: BatchTensors = stage('batch to device', () => ({
     images: tf.tensor3d(batch.images, [B, batch.images.length / B / c.imgDim, c.imgDim]),
@@ -131,21 +129,36 @@ export function lossAndGrads(
     captionSim: batch.captionSim ? tf.tensor2d(batch.captionSim, [B, B]) : null,
   }));
   let kept: BatchLoss | undefined;
-  const { value, grads } = valueAndGradients(
-    (...ps: tf.Tensor[]) => {
-      const byName = new Map(trainable.map((n, i) => [n, ps[i]]));
-      const r = batchLoss(new Weights((n) => byName.get(n) ?? reg.get(n)), c, t, mode, o, score);
-      kept = {
-        ...r,
-        bnStats: r.bnStats.map((s) => ({ ...s, mean: tf.keep(s.mean), varUnbiased: tf.keep(s.varUnbiased) })),
-      };
-      tf.keep(r.hinge);
-      tf.keep(r.semantic);
-      tf.keep(r.sims);
-      return r.total;
-    },
-    trainable.map((n) => reg.get(n)),
-  );
+  o.engine.begin({ reg, config: c, tokens: batch.tokens, nImg: B, stepSeed: o.seed, dropout: o.dropout });
+  let taped: { value: tf.Tensor; grads: tf.Tensor[] };
+  try {
+    taped = valueAndGradients(
+      (...ps: tf.Tensor[]) => {
+        const byName = new Map(trainable.map((n, i) => [n, ps[i]]));
+        const r = batchLoss(new Weights((n) => byName.get(n) ?? reg.get(n)), c, t, mode, o, o.engine);
+        kept = {
+          ...r,
+          bnStats: r.bnStats.map((s) => ({ ...s, mean: tf.keep(s.mean), varUnbiased: tf.keep(s.varUnbiased) })),
+        };
+        tf.keep(r.hinge);
+        tf.keep(r.semantic);
+        tf.keep(r.sims);
+        return r.total;
+      },
+      trainable.map((n) => reg.get(n)),
+    );
+  } catch (e) {
+    o.engine.abort();
+    throw e;
+  }
+  const { value, grads } = taped;
+  // gradients computed off this thread's tape (the caption encoder's, on the training worker)
+  const offTape = o.engine.finish();
+  for (const [n, g] of offTape) {
+    const i = trainable.indexOf(n);
+    grads[i].dispose();
+    grads[i] = g;
+  }
   const r = kept!;
   const out = {
     hinge: r.hinge.dataSync()[0],

@@ -43,3 +43,25 @@ export class Rng {
     return p;
   }
 }
+
+/** Deterministic 31-bit seed from integers (so a resumed run derives the same streams). */
+export function mixSeed(...xs: number[]): number {
+  let h = 0x9e3779b9;
+  for (const x of xs) {
+    h = Math.imul(h ^ (x | 0), 0x85ebca6b);
+    h ^= h >>> 13;
+    h = Math.imul(h, 0xc2b2ae35);
+    h ^= h >>> 16;
+  }
+  return h >>> 1;
+}
+
+/**
+ * The seed of one random site of a step (a dropout mask), from the step's seed and the site's name: the same
+ * whichever thread draws it, and in whatever order the sites run.
+ */
+export function siteSeed(stepSeed: number, site: string): number {
+  let h = 0x811c9dc5; // FNV-1a over the name
+  for (let i = 0; i < site.length; i++) h = Math.imul(h ^ site.charCodeAt(i), 0x01000193);
+  return mixSeed(stepSeed, h);
+}

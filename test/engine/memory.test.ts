@@ -12,7 +12,9 @@ import { ParamRegistry } from '../../src/model/params.js';
 import { TrainData } from '../../src/train/batches.js';
 import { modelConfigOf, resolveOptions } from '../../src/train/options.js';
 import { trainStep } from '../../src/train/step.js';
-import { RemoteBlockWorker } from '../../src/engine/remoteBlock.js';
+import { StepPartner } from '../../src/engine/stepPartner.js';
+import { oneThreadEngine } from '../../src/engine/stepEngine.js';
+import { twoThreadEngine } from '../../src/engine/twoThreadEngine.js';
 import { Adam } from '../../src/train/adam.js';
 import { validate } from '../../src/train/validate.js';
 import { Rng } from '../../src/util/rng.js';
@@ -49,7 +51,8 @@ for (const module of ['SGR', 'SAF'] as const) {
     const data = new TrainData(trainSplit, vocab, 'visual');
     const batches = data.batchesOf(data.epochOrder(1, 0), 8); // 40 captions: 5 full batches of 8
     const counts: number[] = [];
-    const remote = await RemoteBlockWorker.start({ backend: 'wasm', config, chunkBytes: 2 ** 30 });
+    const partner = await StepPartner.start({ backend: 'wasm', config, chunkBytes: 2 ** 30 });
+    const engines = [oneThreadEngine(2 ** 30), oneThreadEngine(1), twoThreadEngine(partner, 2 ** 30)];
     for (let i = 0; i < 20; i++) {
       const capIdx = batches[i % batches.length];
       const batch = data.assemble(capIdx, await data.readImages(capIdx));
@@ -60,14 +63,14 @@ for (const module of ['SGR', 'SAF'] as const) {
         semantic: 'visual',
         gradClip: 2,
         dropout: 0.4,
-        chunkBytes: i % 2 === 0 ? 2 ** 30 : 1, // the single-chunk fast path and one chunk per caption
-        remote: i % 3 === 0 ? remote : undefined, // and a share of the captions on a worker thread
-        seed: () => rng.seed(),
+        // the single-chunk fast path, one chunk per caption, and the training worker
+        engine: engines[i % 3],
+        seed: rng.seed(),
       });
       assert.ok(Number.isFinite(r.total), `step ${i}: loss ${r.total}`);
       counts.push(tf.memory().numTensors);
     }
-    await remote.close();
+    await partner.close();
     // step 0 creates Adam's moment variables; from then on the count is constant
     assert.deepEqual(counts.slice(1), Array(19).fill(counts[1]), `numTensors per step: ${counts.join(' ')}`);
     assert.equal(counts[0], counts[1], `numTensors per step: ${counts.join(' ')}`);

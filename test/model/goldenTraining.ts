@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendName } from '../../src/engine/backend.js';
 import { lossAndGrads, trainStep, type StepOptions, type TrainBatch } from '../../src/train/step.js';
+import { oneThreadEngine } from '../../src/engine/stepEngine.js';
 import { Adam, clipGradNorm } from '../../src/train/adam.js';
 import {
   goldenImages,
@@ -87,7 +88,7 @@ export function goldenTraining(backend: BackendName, module: 'SGR' | 'SAF', load
   const stepOptions = (g: Golden): StepOptions & { lr: number } => {
     const { lr, ...o } = goldenTrainOptions(g);
     // the golden train files set every dropout probability to 0
-    return { ...o, lr, semantic: 'visual', dropout: 0, chunkBytes: 1 << 24, seed: () => 1 };
+    return { ...o, lr, semantic: 'visual', dropout: 0, engine: oneThreadEngine(1 << 24), seed: 1 };
   };
 
   test(`${module} gradients are within the one rule of the float64 truth (${backend})`, opts, async (t) => {
@@ -95,7 +96,7 @@ export function goldenTraining(backend: BackendName, module: 'SGR' | 'SAF', load
     const reg = registryOf(g);
     // through the chunked path with recomputation (chunkBytes 1: one caption per chunk); the Adam test
     // below runs the single-chunk path, so both are held to the truth
-    const r = lossAndGrads(reg, g.config, goldenBatch(g), { ...stepOptions(g), chunkBytes: 1 });
+    const r = lossAndGrads(reg, g.config, goldenBatch(g), { ...stepOptions(g), engine: oneThreadEngine(1) });
     const ex = (k: string) => numbers(truth.exact.get(k)!);
     assert.ok(maxAbsDiff(r.sims, ex('sims')) <= TOL.sims, 'train-mode sims against the truth');
     assert.ok(rel(r.hinge, ex('hinge_loss')[0]) <= TOL.hinge, `hinge ${r.hinge} vs ${ex('hinge_loss')[0]}`);

@@ -1,0 +1,108 @@
+// The main thread's side of the training worker (stepWorker.ts; the exchange is in stepProtocol.ts): start it,
+// hand it a step, wait for its phases (Atomics.wait: the step is synchronous here), signal ours, stop it.
+import { Worker } from 'node:worker_threads';
+import { VslError } from '../util/errors.js';
+import type { ModelConfig } from '../model/config.js';
+import { sharedInt32 } from './shared.js';
+import { stage, type StageTotals } from './profile.js';
+import { MainPhase, WorkerPhase, type StepRequest, type StepWorkerInit, type ToStepWorker } from './stepProtocol.js';
+
+/** The longest a phase of the worker may take before it is presumed lost (it cannot be watched otherwise). */
+const WAIT_LIMIT_MS = 6 * 3600 * 1000;
+
+export class StepPartner {
+  private constructor(
+    private readonly worker: Worker,
+    private readonly control: Int32Array,
+    private readonly errorText: Uint8Array,
+  ) {}
+
+  /** Start the worker and wait until its backend runs. Always close() it. */
+  static async start(o: {
+    backend: string;
+    config: ModelConfig;
+    chunkBytes: number;
+    logLevel?: string;
+  }): Promise<StepPartner> {
+    const control = sharedInt32(2);
+    const errorText = new Uint8Array(new SharedArrayBuffer(8192));
+    const init: StepWorkerInit = {
+      backend: o.backend,
+      logLevel: o.logLevel ?? 'warn',
+      config: o.config,
+      chunkBytes: o.chunkBytes,
+      control,
+      errorText,
+    };
+    const worker = new Worker(new URL('./stepWorker.js', import.meta.url), { workerData: init });
+    const partner = new StepPartner(worker, control, errorText);
+    // At start-up the main thread is free, so it waits asynchronously (and notices a worker that dies).
+    await new Promise<void>((resolve, reject) => {
+      const onExit = (code: number) => reject(new VslError(`training worker exited while starting (code ${code})`));
+      worker.once('exit', onExit);
+      worker.once('error', (e) => reject(new VslError(`training worker failed to start: ${e.message}`)));
+      const poll = () => {
+        const s = Atomics.load(control, 0);
+        if (s === WorkerPhase.Idle) return void setTimeout(poll, 20);
+        worker.off('exit', onExit);
+        if (s === WorkerPhase.Error) reject(new VslError(`training worker: ${partner.error()}`));
+        else resolve();
+      };
+      poll();
+    }).catch(async (e) => {
+      await worker.terminate();
+      throw e;
+    });
+    return partner;
+  }
+
+  private error(): string {
+    const end = this.errorText.indexOf(0);
+    return new TextDecoder().decode(this.errorText.slice(0, end < 0 ? undefined : end));
+  }
+
+  /** Hand the worker a step (it starts on the caption side at once). */
+  begin(r: StepRequest): void {
+    Atomics.store(this.control, 0, WorkerPhase.Idle);
+    Atomics.store(this.control, 1, MainPhase.None);
+    this.worker.postMessage(r satisfies ToStepWorker);
+  }
+
+  /** Block until the worker's phase reaches `p` (what: for the error message). */
+  waitFor(p: WorkerPhase, what: string): void {
+    stage('thread wait', () => {
+      const t0 = Date.now();
+      for (;;) {
+        const v = Atomics.load(this.control, 0);
+        if (v === WorkerPhase.Error) throw new VslError(`training worker (${what}): ${this.error()}`);
+        if (v >= p && v !== WorkerPhase.Ready) return;
+        if (Date.now() - t0 > WAIT_LIMIT_MS)
+          throw new VslError(`training worker: no ${what} after ${WAIT_LIMIT_MS / 3.6e6} h`);
+        Atomics.wait(this.control, 0, v, 1000);
+      }
+    });
+  }
+
+  /** Move the main thread's phase to `p` (the buffers of that phase are written). */
+  signal(p: MainPhase): void {
+    Atomics.store(this.control, 1, p);
+    Atomics.notify(this.control, 1);
+  }
+
+  /** The main thread's half of the step failed: the worker stops waiting and drops the step. */
+  abort(): void {
+    this.signal(MainPhase.Abort);
+  }
+
+  /** Start (on) or stop the worker's profiler; stopping returns its stage totals. Call between steps only. */
+  profile(on: boolean): Promise<StageTotals[]> {
+    return new Promise((resolve) => {
+      this.worker.once('message', (m: { totals: StageTotals[] }) => resolve(m.totals));
+      this.worker.postMessage({ type: 'profile', on } satisfies ToStepWorker);
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.worker.terminate();
+  }
+}

@@ -1,0 +1,102 @@
+// What the main thread and the training worker thread exchange within one training step (stepPartner.ts is
+// the main side, stepWorker.ts the worker's). The step is synchronous on both sides (inside tfjs' gradient
+// machinery on the main thread), so after the step's request message the two meet only through shared memory:
+// each side moves its own phase word forward and Atomics.wait-s on the other's.
+//
+//   worker: encode the captions ─ WORDS ─▶ wait REGIONS ─ score its share ─ SCORES ─▶ wait DS ─ its share's
+//           backward ─ SHARE_GRADS ─▶ wait DWORDS ─ the caption encoder's backward ─ CAPTION_GRADS
+//   main:   encode the images ─ wait WORDS ─ REGIONS ─▶ score its share ─ wait SCORES ─ loss ─ DS ─▶ its share's
+//           backward ─ wait SHARE_GRADS ─ DWORDS ─▶ the image encoder's backward ─ wait CAPTION_GRADS ─ Adam
+import type { ModelConfig } from '../model/config.js';
+
+/** The worker's phase word (index 0 of the control array): what it has published in this step. */
+export const enum WorkerPhase {
+  Idle = 0,
+  Words = 1, // the batch's word embeddings and TextSA vectors
+  Scores = 2, // its share's scores (and SAF's statistics)
+  ShareGrads = 3, // the gradients of its share's scores: images, captions of the share, block parameters
+  CaptionGrads = 4, // the caption encoder's parameter gradients: the step is done
+  Ready = 5, // started, between steps
+  Error = 9,
+}
+
+/** The main thread's phase word (index 1). */
+export const enum MainPhase {
+  None = 0,
+  Regions = 1, // the image side
+  DS = 2, // dLoss/dScores of the worker's share
+  DWords = 3, // dLoss/d(words, TextSA vectors) of the whole batch
+  Abort = 9, // the step failed on the main thread: stop where you are
+}
+
+export interface StepWorkerInit {
+  backend: string;
+  logLevel: string;
+  config: ModelConfig;
+  chunkBytes: number;
+  /** [worker phase, main phase] */
+  control: Int32Array;
+  /** UTF-8 error text when the worker phase is Error */
+  errorText: Uint8Array;
+}
+
+/** One step's shared buffers, allocated by the main thread; shapes in the comments (h: the first caption of the worker's share). */
+export interface StepBuffers {
+  // main -> worker, with the request
+  ids: Int32Array; // (B, Lp) token ids, 0-padded
+  captionParams: Float32Array; // the caption encoder's parameters, concatenated in `captionNames` order
+  blockParams: Float32Array; // the similarity block's parameters, in `blockNames` order
+  // worker -> main at Words
+  words: Float32Array; // (B, Lp, D)
+  tGlobal: Float32Array; // (B, D)
+  // main -> worker at Regions
+  regions: Float32Array; // (nImg, K, D)
+  vGlobal: Float32Array; // (nImg, D)
+  // worker -> main at Scores
+  sims: Float32Array; // (nImg, B - h)
+  safMean: Float32Array; // (B - h), SAF only
+  safVar: Float32Array; // (B - h), SAF only
+  // main -> worker at DS
+  dS: Float32Array; // (nImg, B - h)
+  // worker -> main at ShareGrads
+  dRegions: Float32Array;
+  dVGlobal: Float32Array;
+  dWordsShare: Float32Array; // (B - h, Lr, D), Lr = lengths[h]
+  dTGlobalShare: Float32Array; // (B - h, D)
+  dBlockParams: Float32Array;
+  // main -> worker at DWords
+  dWords: Float32Array; // (B, Lp, D)
+  dTGlobal: Float32Array; // (B, D)
+  // worker -> main at CaptionGrads
+  dCaptionParams: Float32Array;
+}
+
+/** The request that starts a step on the worker. */
+export interface StepRequest {
+  type: 'step';
+  lengths: number[]; // (B), longest first
+  nImg: number;
+  K: number; // regions per image
+  h: number; // the worker scores captions [h, B)
+  stepSeed: number;
+  dropout: number;
+  captionNames: [string, number[]][]; // name, shape
+  blockNames: [string, number[]][];
+  buf: StepBuffers;
+}
+
+export type ToStepWorker = StepRequest | { type: 'profile'; on: boolean };
+
+/** Element count of a shape. */
+export const sizeOf = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+
+/** Views of consecutive tensors in one flat array, in `shapes` order. */
+export function splitFlat(flat: Float32Array, shapes: number[][]): Float32Array[] {
+  let o = 0;
+  return shapes.map((s) => {
+    const n = sizeOf(s);
+    const v = flat.subarray(o, o + n);
+    o += n;
+    return v;
+  });
+}

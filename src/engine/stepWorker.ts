@@ -1,0 +1,172 @@
+// The training worker thread (stepProtocol.ts has the exchange): on its own tfjs backend instance it encodes the
+// batch's captions and differentiates the caption encoder, and scores and differentiates the last captions of
+// the batch against every image, while the main thread does the images and the other captions.
+//
+// One step is one synchronous run of `step` on this thread. Its caption encoder is recorded on one tape; the
+// scores of its share on a second, isolated one (engine/tape.ts), differentiated as soon as dLoss/dScores arrive,
+// while the first tape waits for dLoss/d(words) of the whole batch.
+import { isMainThread, parentPort, workerData } from 'node:worker_threads';
+import type * as TF from '@tensorflow/tfjs';
+import {
+  MainPhase,
+  splitFlat,
+  WorkerPhase,
+  type StepRequest,
+  type StepWorkerInit,
+  type ToStepWorker,
+} from './stepProtocol.js';
+
+/** The main thread gave up on this step (it failed there): nothing to report. */
+class Aborted extends Error {}
+
+async function run(): Promise<void> {
+  const init = workerData as StepWorkerInit;
+  const port = parentPort!;
+  const control = init.control;
+  const publish = (p: WorkerPhase) => {
+    Atomics.store(control, 0, p);
+    Atomics.notify(control, 0);
+  };
+  const fail = (error: unknown) => {
+    const e = error instanceof Error ? error : new Error(String(error));
+    const text = new TextEncoder().encode(e.name === 'VslError' ? e.message : (e.stack ?? e.message));
+    init.errorText.fill(0);
+    init.errorText.set(text.subarray(0, init.errorText.length));
+    publish(WorkerPhase.Error);
+  };
+  try {
+    // Imported here, not at the top: a failing import is reported through the control word too.
+    const { setLogLevel } = await import('../util/log.js');
+    setLogLevel(init.logLevel);
+    const { selectBackend } = await import('./backend.js');
+    await selectBackend(init.backend as Parameters<typeof selectBackend>[0]);
+    const tf = await import('@tensorflow/tfjs');
+    const { captionSide } = await import('../model/sgraf.js');
+    const { trainMode } = await import('../model/encoders.js');
+    const { Weights } = await import('../model/weights.js');
+    const { captionRange, chunkedScores } = await import('./chunkedScores.js');
+    const { isolatedGradients, valueAndGradients } = await import('./tape.js');
+    const profile = await import('./profile.js');
+    type SafCaptionStats = { mean: TF.Tensor1D; varUnbiased: TF.Tensor1D };
+
+    /** Block until the main thread's phase reaches `p`. */
+    const waitMain = (p: MainPhase) => {
+      for (;;) {
+        const v = Atomics.load(control, 1);
+        if (v === MainPhase.Abort) throw new Aborted();
+        if (v >= p) return;
+        Atomics.wait(control, 1, v, 1000);
+      }
+    };
+    const flat = (ts: TF.Tensor[], out: Float32Array) => {
+      let o = 0;
+      for (const t of ts) {
+        const d = t.dataSync() as Float32Array;
+        out.set(d, o);
+        o += d.length;
+      }
+    };
+
+    const step = (r: StepRequest) => {
+      const { buf, lengths, nImg, K, h } = r;
+      const c = init.config;
+      const D = c.embedSize;
+      const B = lengths.length;
+      const Lp = lengths[0];
+      const tensorsOf = (values: Float32Array, names: [string, number[]][]) =>
+        splitFlat(
+          values,
+          names.map(([, s]) => s),
+        ).map((v, i) => tf.tensor(v, names[i][1]));
+      const captionParams = tensorsOf(buf.captionParams, r.captionNames);
+      const blockParams = tensorsOf(buf.blockParams, r.blockNames);
+      const blockByName = new Map(r.blockNames.map(([n], i) => [n, blockParams[i]]));
+      const mode = trainMode(r.stepSeed, r.dropout);
+      const held: TF.Tensor[] = [...captionParams, ...blockParams];
+      try {
+        const { value, grads } = valueAndGradients((...cp) => {
+          const byName = new Map(r.captionNames.map(([n], i) => [n, cp[i]]));
+          const w = new Weights((n) => {
+            const t = byName.get(n) ?? blockByName.get(n);
+            if (!t) throw new Error(`training worker: parameter ${n} was not sent`);
+            return t;
+          });
+          const cap = captionSide(w, c, { ids: buf.ids, lengths, maxLen: Lp }, mode);
+          buf.words.set(cap.words.dataSync());
+          buf.tGlobal.set(cap.tGlobal.dataSync());
+          publish(WorkerPhase.Words);
+
+          waitMain(MainPhase.Regions);
+          const regions = tf.tensor3d(buf.regions, [nImg, K, D]);
+          const vGlobal = tf.tensor2d(buf.vGlobal, [nImg, D]);
+          const share = captionRange(cap.words, cap.tGlobal, lengths, h, B);
+          const a = isolatedGradients(
+            (rg, vg, wd, tg, ...bp) => {
+              const safStats: SafCaptionStats[] = [];
+              const sims = chunkedScores(
+                c,
+                { regions: rg as TF.Tensor3D, vGlobal: vg as TF.Tensor2D },
+                { words: wd as TF.Tensor3D, tGlobal: tg as TF.Tensor2D, lengths: share.lengths },
+                new Map(r.blockNames.map(([n], i) => [n, bp[i]])),
+                { chunkBytes: init.chunkBytes, safStats },
+              );
+              buf.sims.set(sims.dataSync());
+              if (safStats.length) {
+                flat(
+                  safStats.map((s) => s.mean),
+                  buf.safMean,
+                );
+                flat(
+                  safStats.map((s) => s.varUnbiased),
+                  buf.safVar,
+                );
+                tf.dispose(safStats.flatMap((s) => [s.mean, s.varUnbiased]));
+              }
+              publish(WorkerPhase.Scores);
+              waitMain(MainPhase.DS);
+              return tf.sum(tf.mul(sims, tf.tensor2d(buf.dS, [nImg, B - h])));
+            },
+            [regions, vGlobal, share.words, share.tGlobal, ...blockParams],
+          );
+          const [dr, dv, dw, dt, ...db] = a.grads;
+          buf.dRegions.set(dr.dataSync());
+          buf.dVGlobal.set(dv.dataSync());
+          buf.dWordsShare.set(dw.dataSync());
+          buf.dTGlobalShare.set(dt.dataSync());
+          flat(db, buf.dBlockParams);
+          tf.dispose([a.value, ...a.grads, regions, vGlobal]);
+          publish(WorkerPhase.ShareGrads);
+
+          waitMain(MainPhase.DWords);
+          const dWords = tf.tensor3d(buf.dWords, [B, Lp, D]);
+          const dTGlobal = tf.tensor2d(buf.dTGlobal, [B, D]);
+          return tf.add(tf.sum(tf.mul(cap.words, dWords)), tf.sum(tf.mul(cap.tGlobal, dTGlobal)));
+        }, captionParams);
+        flat(grads, buf.dCaptionParams);
+        tf.dispose([value, ...grads]);
+        publish(WorkerPhase.CaptionGrads);
+      } finally {
+        tf.dispose(held);
+      }
+    };
+
+    port.on('message', (m: ToStepWorker) => {
+      if (m.type === 'profile') {
+        if (m.on) profile.startProfiling();
+        port.postMessage({ type: 'profile', totals: m.on ? [] : profile.stopProfiling() });
+        return;
+      }
+      try {
+        step(m);
+      } catch (e) {
+        if (e instanceof Aborted) publish(WorkerPhase.Ready);
+        else fail(e);
+      }
+    });
+    publish(WorkerPhase.Ready);
+  } catch (e) {
+    fail(e);
+  }
+}
+
+if (!isMainThread && parentPort) void run();
