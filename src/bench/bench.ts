@@ -216,7 +216,7 @@ function runChild(name: CaseName, a: Args, roofline: number | null): Promise<Ben
   const args = [process.argv[1], '--child', name, '--backend', String(a.backend), '--workers', String(a.workers)];
   args.push('--measure-images', String(a.measureImages), '--chunk-mb', String(a.chunkMb));
   if (a.quick) args.push('--quick');
-  if (a.profile) args.push('--profile', name);
+  if (a.profile && name !== 'matmul') args.push('--profile', name);
   if (roofline !== null) args.push('--roofline', String(roofline));
   return new Promise((resolve) => {
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });

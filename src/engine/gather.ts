@@ -1,34 +1,31 @@
-// Row gathers with gradients that tfjs-wasm can run: tf.gather's own gradient needs UnsortedSegmentSum, which
-// tfjs-wasm lacks (and which is very slow on cpu).
+// Row gathers and scatters with gradients that tfjs-wasm can run: tf.gather's own gradient needs
+// UnsortedSegmentSum, which tfjs-wasm lacks (and which is very slow on cpu); a scatter-add (tf.scatterND, which
+// sums duplicate indices) is the same gradient.
 import * as tf from '@tensorflow/tfjs';
 import type { CustomFn } from './tape.js';
 
-/**
- * Rows of a 2-D tensor in the order `perm`, where perm is its own inverse (a per-sequence reversal).
- * tf.gather's gradient needs UnsortedSegmentSum, which tfjs-wasm lacks; for an involution the gradient is
- * the same gather.
- */
-export function permuteRowsInvolution(x: tf.Tensor2D, perm: tf.Tensor1D): tf.Tensor2D {
-  // the index tensor is saved with the op, so that it outlives the forward scope
-  const f = tf.customGrad(((a: tf.Tensor, save: tf.GradSaveFunc) => {
-    save([perm]);
+/** Rows `idx` of a 2-D tensor (an embedding lookup, a packing); the gradient scatter-adds back. */
+export function gatherRows(x: tf.Tensor2D, idx: tf.Tensor1D): tf.Tensor2D {
+  const shape = x.shape;
+  const f = tf.customGrad(((t: tf.Tensor, save: tf.GradSaveFunc) => {
+    save([idx]);
     return {
-      value: tf.gather(a, perm),
-      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => [tf.gather(dy as tf.Tensor, saved[0])],
+      value: tf.gather(t, idx),
+      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) =>
+        tf.tidy(() => [tf.scatterND(saved[0].reshape([-1, 1]), dy as tf.Tensor, shape)]),
     };
   }) as unknown as CustomFn);
   return f(x) as tf.Tensor2D;
 }
 
-/** Embedding lookup whose gradient is a scatter-add (tf.scatterND sums duplicate indices). */
-export function embeddingLookup(table: tf.Tensor2D, ids: tf.Tensor1D): tf.Tensor2D {
+/** A (rows, ·) tensor whose row idx[i] is p's row i, zeros elsewhere (idx without repeats); the gradient gathers. */
+export function scatterRows(p: tf.Tensor2D, idx: tf.Tensor1D, rows: number): tf.Tensor2D {
   const f = tf.customGrad(((t: tf.Tensor, save: tf.GradSaveFunc) => {
-    save([ids]);
+    save([idx]);
     return {
-      value: tf.gather(t, ids),
-      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) =>
-        tf.tidy(() => [tf.scatterND(saved[0].reshape([-1, 1]), dy as tf.Tensor, table.shape)]),
+      value: tf.scatterND(idx.reshape([-1, 1]), t, [rows, t.shape[1]!]),
+      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => [tf.gather(dy as tf.Tensor, saved[0])],
     };
   }) as unknown as CustomFn);
-  return f(table) as tf.Tensor2D;
+  return f(p) as tf.Tensor2D;
 }

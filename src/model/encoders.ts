@@ -1,10 +1,10 @@
 // The two encoders (SPEC §3): image regions -> (nImg, 36, D); captions -> (nCap, Lp, D) with a
-// bidirectional GRU run with packed-sequence semantics, the two directions averaged.
+// bidirectional GRU over packed sequences (gru.ts), the two directions averaged.
 import * as tf from '@tensorflow/tfjs';
 import { DROPOUT, type ModelConfig } from './config.js';
 import { dropout, l2norm, linear } from './ops.js';
-import { mmW } from '../engine/matmul.js';
-import { embeddingLookup, permuteRowsInvolution } from '../engine/gather.js';
+import { gatherRows, scatterRows } from '../engine/gather.js';
+import { gruDirection, packing } from './gru.js';
 import type { Weights } from './weights.js';
 import { siteSeed } from '../util/rng.js';
 
@@ -43,15 +43,6 @@ export interface TokenBatch {
   maxLen: number; // Lp
 }
 
-/** Row permutation that reverses each caption within its own length (padding stays in place). */
-function reversalPermutation(lengths: number[], Lp: number): Int32Array {
-  const p = new Int32Array(lengths.length * Lp);
-  lengths.forEach((L, b) => {
-    for (let t = 0; t < Lp; t++) p[b * Lp + t] = b * Lp + (t < L ? L - 1 - t : t);
-  });
-  return p;
-}
-
 /** Valid-token mask (nCap, Lp) as float 1/0. */
 export function tokenMask(lengths: number[], Lp: number): tf.Tensor2D {
   const m = new Float32Array(lengths.length * Lp);
@@ -60,53 +51,23 @@ export function tokenMask(lengths: number[], Lp: number): tf.Tensor2D {
 }
 
 /**
- * One GRU direction over x (nCap*Lp, wordDim) laid out caption-major; returns hidden states (nCap, Lp, H).
- * PyTorch's cell, gates stacked r, z, n; h0 = 0. Steps past a caption's length compute values that are
- * masked afterwards and never feed a valid step (the forward pass is causal; the backward one runs on
- * per-caption reversed input), which is what a packed sequence gives.
+ * Captions -> word embeddings (nCap, Lp, D); padded positions are exactly 0. The embedded tokens (with their
+ * dropout) are packed for each direction (gru.ts), and the hidden states scattered back to their tokens: the
+ * reverse direction's to the token it read, which aligns it with the forward one; the two are averaged.
  */
-function gruDirection(w: Weights, x: tf.Tensor2D, nCap: number, Lp: number, suffix: string): tf.Tensor3D {
-  const H = w.t(`txt_enc.cap_rnn.weight_hh_l0${suffix}`).shape[1] as number;
-  const wih = w.t(`txt_enc.cap_rnn.weight_ih_l0${suffix}`) as tf.Tensor2D;
-  const whh = w.t(`txt_enc.cap_rnn.weight_hh_l0${suffix}`) as tf.Tensor2D;
-  const wihT = w.derived(`wih${suffix}`, () => tf.transpose(wih)) as tf.Tensor2D;
-  const whhT = w.derived(`whh${suffix}`, () => tf.transpose(whh)) as tf.Tensor2D;
-  const bih = w.t(`txt_enc.cap_rnn.bias_ih_l0${suffix}`);
-  const bhh = w.t(`txt_enc.cap_rnn.bias_hh_l0${suffix}`);
-  // Input projections of every step at once: one large 2-D product.
-  const xp = tf.add(mmW(x, wih, wihT), bih).reshape([nCap, Lp, 3 * H]);
-  const steps = tf.unstack(tf.transpose(xp, [1, 0, 2])) as tf.Tensor2D[]; // Lp x (nCap, 3H)
-  let h: tf.Tensor2D = tf.zeros([nCap, H]);
-  const outs: tf.Tensor2D[] = [];
-  for (let t = 0; t < Lp; t++) {
-    const hp = tf.add(mmW(h, whh, whhT), bhh);
-    const [xr, xz, xn] = tf.split(steps[t], 3, 1);
-    const [hr, hz, hn] = tf.split(hp, 3, 1);
-    const r = tf.sigmoid(tf.add(xr, hr));
-    const z = tf.sigmoid(tf.add(xz, hz));
-    const n = tf.tanh(tf.add(xn, tf.mul(r, hn)));
-    h = tf.add(n, tf.mul(z, tf.sub(h, n))) as tf.Tensor2D; // (1-z)*n + z*h
-    outs.push(h);
-  }
-  return tf.stack(outs, 1) as tf.Tensor3D;
-}
-
-/** Captions -> word embeddings (nCap, Lp, D); padded positions are exactly 0. */
 export function encodeCaptions(w: Weights, batch: TokenBatch, c: ModelConfig, mode: RunMode): tf.Tensor3D {
   const nCap = batch.lengths.length;
   const Lp = batch.maxLen;
   const ids = tf.tensor1d(batch.ids, 'int32');
-  let x = embeddingLookup(w.t('txt_enc.embed.weight') as tf.Tensor2D, ids); // (nCap*Lp, wordDim)
+  let x = gatherRows(w.t('txt_enc.embed.weight') as tf.Tensor2D, ids); // (nCap*Lp, wordDim)
   x = maybeDropout(x, mode, 'txt_enc.embed') as tf.Tensor2D;
-  let out = gruDirection(w, x, nCap, Lp, '');
-  if (c.biGru) {
-    const perm = tf.tensor1d(reversalPermutation(batch.lengths, Lp), 'int32');
-    const xr = permuteRowsInvolution(x, perm);
-    const back = gruDirection(w, xr, nCap, Lp, '_reverse');
-    const H = back.shape[2] as number;
-    const backAligned = permuteRowsInvolution(back.reshape([nCap * Lp, H]) as tf.Tensor2D, perm).reshape([nCap, Lp, H]);
-    out = tf.mul(tf.add(out, backAligned), 0.5) as tf.Tensor3D;
-  }
-  out = tf.mul(out, tokenMask(batch.lengths, Lp).expandDims(2)) as tf.Tensor3D;
+  const pack = packing(batch.lengths, Lp);
+  const direction = (rows: Int32Array, suffix: string) => {
+    const idx = tf.tensor1d(rows, 'int32');
+    return scatterRows(gruDirection(w, gatherRows(x, idx), pack.steps, suffix), idx, nCap * Lp);
+  };
+  let out: tf.Tensor = direction(pack.rowsF, '');
+  if (c.biGru) out = tf.mul(tf.add(out, direction(pack.rowsR, '_reverse')), 0.5);
+  out = out.reshape([nCap, Lp, -1]);
   return (c.noTxtNorm ? out : l2norm(out)) as tf.Tensor3D;
 }

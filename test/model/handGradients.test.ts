@@ -1,0 +1,155 @@
+// Each hand-written gradient of the model against tfjs' own autodiff of the same math, at tiny dims on the cpu
+// backend (no ../shared needed): the bi-GRU over packed sequences (model/gru.grad.ts) against a plain per-step
+// GRU over padded, masked captions; the local similarity block (model/localSimilarity.ts) against autodiff of
+// its own forward. (SGR's graph attention: test/engine/graphAttention.test.ts.)
+import { before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { selectBackend } from '../../src/engine/backend.js';
+import { defaultModelConfig } from '../../src/model/config.js';
+import { ParamRegistry } from '../../src/model/params.js';
+import { Weights } from '../../src/model/weights.js';
+import { encodeCaptions, evalMode } from '../../src/model/encoders.js';
+import { localSimilarity, localSimilarityEval } from '../../src/model/localSimilarity.js';
+import { maxAbsDiff } from '../helpers/asserts.js';
+
+before(async () => {
+  await selectBackend('cpu');
+});
+
+/** A plain GRU direction over padded captions (nCap, Lp, wd), steps past a caption's end computed and unused. */
+function plainGru(x: tf.Tensor3D, wih: tf.Tensor, whh: tf.Tensor, bih: tf.Tensor, bhh: tf.Tensor): tf.Tensor3D {
+  const [nCap, Lp] = x.shape;
+  const H = whh.shape[1]!;
+  let h: tf.Tensor = tf.zeros([nCap, H]);
+  const outs: tf.Tensor[] = [];
+  for (let t = 0; t < Lp; t++) {
+    const xp = tf.add(tf.matMul(tf.squeeze(tf.slice(x, [0, t, 0], [nCap, 1, -1]), [1]), wih, false, true), bih);
+    const hp = tf.add(tf.matMul(h, whh, false, true), bhh);
+    const [xr, xz, xn] = tf.split(xp, 3, 1);
+    const [hr, hz, hn] = tf.split(hp, 3, 1);
+    const r = tf.sigmoid(tf.add(xr, hr));
+    const z = tf.sigmoid(tf.add(xz, hz));
+    const n = tf.tanh(tf.add(xn, tf.mul(r, hn)));
+    h = tf.add(tf.mul(tf.sub(1, z), n), tf.mul(z, h));
+    outs.push(h);
+  }
+  return tf.stack(outs, 1) as tf.Tensor3D;
+}
+
+/** Each caption reversed within its own length (padding stays where it is). */
+function reverseWithin(x: tf.Tensor3D, lengths: number[]): tf.Tensor3D {
+  const Lp = x.shape[1];
+  const rows = lengths.map((L, b) =>
+    tf.gather(
+      tf.squeeze(tf.slice(x, [b, 0, 0], [1, Lp, -1]), [0]),
+      Array.from({ length: Lp }, (_, t) => (t < L ? L - 1 - t : t)),
+    ),
+  );
+  return tf.stack(rows) as tf.Tensor3D;
+}
+
+test('the packed bi-GRU and its hand-written gradient match a plain GRU under autodiff (unsorted lengths)', () => {
+  const c = defaultModelConfig({ vocabSize: 30, wordDim: 6, embedSize: 5 });
+  const reg = ParamRegistry.init(c, 4);
+  const lengths = [3, 6, 1, 4]; // not sorted: the packing orders them itself
+  const Lp = 6;
+  const ids = new Int32Array(lengths.length * Lp);
+  lengths.forEach((L, b) => {
+    for (let t = 0; t < L; t++) ids[b * Lp + t] = 1 + ((b * 7 + t * 3) % 29);
+  });
+  const names = reg
+    .trainable()
+    .map((e) => e.spec.name)
+    .filter((n) => n.startsWith('txt_enc.'));
+  const params = names.map((n) => reg.get(n));
+  const dy = tf.randomNormal([lengths.length, Lp, c.embedSize], 0, 1, 'float32', 9);
+  const mask = tf.tensor3d(
+    Float32Array.from(ids, (v) => (v > 0 ? 1 : 0)),
+    [lengths.length, Lp, 1],
+  );
+  const withNames = (ps: tf.Tensor[]) => new Map(names.map((n, i) => [n, ps[i]]));
+  const mine = (...ps: tf.Tensor[]) => {
+    const m = withNames(ps);
+    const w = new Weights((n) => m.get(n) ?? reg.get(n));
+    const out = encodeCaptions(w, { ids, lengths, maxLen: Lp }, { ...c, noTxtNorm: true }, evalMode());
+    return tf.sum(tf.mul(out, dy));
+  };
+  const plain = (...ps: tf.Tensor[]) => {
+    const m = withNames(ps);
+    const p = (k: string) => m.get(`txt_enc.${k}`)!;
+    const x = tf
+      .gather(p('embed.weight'), tf.tensor1d(ids, 'int32'))
+      .reshape([lengths.length, Lp, c.wordDim]) as tf.Tensor3D;
+    const fwd = plainGru(
+      x,
+      p('cap_rnn.weight_ih_l0'),
+      p('cap_rnn.weight_hh_l0'),
+      p('cap_rnn.bias_ih_l0'),
+      p('cap_rnn.bias_hh_l0'),
+    );
+    const back = plainGru(
+      reverseWithin(x, lengths),
+      p('cap_rnn.weight_ih_l0_reverse'),
+      p('cap_rnn.weight_hh_l0_reverse'),
+      p('cap_rnn.bias_ih_l0_reverse'),
+      p('cap_rnn.bias_hh_l0_reverse'),
+    );
+    const out = tf.mul(tf.mul(tf.add(fwd, reverseWithin(back, lengths)), 0.5), mask);
+    return tf.sum(tf.mul(out, dy));
+  };
+  const a = tf.grads(mine)(params);
+  const b = tf.grads(plain)(params);
+  assert.ok(Math.abs(mine(...params).dataSync()[0] - plain(...params).dataSync()[0]) <= 1e-5, 'forward');
+  names.forEach((n, i) => {
+    const e = maxAbsDiff(a[i].dataSync(), b[i].dataSync());
+    assert.ok(e <= 1e-5, `${n}: gradient off by ${e}`);
+  });
+  assert.ok(Math.max(...Array.from(a[names.indexOf('txt_enc.cap_rnn.weight_hh_l0')].dataSync(), Math.abs)) > 1e-3);
+  reg.dispose();
+});
+
+test('the local similarity block: hand-written gradient = autodiff of its forward', () => {
+  const [nImg, nCap, Lp, K, D, S] = [3, 2, 4, 36, 8, 5];
+  const words = tf.randomNormal([nCap * Lp, D], 0, 1, 'float32', 1) as tf.Tensor2D;
+  const regions = tf.randomNormal([nImg, K, D], 0, 1, 'float32', 2) as tf.Tensor3D;
+  const locW = tf.randomNormal([S, D], 0, 0.5, 'float32', 3) as tf.Tensor2D;
+  const locB = tf.randomNormal([S], 0, 0.5, 'float32', 4) as tf.Tensor1D;
+  const dy = tf.randomNormal([nImg, nCap * Lp, S], 0, 1, 'float32', 5);
+  const shapes = { nCap, Lp };
+  const mine = (w: tf.Tensor, r: tf.Tensor, lw: tf.Tensor, lb: tf.Tensor) =>
+    tf.sum(
+      tf.mul(
+        localSimilarity(
+          w as tf.Tensor2D,
+          r as tf.Tensor3D,
+          lw as tf.Tensor2D,
+          tf.transpose(lw) as tf.Tensor2D,
+          lb as tf.Tensor1D,
+          shapes,
+        ),
+        dy,
+      ),
+    );
+  const auto = (w: tf.Tensor, r: tf.Tensor, lw: tf.Tensor, lb: tf.Tensor) =>
+    tf.sum(
+      tf.mul(
+        localSimilarityEval(
+          w as tf.Tensor2D,
+          r as tf.Tensor3D,
+          tf.transpose(lw) as tf.Tensor2D,
+          lb as tf.Tensor1D,
+          shapes,
+        ),
+        dy,
+      ),
+    );
+  const xs = [words, regions, locW, locB];
+  const a = tf.grads(mine)(xs);
+  const b = tf.grads(auto)(xs);
+  ['words', 'regions', 'weight', 'bias'].forEach((n, i) => {
+    const scale = Math.max(...Array.from(b[i].dataSync(), Math.abs));
+    const e = maxAbsDiff(a[i].dataSync(), b[i].dataSync());
+    assert.ok(e <= 1e-4 * Math.max(1, scale), `${n}: gradient off by ${e} (scale ${scale})`);
+  });
+});
