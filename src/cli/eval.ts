@@ -37,7 +37,7 @@ export function parseIntOption(name: string, value: string, min: number): number
 }
 
 export interface EvalCliOptions {
-  model: string;
+  model?: string;
   dataPath?: string;
   vocabPath?: string;
   dataName?: string;
