@@ -247,6 +247,7 @@ export async function scoreSplit(o: ScoreSplitOptions): Promise<ScoredSplit> {
     // A worker pool holds shared-memory copies: drop ours so that only one copy stays alive.
     img = undefined;
     cap = undefined;
+    const cpu0 = process.cpuUsage(); // the whole process: the main thread and every score worker
     let run;
     try {
       run = await scoreBlocks({
@@ -263,9 +264,16 @@ export async function scoreSplit(o: ScoreSplitOptions): Promise<ScoredSplit> {
       await scorer.close();
     }
     const t2 = performance.now();
+    const cpu = process.cpuUsage(cpu0);
     if (!run.stopped) {
       log().info(
-        { pairs: run.pairsScored, seconds: (t2 - t1) / 1000, reused: run.reused, scored: run.scored },
+        {
+          pairs: run.pairsScored,
+          seconds: (t2 - t1) / 1000,
+          cpuSeconds: (cpu.user + cpu.system) / 1e6,
+          reused: run.reused,
+          scored: run.scored,
+        },
         `scored ${run.scored} blocks (${run.pairsScored} pairs) in ${((t2 - t1) / 1000).toFixed(1)} s ` +
           `(${Math.round(run.pairsScored / Math.max(1e-9, (t2 - t1) / 1000))} pairs/s, ${scorer.workers} worker(s)); ${run.reused} blocks reused`,
       );
