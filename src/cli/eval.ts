@@ -144,7 +144,8 @@ export async function runEval(o: EvalCliOptions): Promise<string> {
     throw new VslError('--shard: expected --out PART.npy too (a shard writes its rows as a part)');
   if (o.out !== undefined && o.saveSims !== undefined)
     throw new VslError('--out: a part holds rows of the matrix; --save-sims belongs to the merge (vsl eval --merge)');
-  const stop = o.signals ? new StopOnSignal() : undefined;
+  // installed when the scoring starts: a signal during the loading and encoding ends the process at once
+  let stop: StopOnSignal | undefined;
   const common = {
     modelPath: o.model,
     dataPath: o.dataPath,
@@ -156,7 +157,7 @@ export async function runEval(o: EvalCliOptions): Promise<string> {
     workers: o.workers !== undefined ? parseIntOption('--workers', o.workers, 1) : undefined,
     backend: (o.backend ?? 'auto') as BackendChoice,
     workDir: o.workDir ?? (o.out ? workDirBeside(o.out) : o.saveSims ? workDirBeside(o.saveSims) : undefined),
-    shouldStop: stop ? () => stop.requested !== null : undefined,
+    shouldStop: o.signals ? () => (stop ??= new StopOnSignal()).requested !== null : undefined,
   };
   try {
     if (o.out !== undefined) {
@@ -179,8 +180,12 @@ export async function runEval(o: EvalCliOptions): Promise<string> {
         : `rows [${s.rows[0]}, ${s.rows[1]}) of the ${s.shape.join(' x ')} score matrix (shard ${shard.index}/${shard.count}) ` +
             `written to ${files.npy} (manifest ${files.manifest}); ${s.blocks.reused} of ${s.blocks.total} blocks reused\n`;
     }
-    const r = await evaluateModel({ ...common, progress: o.progress ?? false });
-    if (o.saveSims) saveSims(o.saveSims, r.sims, r.simsShape);
+    const file = o.saveSims;
+    const r = await evaluateModel({
+      ...common,
+      progress: o.progress ?? false,
+      keep: file ? (sims, shape) => saveSims(file, sims, shape) : undefined,
+    });
     return o.json
       ? JSON.stringify(evalJson(r, o.saveSims)) + '\n'
       : evalText(r) + (o.saveSims ? `scores (${r.simsShape.join(' x ')}) written to ${o.saveSims}\n` : '');

@@ -26,6 +26,8 @@ export { resolveVocabFile } from './vocabFile.js';
 export interface EvaluateModelOptions extends Omit<ScoreSplitOptions, 'shard' | 'onProgress'> {
   /** Progress bar / log lines on stderr while scoring (default false). */
   progress?: boolean;
+  /** Keeps the matrix (e.g. --save-sims) before the work directory's blocks are removed. */
+  keep?: (sims: Float32Array, shape: number[]) => void;
 }
 
 export interface EvaluateModelOutput {
@@ -198,6 +200,7 @@ export async function evaluateModel(o: EvaluateModelOptions): Promise<EvaluateMo
     );
   }
   const out = outputOf(s, { pairs: s.pairsScored });
+  o.keep?.(out.sims, out.simsShape);
   releaseBlocks(s);
   return out;
 }
