@@ -9,13 +9,23 @@
 // belongs to image floor(c/5); with --fold5 the five diagonal fold blocks, shape (5, k, 5k) with k = 1000 for
 // COCO-1K (block f = images [f·k, (f+1)·k) × captions [5f·k, 5(f+1)·k)). That file alone is enough to ensemble
 // (`vsl eval-overall --sims a.npy --sims b.npy ...`).
+//
+// Scale-out and resumption (docs/scale-out.md): `--shard i/n --out PART.npy` scores image rows
+// [floor(i·N/n), floor((i+1)·N/n)) and writes them as a part (PART.npy + PART.json); `--merge PART...` checks
+// and assembles the parts and reports as an unsharded run. Finished blocks are kept in a work directory
+// (--work-dir; default PART.work, SIMS.work for --save-sims, else a cache folder) so that the same command run
+// again scores only what is missing; SIGINT / SIGTERM finish the blocks in flight and print how to continue.
 import fs from 'node:fs';
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { VslError } from '../util/errors.js';
 import { writeNpy } from '../data/npy.js';
 import type { BackendChoice } from '../engine/backend.js';
-import { evaluateModel, type EvaluateModelOutput } from '../eval/evaluate.js';
+import { EvalStopped, evaluateModel, outputOf, type EvaluateModelOutput } from '../eval/evaluate.js';
+import { mergedSplit, mergeParts, partFiles, writePart } from '../eval/parts.js';
+import { releaseBlocks, scoreSplit } from '../eval/scoreSplit.js';
+import { parseShard } from '../eval/shards.js';
+import { StopOnSignal } from '../eval/stop.js';
 import { foldsToJson, formatFolds, formatResult, resultToJson } from '../eval/report.js';
 
 export function parseIntOption(name: string, value: string, min: number): number {
@@ -27,7 +37,7 @@ export function parseIntOption(name: string, value: string, min: number): number
 }
 
 export interface EvalCliOptions {
-  model: string;
+  model?: string;
   dataPath?: string;
   vocabPath?: string;
   dataName?: string;
@@ -38,8 +48,20 @@ export interface EvalCliOptions {
   workers?: string;
   backend?: string;
   json?: boolean;
+  /** Score only shard "i/n" (with --out). */
+  shard?: string;
+  /** Write the rows as a part: PART.npy + PART.json. */
+  out?: string;
+  /** Where finished blocks are kept (default: PART.work, SIMS.work, else a cache folder). */
+  workDir?: string;
+  /** Parts to merge (instead of --model). */
+  merge?: string[];
   /** Progress on stderr (the CLI turns it on; tests leave it off). */
   progress?: boolean;
+  /** Stop cleanly on SIGINT / SIGTERM (the CLI turns it on). */
+  signals?: boolean;
+  /** The command line to print when stopped (the CLI passes its own). */
+  command?: string;
 }
 
 /** Write a score matrix as float32 .npy, with a clear error on failure. */
@@ -81,13 +103,50 @@ export function evalText(r: EvaluateModelOutput): string {
   return `${head}\n${table}\n`;
 }
 
+/** `x.npy` -> `x.work`: the default work directory beside an output file. */
+function workDirBeside(file: string): string {
+  return file.replace(/\.npy$/, '') + '.work';
+}
+
+function stoppedError(e: EvalStopped, sig: NodeJS.Signals | null, command: string | undefined): VslError {
+  return new VslError(
+    `${sig ? `stopped by ${sig}` : 'stopped'}: ${e.scored.blocks.reused + e.scored.blocks.scored} of ${e.scored.blocks.total} blocks ` +
+      `are kept in ${e.scored.workDir}; continue with: ${command ?? 'the same command'}`,
+    sig ? StopOnSignal.exitCode(sig) : 130,
+  );
+}
+
+/** `vsl eval --merge PART...`: the parts' matrix, reported as an unsharded run would be. */
+function runMerge(o: EvalCliOptions): string {
+  if (o.model || o.shard || o.out)
+    throw new VslError('--merge: give the parts only (no --model, --shard or --out: the parts say what they hold)');
+  const merged = mergeParts(o.merge!);
+  const s = mergedSplit(merged);
+  const r = outputOf(s, { pairs: s.pairsScored });
+  if (o.saveSims) saveSims(o.saveSims, r.sims, r.simsShape);
+  return o.json
+    ? JSON.stringify({ ...evalJson(r, o.saveSims), parts: merged.files }) + '\n'
+    : evalText(r) +
+        `merged from ${merged.files.length} part(s): ${merged.files.join(', ')}\n` +
+        (o.saveSims ? `scores (${r.simsShape.join(' x ')}) written to ${o.saveSims}\n` : '');
+}
+
 /** The action of `vsl eval`: returns what goes to stdout. */
 export async function runEval(o: EvalCliOptions): Promise<string> {
-  if (!o.model) throw new VslError('--model: expected a checkpoint file');
   if (o.saveSims !== undefined && !o.saveSims.endsWith('.npy')) {
     throw new VslError(`--save-sims: expected a file name ending in .npy, found ${JSON.stringify(o.saveSims)}`);
   }
-  const r = await evaluateModel({
+  if (o.merge && o.merge.length > 0) return runMerge(o);
+  if (!o.model) throw new VslError('--model: expected a checkpoint file (or --merge PART...)');
+  if (o.out !== undefined && !o.out.endsWith('.npy'))
+    throw new VslError(`--out: expected a part file name ending in .npy, found ${JSON.stringify(o.out)}`);
+  if (o.shard !== undefined && o.out === undefined)
+    throw new VslError('--shard: expected --out PART.npy too (a shard writes its rows as a part)');
+  if (o.out !== undefined && o.saveSims !== undefined)
+    throw new VslError('--out: a part holds rows of the matrix; --save-sims belongs to the merge (vsl eval --merge)');
+  // installed when the scoring starts: a signal during the loading and encoding ends the process at once
+  let stop: StopOnSignal | undefined;
+  const common = {
     modelPath: o.model,
     dataPath: o.dataPath,
     vocabPath: o.vocabPath,
@@ -97,12 +156,45 @@ export async function runEval(o: EvalCliOptions): Promise<string> {
     foldImages: o.foldImages !== undefined ? parseIntOption('--fold-images', o.foldImages, 1) : undefined,
     workers: o.workers !== undefined ? parseIntOption('--workers', o.workers, 1) : undefined,
     backend: (o.backend ?? 'auto') as BackendChoice,
-    progress: o.progress ?? false,
-  });
-  if (o.saveSims) saveSims(o.saveSims, r.sims, r.simsShape);
-  return o.json
-    ? JSON.stringify(evalJson(r, o.saveSims)) + '\n'
-    : evalText(r) + (o.saveSims ? `scores (${r.simsShape.join(' x ')}) written to ${o.saveSims}\n` : '');
+    workDir: o.workDir ?? (o.out ? workDirBeside(o.out) : o.saveSims ? workDirBeside(o.saveSims) : undefined),
+    shouldStop: o.signals ? () => (stop ??= new StopOnSignal()).requested !== null : undefined,
+  };
+  try {
+    if (o.out !== undefined) {
+      const shard = o.shard !== undefined ? parseShard(o.shard) : { index: 0, count: 1 };
+      const s = await scoreSplit({ ...common, shard });
+      if (s.stopped) throw new EvalStopped(s, 'stopped', 130);
+      const files = writePart(o.out, s, shard);
+      releaseBlocks(s);
+      const summary = {
+        part: files.npy,
+        manifest: files.manifest,
+        shard,
+        rows: s.rows,
+        shape: s.shape,
+        blocks: s.blocks,
+        seconds: s.seconds,
+      };
+      return o.json
+        ? JSON.stringify(summary) + '\n'
+        : `rows [${s.rows[0]}, ${s.rows[1]}) of the ${s.shape.join(' x ')} score matrix (shard ${shard.index}/${shard.count}) ` +
+            `written to ${files.npy} (manifest ${files.manifest}); ${s.blocks.reused} of ${s.blocks.total} blocks reused\n`;
+    }
+    const file = o.saveSims;
+    const r = await evaluateModel({
+      ...common,
+      progress: o.progress ?? false,
+      keep: file ? (sims, shape) => saveSims(file, sims, shape) : undefined,
+    });
+    return o.json
+      ? JSON.stringify(evalJson(r, o.saveSims)) + '\n'
+      : evalText(r) + (o.saveSims ? `scores (${r.simsShape.join(' x ')}) written to ${o.saveSims}\n` : '');
+  } catch (e) {
+    if (e instanceof EvalStopped) throw stoppedError(e, stop?.requested ?? null, o.command);
+    throw e;
+  } finally {
+    stop?.dispose();
+  }
 }
 
 const EvalConfigSchema = z
@@ -118,6 +210,9 @@ const EvalConfigSchema = z
     workers: z.union([z.number().int(), z.string()]).transform(String),
     backend: z.string(),
     json: z.boolean(),
+    shard: z.string(),
+    out: z.string(),
+    workDir: z.string(),
   })
   .partial()
   .strict();
@@ -137,6 +232,11 @@ export function readEvalConfig(file: string): Partial<EvalCliOptions> {
     throw new VslError(`${file}: option '${key}': ${i.message}`);
   }
   return r.data;
+}
+
+/** A word as a POSIX shell reads it back. */
+function shellWord(w: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`;
 }
 
 export function register(program: Command): void {
@@ -164,6 +264,13 @@ export function register(program: Command): void {
     )
     .option('--backend <name>', 'auto, tensorflow-gpu, tensorflow, wasm or cpu', 'auto')
     .option('--json', 'print one JSON object instead of a table', false)
+    .option('--shard <i/n>', 'score image rows [floor(i*N/n), floor((i+1)*N/n)) only, into --out (0 <= i < n)')
+    .option('--out <part.npy>', 'write the rows as a part: PART.npy (float32 rows) + PART.json (manifest)')
+    .option('--merge <parts...>', 'check and assemble parts (X.npy or X.json) and report as an unsharded run')
+    .option(
+      '--work-dir <dir>',
+      'where finished blocks are kept while scoring (default: PART.work beside --out, SIMS.work beside --save-sims, else ~/.cache/vsl/eval/<key>)',
+    )
     .action(async (o: EvalCliOptions & { config?: string }, cmd: Command) => {
       // config < flags: only options the user typed override the file (commander fills in defaults too)
       const fromFile = o.config ? readEvalConfig(o.config) : {};
@@ -173,6 +280,9 @@ export function register(program: Command): void {
       const defaults = Object.fromEntries(
         Object.entries(o).filter(([k]) => k !== 'config' && cmd.getOptionValueSource(k) !== 'cli'),
       );
-      process.stdout.write(await runEval({ ...defaults, ...fromFile, ...typed, progress: true } as EvalCliOptions));
+      const command = ['vsl', ...process.argv.slice(2)].map(shellWord).join(' ');
+      process.stdout.write(
+        await runEval({ ...defaults, ...fromFile, ...typed, progress: true, signals: true, command } as EvalCliOptions),
+      );
     });
 }

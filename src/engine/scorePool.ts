@@ -237,6 +237,10 @@ export class ScorePool implements Scorer {
     const nCap = captionRange[1] - captionRange[0];
     const out = new Float32Array((i1 - i0) * nCap);
     const shards = shardRanges(i0, i1, this.slots.length, this.imageBlock);
+    // Requests may overlap (one block per worker, eval/scoreBlocks.ts): the least busy workers take the shards.
+    const slotOrder = this.slots
+      .map((_, k) => k)
+      .sort((a, b) => this.slots[a]!.pending.size - this.slots[b]!.pending.size);
     const total = (i1 - i0) * nCap;
     const done = new Array<number>(shards.length).fill(0);
     const report = () =>
@@ -248,14 +252,14 @@ export class ScorePool implements Scorer {
       shards.map(
         (range, s) =>
           new Promise<void>((resolve, reject) => {
-            const slot = this.slots[s]!;
+            const slot = this.slots[slotOrder[s]!]!;
             if (slot.dead) return reject(slot.dead);
             const id = this.nextId++;
             slot.pending.set(id, {
               resolve: (sims) => {
                 const expected = (range[1] - range[0]) * nCap;
                 if (sims.length !== expected) {
-                  reject(new VslError(`score worker ${s}: expected ${expected} scores, got ${sims.length}`));
+                  reject(new VslError(`score worker ${slotOrder[s]}: expected ${expected} scores, got ${sims.length}`));
                   return;
                 }
                 out.set(sims, (range[0] - i0) * nCap);

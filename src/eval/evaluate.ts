@@ -13,44 +13,21 @@
 //   metric. The split must hold at least 5·foldImages images; only the first 5 folds are used.
 // - Score matrix output: fold5 = false: (nImages, nCaptions); fold5 = true: (5, foldImages, 5·foldImages),
 //   fold f's block of images [f·k, (f+1)·k) × captions [5f·k, 5(f+1)·k), k = foldImages.
-import fs from 'node:fs';
-import path from 'node:path';
 import cliProgress from 'cli-progress';
 import { VslError } from '../util/errors.js';
 import { log } from '../util/log.js';
-import { selectBackend, type BackendChoice } from '../engine/backend.js';
-import { openSplit, type PrecompSplit } from '../data/precomp.js';
-import { loadVocab } from '../data/vocab.js';
-import { encodeCaption } from '../data/tokenizer.js';
-import { Weights } from '../model/weights.js';
-import { encodeCaptionTokens, encodeImages, type EncodedCaptions, type EncodedImages } from './encodeSplit.js';
 import { CAPS_PER_IMAGE, evaluate, evaluateFold5, type EvalResult, type ScoreMatrix } from './metrics.js';
-import { buildModel, readModelFile, type ModelSource } from './loadModel.js';
-import { createScorer, defaultWorkers } from '../engine/scorePool.js';
+import type { ModelSource } from './loadModel.js';
+import { releaseBlocks, scoreSplit, type ScoredSplit, type ScoreSplitOptions } from './scoreSplit.js';
 
-export const FOLDS = 5;
-export const DEV_MAX_CAPTIONS = 5000;
+export { DEV_MAX_CAPTIONS, FOLDS } from './scoreSplit.js';
+export { resolveVocabFile } from './vocabFile.js';
 
-export interface EvaluateModelOptions {
-  modelPath: string;
-  /** Overrides the checkpoint's data path. */
-  dataPath?: string;
-  /** Folder holding `<dataName>_vocab.json` (or the .json file itself); overrides the checkpoint's. */
-  vocabPath?: string;
-  /** Overrides the checkpoint's data name. */
-  dataName?: string;
-  split: string;
-  fold5: boolean;
-  /** Images per fold for fold5 (1000 for COCO-1K). */
-  foldImages?: number;
-  /** Score workers (default: defaultWorkers(backend)); 1 = in-process. */
-  workers?: number;
-  /** Backend choice (default auto; a backend already selected in this process is kept). */
-  backend?: BackendChoice;
-  imageBlock?: number;
-  captionBlock?: number;
+export interface EvaluateModelOptions extends Omit<ScoreSplitOptions, 'shard' | 'onProgress'> {
   /** Progress bar / log lines on stderr while scoring (default false). */
   progress?: boolean;
+  /** Keeps the matrix (e.g. --save-sims) before the work directory's blocks are removed. */
+  keep?: (sims: Float32Array, shape: number[]) => void;
 }
 
 export interface EvaluateModelOutput {
@@ -140,38 +117,6 @@ function formatSeconds(s: number): string {
   return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
 }
 
-// ------------------------------------------------------------------------------------------------ paths
-
-/** The vocabulary file: an explicit folder/file, else the first existing of checkpoint folder, data path, ./vocab. */
-export function resolveVocabFile(
-  dataName: string,
-  override: string | undefined,
-  fromCheckpoint: string | undefined,
-  dataPath: string,
-): string {
-  const inFolder = (dir: string) => path.join(dir, `${dataName}_vocab.json`);
-  if (override !== undefined) {
-    const file =
-      override.endsWith('.json') && !(fs.existsSync(override) && fs.statSync(override).isDirectory())
-        ? override
-        : inFolder(override);
-    if (!fs.existsSync(file))
-      throw new VslError(`${file}: vocabulary file not found (--vocab-path ${override}, data name '${dataName}')`);
-    return file;
-  }
-  const tried: string[] = [];
-  for (const dir of [fromCheckpoint, dataPath, './vocab']) {
-    if (!dir) continue;
-    const f = inFolder(dir);
-    if (tried.includes(f)) continue;
-    tried.push(f);
-    if (fs.existsSync(f)) return f;
-  }
-  throw new VslError(
-    `vocabulary for data name '${dataName}' not found; tried ${tried.join(', ')} (pass --vocab-path DIR)`,
-  );
-}
-
 // ------------------------------------------------------------------------------------------------ metrics
 
 /** Metrics of a score matrix: (nImg, 5·nImg), or fold blocks (folds, k, 5k) for fold5. */
@@ -196,186 +141,68 @@ export function evaluateScores(
 
 // ------------------------------------------------------------------------------------------------ evaluate
 
-function openEvalSplit(
-  dataPath: string,
-  dataName: string,
-  split: string,
-  imgDim: number,
-  modelPath: string,
-): PrecompSplit {
-  try {
-    return openSplit(dataPath, dataName, split, {
-      imgDim,
-      maxCaptions: split === 'dev' ? DEV_MAX_CAPTIONS : undefined,
-    });
-  } catch (e) {
-    if (e instanceof VslError && e.message.includes('feature dim')) {
-      throw new VslError(`${e.message}; the model ${modelPath} takes img_dim ${imgDim} features`);
-    }
-    throw e;
+/** Thrown when a stop request ended the scoring early: the finished blocks are kept in `workDir`. */
+export class EvalStopped extends VslError {
+  constructor(
+    readonly scored: ScoredSplit,
+    message: string,
+    exitCode: number,
+  ) {
+    super(message, exitCode);
   }
 }
 
-/** Load, encode, score and evaluate one model on one split (see the header). */
+/** The metrics of a complete matrix, with what the report prints about it. */
+export function outputOf(s: ScoredSplit, extra: { pairs: number }): EvaluateModelOutput {
+  const { result, folds } = evaluateScores(s.scores, s.shape, s.layout.fold5);
+  return {
+    modelPath: s.modelPath,
+    module: s.module,
+    source: s.source,
+    epoch: s.epoch,
+    dataPath: s.dataPath,
+    dataName: s.dataName,
+    split: s.split,
+    vocabFile: s.vocabFile,
+    nImages: s.layout.nImages,
+    nCaptions: s.nCaptions,
+    fold5: s.layout.fold5,
+    ...(s.layout.fold5 ? { foldImages: s.layout.foldImages } : {}),
+    sims: s.scores,
+    simsShape: s.shape,
+    result,
+    ...(folds ? { folds } : {}),
+    workers: s.workers,
+    backend: s.backend,
+    seconds: s.seconds,
+    pairsPerSecond: extra.pairs / Math.max(1e-9, s.seconds.score),
+  };
+}
+
+/**
+ * Load, encode, score and evaluate one model on one split (see the header). Finished blocks are kept in the
+ * work directory while it runs and removed at the end; a stop request (shouldStop) throws EvalStopped.
+ */
 export async function evaluateModel(o: EvaluateModelOptions): Promise<EvaluateModelOutput> {
-  const backend = await selectBackend(o.backend ?? 'auto');
-  const file = await readModelFile(o.modelPath);
-  const dataName = o.dataName ?? file.options.data.dataName;
-  const dataPath = o.dataPath ?? file.options.data.dataPath;
-  const vocabFile = resolveVocabFile(dataName, o.vocabPath, file.options.data.vocabPath, dataPath);
-  const vocab = loadVocab(vocabFile);
-  const model = buildModel(file, vocab.size);
-  const c = model.config;
-  const split = openEvalSplit(dataPath, dataName, o.split, c.imgDim, o.modelPath);
-  const workers = o.workers ?? defaultWorkers(backend.name);
-  if (!Number.isSafeInteger(workers) || workers < 1)
-    throw new VslError(`--workers: expected an integer >= 1, found ${workers}`);
-  const t0 = performance.now();
-  try {
-    const nCapAll = split.nCaptions;
-    if (nCapAll % CAPS_PER_IMAGE !== 0) {
-      throw new VslError(
-        `${split.paths.captions}: expected ${CAPS_PER_IMAGE} captions per image, found ${nCapAll} captions (not a multiple of ${CAPS_PER_IMAGE})`,
-      );
-    }
-    const nImgAll = nCapAll / CAPS_PER_IMAGE;
-    const foldImages = o.foldImages ?? 1000;
-    let nImg = nImgAll;
-    if (o.fold5) {
-      if (!Number.isSafeInteger(foldImages) || foldImages < 1)
-        throw new VslError(`foldImages: expected a positive integer, found ${foldImages}`);
-      if (nImgAll < FOLDS * foldImages) {
-        throw new VslError(
-          `--fold5: split '${o.split}' of ${dataName} has ${nImgAll} images; 5 folds need ${FOLDS * foldImages} (${foldImages} per fold; COCO-1K uses testall)`,
-        );
-      }
-      if (nImgAll > FOLDS * foldImages)
-        log().warn(`--fold5: using the first ${FOLDS * foldImages} of ${nImgAll} images`);
-      nImg = FOLDS * foldImages;
-    }
-    const nCap = nImg * CAPS_PER_IMAGE;
-    // Image row of image i: i (one row per image) or 5i (one row per caption, as the reference stores them).
-    const readRows =
-      split.imDiv === CAPS_PER_IMAGE
-        ? (s: number, e: number) => split.images.readRows(s, e)
-        : (s: number, e: number) =>
-            split.images.readRowsIndexed(Int32Array.from({ length: e - s }, (_, k) => (s + k) * CAPS_PER_IMAGE));
-
-    log().info(
-      {
-        model: o.modelPath,
-        module: c.module,
-        source: model.source,
-        epoch: model.epoch,
-        data: path.join(dataPath, dataName),
-        split: o.split,
-        images: nImg,
-        captions: nCap,
-        vocab: vocabFile,
-      },
-      `evaluating ${c.module} (${model.source}, epoch ${model.epoch}) on ${dataName}/${o.split}: ${nImg} images, ${nCap} captions`,
+  let bar: Progress | undefined;
+  const s = await scoreSplit({
+    ...o,
+    onProgress: (done, total) => {
+      bar ??= makeProgress('scoring', total, o.progress ?? false);
+      bar.update(done);
+    },
+  }).finally(() => bar?.stop());
+  if (s.stopped) {
+    throw new EvalStopped(
+      s,
+      `stopped: ${s.blocks.reused + s.blocks.scored} of ${s.blocks.total} blocks are kept in ${s.workDir}`,
+      130,
     );
-    const w = Weights.of(model.reg, true);
-    let img: EncodedImages | undefined;
-    let cap: EncodedCaptions | undefined;
-    try {
-      img = encodeImages(w, c, nImg, readRows, 100);
-      const tokens = split.captions.slice(0, nCap).map((t) => encodeCaption(vocab, t));
-      cap = encodeCaptionTokens(w, c, tokens, 128);
-    } finally {
-      w.dispose();
-    }
-    const t1 = performance.now();
-    log().info(`encoded ${nImg} images and ${nCap} captions in ${((t1 - t0) / 1000).toFixed(1)} s`);
-
-    const scorer = await createScorer({
-      workers,
-      backend: backend.name,
-      reg: model.reg,
-      config: c,
-      img,
-      cap,
-      imageBlock: o.imageBlock,
-      captionBlock: o.captionBlock,
-    });
-    // A worker pool holds shared-memory copies: drop ours so that only one copy stays alive.
-    img = undefined;
-    cap = undefined;
-    let sims: Float32Array;
-    let simsShape: number[];
-    let pairs: number;
-    try {
-      if (o.fold5) {
-        const k = foldImages;
-        const blockLen = k * CAPS_PER_IMAGE * k;
-        sims = new Float32Array(FOLDS * blockLen);
-        simsShape = [FOLDS, k, CAPS_PER_IMAGE * k];
-        pairs = FOLDS * blockLen;
-        const bar = makeProgress(
-          `scoring ${FOLDS} folds (${scorer.workers} worker${scorer.workers > 1 ? 's' : ''})`,
-          pairs,
-          o.progress ?? false,
-        );
-        try {
-          for (let f = 0; f < FOLDS; f++) {
-            const block = await scorer.score(
-              [f * k, (f + 1) * k],
-              [CAPS_PER_IMAGE * f * k, CAPS_PER_IMAGE * (f + 1) * k],
-              (d) => bar.update(f * blockLen + d),
-            );
-            sims.set(block, f * blockLen);
-          }
-        } finally {
-          bar.stop();
-        }
-      } else {
-        simsShape = [nImg, nCap];
-        pairs = nImg * nCap;
-        const bar = makeProgress(
-          `scoring (${scorer.workers} worker${scorer.workers > 1 ? 's' : ''})`,
-          pairs,
-          o.progress ?? false,
-        );
-        try {
-          sims = await scorer.score([0, nImg], [0, nCap], (d) => bar.update(d));
-        } finally {
-          bar.stop();
-        }
-      }
-    } finally {
-      await scorer.close();
-    }
-    const t2 = performance.now();
-    const { result, folds } = evaluateScores(sims, simsShape, o.fold5);
-    log().info(
-      `scored ${pairs} pairs in ${((t2 - t1) / 1000).toFixed(1)} s (${Math.round(pairs / ((t2 - t1) / 1000))} pairs/s, ${scorer.workers} worker(s))`,
-    );
-    return {
-      modelPath: o.modelPath,
-      module: c.module,
-      source: model.source,
-      epoch: model.epoch,
-      dataPath,
-      dataName,
-      split: o.split,
-      vocabFile,
-      nImages: nImg,
-      nCaptions: nCap,
-      fold5: o.fold5,
-      ...(o.fold5 ? { foldImages } : {}),
-      sims,
-      simsShape,
-      result,
-      ...(folds ? { folds } : {}),
-      workers: scorer.workers,
-      backend: backend.name,
-      seconds: { encode: (t1 - t0) / 1000, score: (t2 - t1) / 1000 },
-      pairsPerSecond: pairs / Math.max(1e-9, (t2 - t1) / 1000),
-    };
-  } finally {
-    split.close();
-    model.reg.dispose();
   }
+  const out = outputOf(s, { pairs: s.pairsScored });
+  o.keep?.(out.sims, out.simsShape);
+  releaseBlocks(s);
+  return out;
 }
 
 /** Element-wise mean of equally shaped score matrices, in float64 (the SGRAF ensemble, SPEC §8.5). */

@@ -3,6 +3,8 @@
 // val_step iterations; checkpoint_last.h5 after every epoch (and on SIGINT/SIGTERM), model_best.h5 on a
 // new best rsum. Everything a resumed run needs (weights, Adam state, epoch, position) is in the checkpoint;
 // the data order and dropout masks derive from (seed, epoch, iteration), so a resume replays them exactly.
+import fs from 'node:fs';
+import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { activeBackend } from '../engine/backend.js';
 import { defaultWorkers } from '../engine/scorePool.js';
@@ -16,7 +18,7 @@ import { TrainData } from './batches.js';
 import type { TrainOptions } from './options.js';
 import { NonFiniteLossError, trainStep } from './step.js';
 import { trainProgress } from './progress.js';
-import { validate } from './validate.js';
+import { cores, defaultValThreads, loggedValidation, validate, weightsDigest } from './validate.js';
 import { initOrResume, keepAsBest, openRun, StopOnSignal, writeCheckpoint } from './run.js';
 import { EpochLog, logValidation, type EpochPlan } from './stepLog.js';
 
@@ -59,21 +61,46 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
   const devTokens = run.dev.captions.map((c) => encodeCaption(run.vocab, c));
   const progress = trainProgress(); // stderr while the epochs run: a bar on a TTY, else the log_step lines
   const stop = new StopOnSignal(run.dir, () => progress.stop());
+  const backend = activeBackend()!.name;
   let last: EvalResult | null = null;
-  const runValidation = (epoch: number, where: string) => {
+  // A validation already in metrics.jsonl for the same weights (a run resumed from a checkpoint older than its
+  // last validations retrains to the same weights) is taken from there, not computed and logged again.
+  const runValidation = async (epoch: number, where: string): Promise<EvalResult> => {
     const t0 = performance.now();
-    last = validate(reg, run.config, run.dev, devTokens);
-    logValidation(
-      run.runLog,
-      run.metricsFile,
-      { epoch, iteration: s.iteration, where, seconds: (performance.now() - t0) / 1000 },
-      last,
-    );
-    return last;
+    const weights = await weightsDigest(reg);
+    const at = { epoch, iteration: s.iteration, where, weights };
+    const logged = fs.existsSync(run.metricsFile)
+      ? loggedValidation(fs.readFileSync(run.metricsFile, 'utf8'), at)
+      : null;
+    if (logged) {
+      run.runLog.info(
+        { epoch, iteration: s.iteration, where, rsum: logged.rsum },
+        'validation already logged: not redone',
+      );
+      log().info(
+        { epoch, iteration: s.iteration, where, rsum: logged.rsum },
+        `epoch ${epoch} ${where}: validation of these weights already in ${run.metricsFile} (rsum ${logged.rsum.toFixed(1)}): not redone`,
+      );
+      last = logged;
+      return logged;
+    }
+    const threads =
+      o.valWorkers ??
+      defaultValThreads({
+        backend,
+        config: run.config,
+        pairs: run.dev.nImages * run.dev.nCaptions,
+        rssBytes: process.memoryUsage.rss(),
+        freeBytes: os.freemem(),
+        cores: cores(),
+      });
+    const result = await validate(reg, run.config, run.dev, devTokens, { threads, backend });
+    last = result;
+    logValidation(run.runLog, run.metricsFile, { ...at, seconds: (performance.now() - t0) / 1000, threads }, result);
+    return result;
   };
 
   // A second core for the score block (the single-threaded wasm/cpu backends); the native ones use every core.
-  const backend = activeBackend()!.name;
   const threads = o.workers ?? defaultWorkers(backend);
   const chunkBytes = o.chunkMb * 2 ** 20;
   const { engine, close: closeEngine } = await startStepEngine({ threads, backend, config: run.config, chunkBytes });
@@ -131,12 +158,12 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
         }
         if (s.iteration % o.valStep === 0) {
           progress.stop(); // validation blocks for a while and logs its result line
-          runValidation(epoch, `iteration ${s.iteration}`);
+          await runValidation(epoch, `iteration ${s.iteration}`);
           progress.resume();
         }
       }
       progress.stop();
-      const r = runValidation(epoch, 'end of epoch');
+      const r = await runValidation(epoch, 'end of epoch');
       const isBest = r.rsum > s.bestRsum;
       s.bestRsum = Math.max(s.bestRsum, r.rsum);
       await writeCheckpoint(o, run, s, 'checkpoint_last.h5', epoch + 1, 0);

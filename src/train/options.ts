@@ -59,6 +59,11 @@ const TRAIN_OPTIONS = {
     '--workers <n>',
     'threads for the score block of a training step: 1, or 2 (a worker thread takes part of the captions); default 2 on wasm/cpu, 1 on the native backends',
   ),
+  valWorkers: opt(
+    z.number().int().min(1).optional(),
+    '--val-workers <n>',
+    'threads that score a validation: 1 = the main thread alone, n = it and n-1 score workers; default: as many as fit the 4 GiB bound beside the memory the training step holds, up to the cores (1 for small dev splits)',
+  ),
   maxDevCaptions: opt(
     z.number().int().min(5).default(5000),
     '--max-dev-captions <n>',

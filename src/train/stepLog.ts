@@ -101,11 +101,12 @@ export class EpochLog {
 export function logValidation(
   runLog: pino.Logger,
   metricsFile: string,
-  at: { epoch: number; iteration: number; where: string; seconds: number },
+  at: { epoch: number; iteration: number; where: string; seconds: number; weights?: string; threads?: number },
   r: EvalResult,
 ): void {
-  const { epoch, iteration, where, seconds } = at;
-  const record = { epoch, iteration, where, i2t: r.i2t, t2i: r.t2i, rsum: r.rsum, seconds };
+  const { epoch, iteration, where, seconds, weights, threads } = at;
+  // weights: the sha256 of the model state validated, so that a resumed run can tell it already did this one
+  const record = { epoch, iteration, where, i2t: r.i2t, t2i: r.t2i, rsum: r.rsum, seconds, threads, weights };
   fs.appendFileSync(metricsFile, JSON.stringify(record) + '\n');
   runLog.info(record, 'validation');
   log().info(

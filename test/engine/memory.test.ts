@@ -77,9 +77,10 @@ for (const module of ['SGR', 'SAF'] as const) {
 
     // validation (eval mode, the whole dev split) leaves nothing behind either
     const devTokens = dev.captions.map((c) => encodeCaption(vocab, c));
-    validate(reg, config, dev, devTokens);
+    await validate(reg, config, dev, devTokens);
     const afterOne = tf.memory().numTensors;
-    for (let i = 0; i < 3; i++) validate(reg, config, dev, devTokens);
+    for (let i = 0; i < 3; i++)
+      await validate(reg, config, dev, devTokens, { threads: i === 0 ? 1 : 2, backend: tf.getBackend() });
     assert.equal(tf.memory().numTensors, afterOne);
     assert.equal(afterOne, counts[19]);
 
