@@ -20,25 +20,82 @@ export const mm = tf.customGrad(((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveF
   };
 }) as unknown as CustomFn) as unknown as (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D;
 
+export interface AffineOptions {
+  /** added to every row (fused into the product on wasm) */
+  bias?: tf.Tensor1D;
+  /** relu after the bias (fused too) */
+  relu?: boolean;
+  /** false when x is data (the image features): a zero tensor replaces a product as large as the forward */
+  inputGrad?: boolean;
+}
+
 /**
- * x @ wT where `w` (out, in) is the parameter in PyTorch's layout and `wT` its transpose (in, out), already made.
- * The gradient goes to `w` directly: dx = dy @ w needs no transpose of the weight (the GRU's recurrent step
- * would otherwise transpose its 1024x3072 matrix at every step of the backward pass), and dw = dyᵀ @ x
- * transposes the usually smaller dy. `wT` is not differentiated. `inputGrad` false: x is data (the image
- * features), its gradient is never used, so a zero tensor replaces a product as large as the forward.
+ * act(x @ right + bias), differentiable with respect to x, `param` and the bias. `param` is `right` itself
+ * (layout 'in-out'), or the (out, in) matrix whose transpose `right` is (layout 'out-in', PyTorch's Linear
+ * weight: dx = dy @ w needs no transpose of the weight, which for the GRU's recurrent 1024x3072 matrix would
+ * otherwise be made at every step of the backward pass; `right` is then not differentiated). One fused product
+ * in the forward pass, and the op keeps only x (and its output, for the relu), where a product, a bias add and a
+ * relu as separate ops would keep three tensors the size of the output.
  */
-export function mmW(x: tf.Tensor2D, w: tf.Tensor2D, wT: tf.Tensor2D, inputGrad = true): tf.Tensor2D {
-  const f = tf.customGrad(((a: tf.Tensor, wt: tf.Tensor, save: tf.GradSaveFunc) => {
-    save([a, wt]);
+/**
+ * tfjs-wasm's fused product checks the rank of the bias's buffer as it was created, not of the tensor: a rank-1
+ * view of a (1, S) product is refused. Such a bias gets a buffer of its own (S values).
+ */
+function rank1Buffer(bias: tf.Tensor1D): tf.Tensor1D {
+  if (tf.getBackend() !== 'wasm') return bias;
+  const data = (tf.backend() as unknown as { dataIdMap: { get(id: unknown): { shape: number[] } } }).dataIdMap.get(
+    bias.dataId,
+  );
+  return data.shape.length === 1 ? bias : (tf.add(bias, 0) as tf.Tensor1D);
+}
+
+function fusedAffine(
+  x: tf.Tensor2D,
+  param: tf.Tensor2D,
+  right: tf.Tensor2D,
+  layout: 'in-out' | 'out-in',
+  o: AffineOptions,
+): tf.Tensor2D {
+  const inputs: tf.Tensor[] = [x, param, ...(o.bias ? [o.bias] : [])];
+  const f = tf.customGrad(((...args: unknown[]) => {
+    const save = args.pop() as tf.GradSaveFunc;
+    const [a] = args as tf.Tensor2D[];
+    const value = tf.fused.matMul({
+      a,
+      b: layout === 'in-out' ? (args[1] as tf.Tensor2D) : right,
+      bias: o.bias && rank1Buffer(o.bias),
+      activation: o.relu ? 'relu' : 'linear',
+    });
+    save(o.relu ? [a, args[1] as tf.Tensor2D, value] : [a, args[1] as tf.Tensor2D]);
     return {
-      value: tf.matMul(a as tf.Tensor2D, wT),
+      value,
       gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) =>
         tf.tidy(() => {
-          const g = dy as tf.Tensor2D;
-          const [sa, sw] = saved as [tf.Tensor2D, tf.Tensor2D];
-          return [inputGrad ? tf.matMul(g, sw) : tf.zerosLike(sa), tf.matMul(tf.transpose(g), sa)];
+          const [sa, sp, sy] = saved as tf.Tensor2D[];
+          const g = (o.relu ? tf.mul(dy as tf.Tensor, tf.step(sy)) : dy) as tf.Tensor2D;
+          const dx =
+            o.inputGrad === false
+              ? tf.zerosLike(sa)
+              : layout === 'out-in'
+                ? tf.matMul(g, sp)
+                : tf.matMul(g, tf.transpose(sp));
+          const dp = layout === 'out-in' ? tf.matMul(tf.transpose(g), sa) : tf.matMul(tf.transpose(sa), g);
+          return o.bias ? [dx, dp, tf.sum(g, 0)] : [dx, dp];
         }),
     };
   }) as unknown as CustomFn);
-  return f(x, w) as tf.Tensor2D;
+  return f(...inputs) as tf.Tensor2D;
+}
+
+/** act(x @ m + bias) for m (in, out), all differentiable. */
+export function affine(x: tf.Tensor2D, m: tf.Tensor2D, o: AffineOptions = {}): tf.Tensor2D {
+  return fusedAffine(x, m, m, 'in-out', o);
+}
+
+/**
+ * act(x @ wT + bias) for a Linear weight `w` (out, in) in PyTorch's layout; `wT` is its transpose (in, out), made
+ * once by the caller and not differentiated: the gradient goes to `w`.
+ */
+export function affineW(x: tf.Tensor2D, w: tf.Tensor2D, wT: tf.Tensor2D, o: AffineOptions = {}): tf.Tensor2D {
+  return fusedAffine(x, w, wT, 'out-in', o);
 }

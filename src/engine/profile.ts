@@ -203,3 +203,12 @@ export function formatProfile(rows: StageTotals[], wallMs: number, title: string
   );
   return lines.join('\n');
 }
+
+/**
+ * A named block of the model: timed as stage `name`, and its intermediates freed when it returns (tf.tidy: the
+ * tape keeps its own references to what the gradient needs), so that a forward pass holds the blocks' outputs
+ * and saved tensors only, not every intermediate until the whole forward pass ends.
+ */
+export function block<T>(name: string, fn: () => T): T {
+  return stage(name, () => tf.tidy(fn as () => tf.TensorContainer) as T);
+}

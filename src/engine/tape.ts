@@ -6,14 +6,54 @@ import * as tf from '@tensorflow/tfjs';
 /** The function type tf.customGrad takes (its typings want a fixed arity; ours vary). */
 export type CustomFn = Parameters<typeof tf.customGrad>[0];
 
+interface TapeNode {
+  gradient?: (dys: (tf.Tensor | null)[]) => Record<string, () => tf.Tensor>;
+  saved?: tf.Tensor[];
+}
+
 interface EngineInternals {
-  state: { activeTape: unknown; gradientDepth: number };
+  state: { activeTape: TapeNode[] | null; gradientDepth: number };
   gradients: (
     f: () => tf.Tensor,
     xs: tf.Tensor[],
     dy?: tf.Tensor,
     allowNoGradients?: boolean,
   ) => { value: tf.Tensor; grads: (tf.Tensor | null)[] };
+}
+
+/**
+ * Let the backward pass free memory as it goes. tfjs keeps every tensor saved for the gradient, and every
+ * gradient flowing between nodes, until the whole backward pass ends, so its peak is the forward's saved state
+ * plus all of its gradients. A node's saved tensors and the gradients of its outputs are needed by that node
+ * alone (the tape is in topological order, so all of a tensor's consumers run before its producer): here they
+ * are disposed as soon as the backward pass has moved on to the next node. A gradient that a node hands on
+ * unchanged to one of its inputs (the same tensor object) is left alone. Disposing twice is a no-op, so tfjs'
+ * own clean-up at the end stays as it is.
+ */
+function freeAsYouGo(tape: TapeNode[]): void {
+  let pending: (() => void) | null = null;
+  for (const node of tape) {
+    const grad = node.gradient;
+    if (!grad) continue;
+    node.gradient = (dys) => {
+      pending?.();
+      const g = grad(dys);
+      const handedOn = new Set<tf.Tensor>();
+      const watched: Record<string, () => tf.Tensor> = {};
+      for (const [k, fn] of Object.entries(g)) {
+        watched[k] = () => {
+          const r = fn();
+          handedOn.add(r);
+          return r;
+        };
+      }
+      pending = () => {
+        for (const d of dys) if (d && !handedOn.has(d)) d.dispose();
+        for (const t of node.saved ?? []) t.dispose();
+      };
+      return watched;
+    };
+  }
 }
 
 /**
@@ -29,7 +69,12 @@ export function valueAndGradients(
   const engine = tf.engine() as unknown as EngineInternals;
   const outer = engine.state.activeTape;
   try {
-    const { value, grads } = engine.gradients(() => f(...xs), xs, undefined, true);
+    const taped = () => {
+      const y = f(...xs);
+      freeAsYouGo(engine.state.activeTape ?? []);
+      return y;
+    };
+    const { value, grads } = engine.gradients(taped, xs, undefined, true);
     return { value, grads: grads.map((g, i) => g ?? tf.zerosLike(xs[i])) };
   } finally {
     if (nested) engine.state.activeTape = outer;

@@ -32,7 +32,7 @@ export function maybeDropout(x: tf.Tensor, mode: RunMode, site: string): tf.Tens
 
 /** images (nImg, 36, imgDim) -> region embeddings (nImg, 36, D), l2-normalised unless no_imgnorm. */
 export function encodeImages(w: Weights, images: tf.Tensor3D, c: ModelConfig): tf.Tensor3D {
-  const y = linear(images, w, 'img_enc.fc', true, false); // the features are data: no gradient for them
+  const y = linear(images, w, 'img_enc.fc', { inputGrad: false }); // the features are data: no gradient for them
   return (c.noImgNorm ? y : l2norm(y)) as tf.Tensor3D;
 }
 

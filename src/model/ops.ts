@@ -2,19 +2,27 @@
 import * as tf from '@tensorflow/tfjs';
 import { NORM_EPS } from './config.js';
 import type { Weights } from './weights.js';
-import { mmW } from '../engine/matmul.js';
+import { affineW } from '../engine/matmul.js';
 
 /**
- * The Linear `prefix` of `w` (weight [out, in], optional bias) applied to x of any rank (..., in).
- * `inputGrad` false when x is data, not a function of the parameters (see mmW).
+ * The Linear `prefix` of `w` (weight [out, in], bias) applied to x of any rank (..., in), with an optional relu
+ * after it. `inputGrad` false when x is data, not a function of the parameters (the image features).
  */
-export function linear(x: tf.Tensor, w: Weights, prefix: string, bias = true, inputGrad = true): tf.Tensor {
+export function linear(
+  x: tf.Tensor,
+  w: Weights,
+  prefix: string,
+  o: { relu?: boolean; inputGrad?: boolean } = {},
+): tf.Tensor {
   const inDim = x.shape[x.shape.length - 1];
   const lead = x.shape.slice(0, -1);
   const wT = w.wT(prefix);
-  const y = mmW(x.reshape([-1, inDim]) as tf.Tensor2D, w.t(`${prefix}.weight`) as tf.Tensor2D, wT, inputGrad);
-  const yb = bias ? tf.add(y, w.b(prefix)) : y;
-  return yb.reshape([...lead, wT.shape[1]]);
+  const y = affineW(x.reshape([-1, inDim]) as tf.Tensor2D, w.t(`${prefix}.weight`) as tf.Tensor2D, wT, {
+    bias: w.b(prefix),
+    relu: o.relu,
+    inputGrad: o.inputGrad,
+  });
+  return y.reshape([...lead, wT.shape[1]]);
 }
 
 /**

@@ -7,7 +7,7 @@
 // work; and the last step computes node 0 alone, the only row the score reads (the others are dead work).
 import * as tf from '@tensorflow/tfjs';
 import { graphAttention, type NodeLayout } from '../engine/graphAttention.js';
-import { mm } from '../engine/matmul.js';
+import { affine, mm } from '../engine/matmul.js';
 import { linear } from './ops.js';
 import type { Weights } from './weights.js';
 import type { DebugHook } from './similarity.js';
@@ -43,9 +43,9 @@ export function graphReasoning(
     const R = s === steps - 1 ? 1 : N; // the last step: node 0's query alone
     const queries = R === N ? x : (x.slice([0, 0, 0], [P, 1, S]) as tf.Tensor3D);
     const { qk, qb } = queryKey(w, s, S);
-    const q = tf.add(mm(queries.reshape([P * R, S]) as tf.Tensor2D, qk), qb).reshape([P, R, S]) as tf.Tensor3D;
+    const q = affine(queries.reshape([P * R, S]) as tf.Tensor2D, qk, { bias: qb }).reshape([P, R, S]) as tf.Tensor3D;
     const agg = graphAttention(q, x, layout);
-    x = tf.relu(linear(agg, w, `sim_enc.SGR_module.${s}.sim_graph_w`)) as tf.Tensor3D;
+    x = linear(agg, w, `sim_enc.SGR_module.${s}.sim_graph_w`, { relu: true }) as tf.Tensor3D;
     if (dbg) dbg(`SGR_module.${s}`, x.reshape([nImg, nCap, R, S]));
   }
   return x.reshape([nImg, nCap, S]) as tf.Tensor3D;

@@ -6,7 +6,7 @@ import { textGlobal, visualGlobal } from './globalAttention.js';
 import { blockScores, type CaptionSide, type DebugHook, type ImageSide, type SafCaptionStats } from './similarity.js';
 import type { BnBatchStats } from './batchnorm.js';
 import type { Weights } from './weights.js';
-import { stage } from '../engine/profile.js';
+import { block } from '../engine/profile.js';
 
 /** Image side for a set of images: region embeddings and (once per image) VisualSA's global vector. */
 export function imageSide(
@@ -15,15 +15,15 @@ export function imageSide(
   images: tf.Tensor3D,
   mode: RunMode,
 ): { side: ImageSide; bnStats: BnBatchStats[] } {
-  const regions = stage('image encoder', () => encodeImages(w, images, c));
-  const { vGlobal, bnStats } = stage('VisualSA', () => visualGlobal(w, regions, mode));
+  const regions = block('image encoder', () => encodeImages(w, images, c));
+  const { vGlobal, bnStats } = block('VisualSA', () => visualGlobal(w, regions, mode));
   return { side: { regions, vGlobal }, bnStats };
 }
 
 /** Caption side for a set of captions: word embeddings and (once per caption) TextSA's global vector. */
 export function captionSide(w: Weights, c: ModelConfig, tokens: TokenBatch, mode: RunMode): CaptionSide {
-  const words = stage('caption encoder (bi-GRU)', () => encodeCaptions(w, tokens, c, mode));
-  return { words, tGlobal: stage('TextSA', () => textGlobal(w, words, tokens.lengths, mode)), lengths: tokens.lengths };
+  const words = block('caption encoder (bi-GRU)', () => encodeCaptions(w, tokens, c, mode));
+  return { words, tGlobal: block('TextSA', () => textGlobal(w, words, tokens.lengths, mode)), lengths: tokens.lengths };
 }
 
 export interface ForwardResult {

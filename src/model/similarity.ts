@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ModelConfig } from './config.js';
 import { l2norm, linear } from './ops.js';
-import { stage } from '../engine/profile.js';
+import { block } from '../engine/profile.js';
 import type { NodeLayout } from '../engine/graphAttention.js';
 import { localSimilarity, localSimilarityEval } from './localSimilarity.js';
 import { graphReasoning } from './sgr.js';
@@ -84,25 +84,29 @@ export function blockScores(
   const [nImg] = img.regions.shape;
   const [nCap, Lp] = cap.words.shape;
   const N = Lp + 1;
-  const local = stage('local attention + similarity', () => localVectors(w, img, cap, training));
-  const glob = stage('global similarity', () => globalSimilarity(w, img, cap));
+  const local = block('local attention + similarity', () => localVectors(w, img, cap, training));
+  const glob = block('global similarity', () => globalSimilarity(w, img, cap));
   if (dbg) {
     dbg('sim_tranloc_w', local);
     dbg('sim_tranglo_w', glob);
   }
-  const nodes = tf.concat([tf.expandDims(l2norm(glob), 2), l2norm(local)], 2) as tf.Tensor4D; // global node first
+  // the nodes of each pair: its global similarity vector first, then its words'
+  const nodes = block(
+    'similarity nodes',
+    () => tf.concat([tf.expandDims(l2norm(glob), 2), l2norm(local)], 2) as tf.Tensor4D,
+  );
   const { valid, layout } = nodesOf(cap.lengths, N);
   let vec: tf.Tensor3D;
   let safStats: SafCaptionStats | undefined;
   if (c.module === 'SGR') {
-    vec = stage('SGR graph steps', () => graphReasoning(w, c.sgrStep, nodes, layout, dbg));
+    vec = block('SGR graph steps', () => graphReasoning(w, c.sgrStep, nodes, layout, dbg));
   } else {
-    const r = stage('SAF', () => attentionFiltration(w, nodes, valid, training));
+    const r = block('SAF', () => attentionFiltration(w, nodes, valid, training));
     vec = r.vec;
     safStats = r.stats;
     if (dbg) dbg('SAF_module', vec);
   }
-  const logit = stage('score head', () => linear(vec, w, 'sim_enc.sim_eval_w').reshape([nImg, nCap]));
+  const logit = block('score head', () => linear(vec, w, 'sim_enc.sim_eval_w').reshape([nImg, nCap]));
   if (dbg) dbg('sim_eval_w', logit);
   return { sims: tf.sigmoid(logit) as tf.Tensor2D, safStats };
 }
