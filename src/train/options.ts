@@ -65,7 +65,16 @@ const TRAIN_OPTIONS = {
     'validation on the first n dev captions',
   ),
   backend: opt(z.string().default('auto'), '--backend <name>', 'auto, tensorflow-gpu, tensorflow, wasm or cpu'),
-  resume: opt(z.string().optional(), '--resume <file>', 'continue from a checkpoint_last.h5'),
+  initFrom: opt(
+    z.string().optional(),
+    '--init-from <file>',
+    "start from a checkpoint's weights (a vsl .h5 or a SGRAF/VSL .pth.tar): fresh optimizer, epoch 0, every other option from here",
+  ),
+  resume: opt(
+    z.string().optional(),
+    '--resume <file>',
+    "continue a run: vsl's checkpoint_last.h5, or the reference's checkpoint_N.pth.tar / model_best.pth.tar (Adam restarts)",
+  ),
 };
 
 /** Every option of `vsl train`, in the order of --help: the reference's (data, training, model), then vsl's own. */
