@@ -151,6 +151,27 @@ function longBytes(n: bigint): Uint8Array {
   return Uint8Array.from(out);
 }
 
+/** The smallest of CPython's int opcodes: BININT1, BININT2, BININT, then LONG1. */
+function writeInt(o: Out, n: bigint): void {
+  if (n >= 0n && n < 256n) {
+    o.byte(OP.BININT1);
+    o.byte(Number(n));
+  } else if (n >= 0n && n < 65536n) {
+    o.byte(OP.BININT2);
+    o.byte(Number(n) & 0xff);
+    o.byte(Number(n) >> 8);
+  } else if (n >= -(2n ** 31n) && n < 2n ** 31n) {
+    o.byte(OP.BININT);
+    o.u32(Number(BigInt.asUintN(32, n)));
+  } else {
+    const b = longBytes(n);
+    if (b.length > 255) throw new Error(`pickle: an int of ${b.length} bytes is too large`);
+    o.byte(OP.LONG1);
+    o.byte(b.length);
+    o.bytes(b);
+  }
+}
+
 function writeValue(o: Out, v: PyValue): void {
   if (v === null) return o.byte(OP.NONE);
   if (v === true) return o.byte(OP.NEWTRUE);
@@ -161,17 +182,7 @@ function writeValue(o: Out, v: PyValue): void {
     o.u32(b.length);
     return o.bytes(b);
   }
-  if (v instanceof PyInt) {
-    const n = v.value;
-    if (n >= 0n && n < 256n) return (o.byte(OP.BININT1), o.byte(Number(n)));
-    if (n >= 0n && n < 65536n) return (o.byte(OP.BININT2), o.byte(Number(n) & 0xff), o.byte(Number(n) >> 8));
-    if (n >= -(2n ** 31n) && n < 2n ** 31n) return (o.byte(OP.BININT), o.u32(Number(BigInt.asUintN(32, n))));
-    const b = longBytes(n);
-    if (b.length > 255) throw new Error(`pickle: int of ${b.length} bytes is too large`);
-    o.byte(OP.LONG1);
-    o.byte(b.length);
-    return o.bytes(b);
-  }
+  if (v instanceof PyInt) return writeInt(o, v.value);
   if (v instanceof PyFloat) {
     const b = new Uint8Array(8);
     new DataView(b.buffer).setFloat64(0, v.value, false); // big-endian, as BINFLOAT is
