@@ -9,13 +9,15 @@
 # WORK: a scratch directory (created); REF_DIR: the patched reference (e.g. /tmp/refwork/VSL_cpu), not modified.
 # Knobs (environment): IMAGES (train images, 5 captions each; default 8), EVAL_IMAGES (dev, 20), BATCH (128),
 # EPOCHS (6), LR (0.002), LR_UPDATE (4), SEED (1: the reference's torch.manual_seed for its initialisation),
-# SGR_STEP (3), WORKERS (vsl's training threads, 2), BACKEND (vsl's, wasm).
+# SGR_STEP (3), WORKERS (vsl's training threads, 2), BACKEND (vsl's, wasm); TRUTH=1 also runs the reference in
+# float64 from the same checkpoint (the trajectory both float32 runs approximate) and adds it to the table.
 set -euo pipefail
 WORK=${1:?usage: fidelity_training.sh WORK REF_DIR [SGR|SAF]}
 REF=${2:?usage: fidelity_training.sh WORK REF_DIR [SGR|SAF]}
 MODULE=${3:-SGR}
 IMAGES=${IMAGES:-8} EVAL_IMAGES=${EVAL_IMAGES:-20} BATCH=${BATCH:-128} EPOCHS=${EPOCHS:-6} LR=${LR:-0.002}
 LR_UPDATE=${LR_UPDATE:-4} SEED=${SEED:-1} SGR_STEP=${SGR_STEP:-3} WORKERS=${WORKERS:-2} BACKEND=${BACKEND:-wasm}
+TRUTH=${TRUTH:-0}
 HERE=$(cd "$(dirname "$0")" && pwd)
 VSL="node $HERE/../bin/vsl"
 PY=/usr/bin/python3
@@ -49,4 +51,13 @@ t1=$(date +%s)
 $VSL --log-level warn train "${VSL_OPTS[@]}" --init-from "$WORK/init_$TAG.pth.tar" >/dev/null
 t2=$(date +%s)
 echo "reference $((t1 - t0)) s, vsl $((t2 - t1)) s ($MODULE, $IMAGES train images, $EPOCHS epochs, lr $LR)"
-$PY "$HERE/ref_training.py" compare --ref-log "$WORK/ref_$TAG.jsonl" --vsl-run "$WORK/vsl_$TAG"
+truth=()
+if [ "$TRUTH" = 1 ]; then
+  rm -rf "$WORK/f64_$TAG" && mkdir -p "$WORK/f64_$TAG"
+  F64_OPTS=("${REF_OPTS[@]}")
+  F64_OPTS[7]="$WORK/f64_$TAG" F64_OPTS[9]="$WORK/f64_$TAG/log" # --model_name, --logger_name
+  $PY "$HERE/ref_training.py" train --ref "$WORK/ref_nodrop" --init "$WORK/init_$TAG.pth.tar" --float64 \
+    -- "${F64_OPTS[@]}" >"$WORK/f64_$TAG.jsonl" 2>"$WORK/f64_$TAG.log"
+  truth=(--truth "$WORK/f64_$TAG.jsonl")
+fi
+$PY "$HERE/ref_training.py" compare --ref-log "$WORK/ref_$TAG.jsonl" --vsl-run "$WORK/vsl_$TAG" "${truth[@]}"

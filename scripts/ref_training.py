@@ -10,18 +10,22 @@ Run with Debian's /usr/bin/python3 (torch, numpy, h5py, nltk, sklearn).
         torch.manual_seed(N); SGRAF(opt) of the reference's model.py; saved by its train.py's save_checkpoint
         ({epoch 0, model, best_rsum 0, opt, Eiters 0}; torch 1.13 writes the zip container);
         --legacy also writes FILE with torch's legacy container (same content)
-    ref_training.py train --ref DIR --init FILE -- <reference options>
-        the reference's train.main() with the model's weights loaded from FILE right after SGRAF(opt) is built;
+    ref_training.py train --ref DIR --init FILE [--torch-seed N] -- <reference options>
+        the reference's train.main() with the model's weights loaded from FILE right after SGRAF(opt) is built
+        (--torch-seed seeds torch first: with dropout 0 it only changes the DataLoader's shuffle, i.e. the order
+        of equal-length captions in a batch that holds the whole split; --float64 runs the same code in float64,
+        the model cast with .double() and its inputs with it: the exact trajectory float32 approximates);
         its log lines go to stderr as usual; one JSON line per logged step (parsed from the reference's own
         'Epoch: [e][i/n] Eit ...' line) and per validation (the r_sum its validate() returns) on stdout
     ref_training.py evalrank --ref DIR --model FILE --data-path P --split S [--fold5]
         the reference's eval_single.evalrank(FILE, P, S) (it reads ./vocab/<data_name>_vocab.json: run it from a
         directory holding vocab/); prints its output and one JSON line {"rsum": ...}
 
-    ref_training.py compare --ref-log REF.jsonl --vsl-run DIR [--tol 1e-3]
+    ref_training.py compare --ref-log REF.jsonl --vsl-run DIR [--tol 1e-3] [--truth F64.jsonl]
         the losses of every step (by iteration) and the dev rsum of every epoch, the reference's (JSON lines of
         `train`) beside vsl's (DIR/train.log, DIR/metrics.jsonl), as a Markdown table; exits 1 when a loss differs
-        by more than --tol relative (the reference logs 4 decimals) or an rsum differs by more than 0.05
+        by more than --tol relative (the reference logs 4 decimals) or an rsum differs by more than 0.05;
+        --truth adds the float64 run's loss and rsum and each float32 run's distance from it
 
 <reference options> are opts.py's flags (--data_path, --batch_size, --img_dim, ...), as train.py takes them.
 """
@@ -131,14 +135,29 @@ class StepLog(logging.Handler):
         print(json.dumps({'kind': 'step', **rec}), file=JSON_OUT, flush=True)
 
 
+def to_double(model):
+    """The model in float64 (its parameters change dtype in place, so the optimizer keeps them) and every float
+    input cast on the way in: the images, the TF-IDF rows, the embeddings validation hands to forward_sim."""
+    for m in (model.img_enc, model.txt_enc, model.sim_enc):
+        m.double()
+    emb, sim, cider = model.forward_emb, model.forward_sim, model.cider_com.cider_for_image
+    model.forward_emb = lambda images, captions, lengths: emb(images.double(), captions, lengths)
+    model.forward_sim = lambda img, cap, lens: sim(img.double(), cap.double(), lens)
+    model.cider_com.cider_for_image = lambda t: cider(t.double())
+
+
 def cmd_train(a, rest):
     train, torch = load_reference(a.ref)
+    if a.torch_seed is not None:
+        torch.manual_seed(a.torch_seed)
     init = torch.load(a.init, map_location='cpu')
     built = train.SGRAF
 
     def from_init(opt):
         model = built(opt)
         model.load_state_dict(init['model'])
+        if a.float64:
+            to_double(model)
         return model
 
     train.SGRAF = from_init
@@ -195,14 +214,22 @@ def read_jsonl(path):
 
 def cmd_compare(a):
     ref = read_jsonl(a.ref_log)
+    truth = read_jsonl(a.truth) if a.truth else []
+    t_steps = {int(r['Eit']): r for r in truth if r['kind'] == 'step'}
+    t_val = {r['epoch']: r for r in truth if r['kind'] == 'validation'}
     vsl_log = read_jsonl(os.path.join(a.vsl_run, 'train.log'))
     vsl_steps = {r['iteration']: r for r in vsl_log if r.get('msg') == 'step'}
     vsl_val = {r['epoch']: r for r in read_jsonl(os.path.join(a.vsl_run, 'metrics.jsonl'))
                if r.get('where') == 'end of epoch'}
     worst = {'loss': 0.0, 'hinge': 0.0, 'vsl': 0.0}
     bad = []
-    print('| iteration | epoch | lr | loss ref | loss vsl | hinge ref | hinge vsl | VSL ref | VSL vsl | max rel |')
-    print('|---|---|---|---|---|---|---|---|---|---|')
+    head = '| iteration | epoch | lr | loss ref | loss vsl | hinge ref | hinge vsl | VSL ref | VSL vsl | max rel |'
+    rule = '|---|---|---|---|---|---|---|---|---|---|'
+    if truth:
+        head += ' loss f64 | ref - f64 | vsl - f64 |'
+        rule += '---|---|---|'
+    print(head)
+    print(rule)
     for r in (r for r in ref if r['kind'] == 'step'):
         it = int(r['Eit'])
         v = vsl_steps.get(it)
@@ -217,17 +244,23 @@ def cmd_compare(a):
         m = max(rel.values())
         if m > a.tol or abs(v['lr'] - r['lr']) > 1e-12 * r['lr']:
             bad.append(f'iteration {it}: relative difference {m:.2e}, lr {r["lr"]} / {v["lr"]}')
-        print(f'| {it} | {r["epoch"]} | {r["lr"]:g} | {r["Loss"]:.4f} | {v["loss"]:.4f} | {r["Tripliet_loss"]:.4f} | '
-              f'{v["hinge"]:.4f} | {r["Visual_Semantic_loss"]:.4f} | {v["semantic"]:.4f} | {m:.1e} |')
+        line = (f'| {it} | {r["epoch"]} | {r["lr"]:g} | {r["Loss"]:.4f} | {v["loss"]:.4f} | {r["Tripliet_loss"]:.4f} | '
+                f'{v["hinge"]:.4f} | {r["Visual_Semantic_loss"]:.4f} | {v["semantic"]:.4f} | {m:.1e} |')
+        t = t_steps.get(it)
+        if truth and t:
+            line += (f' {t["Loss"]:.4f} | {abs(r["Loss"] - t["Loss"]) / t["Loss"]:.1e} | '
+                     f'{abs(v["loss"] - t["Loss"]) / t["Loss"]:.1e} |')
+        print(line)
     print()
-    print('| epoch | dev rsum ref | dev rsum vsl |')
-    print('|---|---|---|')
+    print('| epoch | dev rsum ref | dev rsum vsl |' + (' dev rsum f64 |' if truth else ''))
+    print('|---|---|---|' + ('---|' if truth else ''))
     for r in (r for r in ref if r['kind'] == 'validation'):
         v = vsl_val.get(r['epoch'])
         got = v['rsum'] if v else float('nan')
         if v is None or abs(got - r['rsum']) > 0.05:
             bad.append(f'epoch {r["epoch"]}: dev rsum {r["rsum"]} (reference) vs {got} (vsl)')
-        print(f'| {r["epoch"]} | {r["rsum"]:.2f} | {got:.2f} |')
+        t = t_val.get(r['epoch'])
+        print(f'| {r["epoch"]} | {r["rsum"]:.2f} | {got:.2f} |' + (f' {t["rsum"]:.2f} |' if truth and t else ''))
     print()
     print('largest relative difference: loss %.2e, hinge %.2e, VSL %.2e' % (worst['loss'], worst['hinge'], worst['vsl']))
     for b in bad:
@@ -254,6 +287,8 @@ def main():
     s = sub.add_parser('train')
     s.add_argument('--ref', required=True)
     s.add_argument('--init', required=True)
+    s.add_argument('--torch-seed', type=int)
+    s.add_argument('--float64', action='store_true')
     s = sub.add_parser('evalrank')
     s.add_argument('--ref', required=True)
     s.add_argument('--model', required=True)
@@ -264,6 +299,7 @@ def main():
     s.add_argument('--ref-log', required=True)
     s.add_argument('--vsl-run', required=True)
     s.add_argument('--tol', type=float, default=1e-3)
+    s.add_argument('--truth', help='the same run of the reference in float64 (train --float64)')
     a = p.parse_args(argv)
     if a.cmd == 'nodrop':
         cmd_nodrop(a)
