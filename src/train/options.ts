@@ -52,7 +52,11 @@ const TRAIN_OPTIONS = {
     '--semantic-warmup-epochs <n>',
     'epochs of the hinge alone before the semantic loss joins (demo recipe)',
   ),
-  dropout: opt(z.number().min(0).max(0.95).default(DROPOUT), '--dropout <p>', 'dropout probability'),
+  dropout: opt(
+    z.number().min(0).max(0.95).default(DROPOUT),
+    '--dropout <p>',
+    "probability of the model's five dropouts (word embeddings, both branches of VisualSA and TextSA); 0 turns them all off",
+  ),
   chunkMb: opt(z.number().positive().default(1024), '--chunk-mb <mb>', 'device memory budget of one scoring chunk'),
   workers: opt(
     z.number().int().min(1).max(2).optional(),
