@@ -7,6 +7,7 @@ import { setLogLevel } from '../util/log.js';
 import { register as registerEval } from './eval.js';
 import { register as registerEvalOverall } from './evalOverall.js';
 import { register as registerConvert } from './convert.js';
+import { register as registerExport } from './export.js';
 import { register as registerVocab } from './vocab.js';
 import { register as registerSynth } from './synth.js';
 import { register as registerTrain } from './train.js';
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerEval(program);
   registerEvalOverall(program);
   registerConvert(program);
+  registerExport(program);
   registerVocab(program);
   registerSynth(program);
   registerTrain(program);

@@ -45,7 +45,7 @@ function planEpoch(o: TrainOptions, epoch: number, steps: number): EpochPlan {
 
 export async function train(o: TrainOptions): Promise<TrainSummary> {
   const run = await openRun(o);
-  const s = await initOrResume(o, run.config);
+  const s = await initOrResume(o, run);
   const { reg, adam } = s;
   log().info(
     {

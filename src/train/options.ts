@@ -52,7 +52,11 @@ const TRAIN_OPTIONS = {
     '--semantic-warmup-epochs <n>',
     'epochs of the hinge alone before the semantic loss joins (demo recipe)',
   ),
-  dropout: opt(z.number().min(0).max(0.95).default(DROPOUT), '--dropout <p>', 'dropout probability'),
+  dropout: opt(
+    z.number().min(0).max(0.95).default(DROPOUT),
+    '--dropout <p>',
+    "probability of the model's five dropouts (word embeddings, both branches of VisualSA and TextSA); 0 turns them all off",
+  ),
   chunkMb: opt(z.number().positive().default(1024), '--chunk-mb <mb>', 'device memory budget of one scoring chunk'),
   workers: opt(
     z.number().int().min(1).max(2).optional(),
@@ -70,7 +74,16 @@ const TRAIN_OPTIONS = {
     'validation on the first n dev captions',
   ),
   backend: opt(z.string().default('auto'), '--backend <name>', 'auto, tensorflow-gpu, tensorflow, wasm or cpu'),
-  resume: opt(z.string().optional(), '--resume <file>', 'continue from a checkpoint_last.h5'),
+  initFrom: opt(
+    z.string().optional(),
+    '--init-from <file>',
+    "start from a checkpoint's weights (a vsl .h5 or a SGRAF/VSL .pth.tar): fresh optimizer, epoch 0, every other option from here",
+  ),
+  resume: opt(
+    z.string().optional(),
+    '--resume <file>',
+    "continue a run: vsl's checkpoint_last.h5, or the reference's checkpoint_N.pth.tar / model_best.pth.tar (Adam restarts)",
+  ),
 };
 
 /** Every option of `vsl train`, in the order of --help: the reference's (data, training, model), then vsl's own. */

@@ -9,11 +9,13 @@ import { loadVocab, type Vocab } from '../data/vocab.js';
 import type { ModelConfig } from '../model/config.js';
 import { ParamRegistry } from '../model/params.js';
 import { loadCheckpoint, saveCheckpoint, type ArrayRecord } from '../io/checkpoint.js';
+import { detectModelFormat } from '../eval/loadModel.js';
 import { VslError } from '../util/errors.js';
 import { log } from '../util/log.js';
 import { Adam } from './adam.js';
 import { mixSeed } from '../util/rng.js';
 import { modelConfigOf, type TrainOptions } from './options.js';
+import { checkWeightsFit, unshapedDifferences, weightsFromFile } from './weightsFile.js';
 
 // mkdir -p one level at a time: Node 20's fs.mkdirSync(dir, { recursive: true }) never returns when the kernel
 // answers ENOENT for a parent that exists (e.g. --model-name /proc/x loops forever); plain mkdirSync throws.
@@ -43,6 +45,7 @@ function ensureWritableDir(dir: string): void {
 export interface Run {
   dir: string;
   vocab: Vocab;
+  vocabFile: string;
   train: PrecompSplit;
   dev: PrecompSplit;
   config: ModelConfig;
@@ -56,13 +59,15 @@ export async function openRun(o: TrainOptions): Promise<Run> {
   const dir = o.modelName;
   ensureWritableDir(dir);
   await selectBackend(o.backend as BackendChoice);
-  const vocab = loadVocab(path.join(o.vocabPath ?? o.dataPath, `${o.dataName}_vocab.json`));
+  const vocabFile = path.join(o.vocabPath ?? o.dataPath, `${o.dataName}_vocab.json`);
+  const vocab = loadVocab(vocabFile);
   const train = openSplit(o.dataPath, o.dataName, 'train', { imgDim: o.imgDim });
   const dev = openSplit(o.dataPath, o.dataName, 'dev', { imgDim: o.imgDim, maxCaptions: o.maxDevCaptions });
   const runLog = pino({ base: undefined }, pino.destination({ dest: path.join(dir, 'train.log'), sync: true }));
   return {
     dir,
     vocab,
+    vocabFile,
     train,
     dev,
     config: modelConfigOf(o, vocab.size),
@@ -88,10 +93,25 @@ export interface TrainState {
   bestRsum: number;
 }
 
-/** A fresh model (seeded), or everything a checkpoint holds: weights, Adam's state, position, best rsum. */
-export async function initOrResume(o: TrainOptions, config: ModelConfig): Promise<TrainState> {
+const NO_ADAM =
+  "the checkpoint holds no optimizer state (the reference saves none); Adam restarts from zero moments (step 0), as a resumed run of the reference's lineage (SCAN's --resume) does";
+
+/**
+ * Where a run starts: a fresh model (seeded); the weights of a file with a fresh optimizer at epoch 0
+ * (--init-from); or a checkpoint to continue (--resume): a vsl checkpoint holds everything (weights, Adam's
+ * state, epoch and step, best rsum), a reference checkpoint (`checkpoint_N.pth.tar`, `model_best.pth.tar`) the
+ * weights, epoch, Eiters and best rsum but no optimizer state, so Adam starts again from zero moments.
+ */
+export async function initOrResume(o: TrainOptions, run: Run): Promise<TrainState> {
+  const { config } = run;
   const adam = new Adam(o.learningRate);
-  if (!o.resume)
+  if (o.initFrom && o.resume)
+    throw new VslError(
+      `--init-from ${o.initFrom} and --resume ${o.resume}: expected one of them (--init-from starts a new run from the weights, --resume continues a run)`,
+    );
+  if (o.resume && detectModelFormat(o.resume) === 'hdf5') return resumeVsl(o, run, adam);
+  const from = o.initFrom ?? o.resume;
+  if (!from)
     return {
       reg: ParamRegistry.init(config, mixSeed(o.seed, 0x1417)),
       adam,
@@ -100,9 +120,39 @@ export async function initOrResume(o: TrainOptions, config: ModelConfig): Promis
       iteration: 0,
       bestRsum: 0,
     };
-  const ck = await loadCheckpoint(o.resume);
-  const reg = ParamRegistry.fromArrays(config, ck.weights, o.resume);
-  if (ck.optimizer) {
+  const { reg, file, keys } = await weightsFromFile(from, config, run.vocabFile);
+  const unshaped = unshapedDifferences(file, config);
+  if (unshaped.length)
+    log().warn(`${from}: the file's options differ from this run's in ${unshaped.join(', ')}; this run's are used`);
+  // stderr says which file and how many tensors; train.log keeps the list of keys
+  const record = { file: from, format: file.source, tensors: keys.length, params: reg.count() };
+  if (o.initFrom) {
+    log().info(
+      record,
+      `initialised from ${from} (${file.source}): ${keys.length} tensors (weights and BatchNorm buffers); Adam starts fresh at epoch 0`,
+    );
+    run.runLog.info({ ...record, keys }, 'init-from');
+    return { reg, adam, epoch: 0, step: 0, iteration: 0, bestRsum: 0 };
+  }
+  const s: TrainState = { reg, adam, epoch: file.epoch, step: 0, iteration: file.iteration, bestRsum: file.bestRsum };
+  const where = { epoch: s.epoch, iteration: s.iteration, bestRsum: s.bestRsum };
+  log().info(
+    { ...record, ...where },
+    `resuming from ${from} (${file.source}) at epoch ${s.epoch}, iteration ${s.iteration}`,
+  );
+  log().warn(`${from}: ${NO_ADAM}`);
+  run.runLog.info({ ...record, ...where, keys, optimizer: 'fresh' }, 'resume');
+  return s;
+}
+
+/** Everything a vsl checkpoint holds: weights, Adam's state, position, best rsum. */
+async function resumeVsl(o: TrainOptions, run: Run, adam: Adam): Promise<TrainState> {
+  const file = o.resume!;
+  const ck = await loadCheckpoint(file);
+  checkWeightsFit(run.config, ck.weights, file, run.vocabFile);
+  const reg = ParamRegistry.fromArrays(run.config, ck.weights, file);
+  if (!ck.optimizer) log().warn(`${file}: ${NO_ADAM}`);
+  else {
     adam.importState(reg, {
       step: ck.optimizer.step,
       m: new Map([...ck.optimizer.m].map(([k, a]) => [k, a.data as Float32Array])),
@@ -118,7 +168,7 @@ export async function initOrResume(o: TrainOptions, config: ModelConfig): Promis
     iteration: ck.iteration,
     bestRsum: ck.bestRsum,
   };
-  log().info({ resume: o.resume, epoch: s.epoch, step: s.step, iteration: s.iteration }, `resuming from ${o.resume}`);
+  log().info({ resume: file, epoch: s.epoch, step: s.step, iteration: s.iteration }, `resuming from ${file}`);
   return s;
 }
 

@@ -173,3 +173,56 @@ export function detectCollapse(
 export function rmrf(dir: string): void {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 }
+
+/**
+ * test/fixtures/reference/ (scripts/make_reference_fixtures.sh): checkpoints the reference's own code wrote and
+ * its logged training, at REF_MODEL's dims on makeData(dir, 8, 10) (40 training captions: one batch).
+ */
+export const REF_FIXTURES = path.join(REPO_ROOT, 'test/fixtures/reference');
+export const REF_MODEL = ['--img-dim', '32', '--word-dim', '8', '--embed-size', '16', '--sim-dim', '8'];
+/** The training options of the reference's logged runs (*_train.jsonl), as vsl flags (plus --module). */
+export const REF_TRAINING = [
+  ...REF_MODEL,
+  '--batch-size',
+  '128',
+  '--num-epochs',
+  '4',
+  '--lr-update',
+  '3',
+  '--learning-rate',
+  '0.002',
+  '--log-step',
+  '1',
+  '--sgr-step',
+  '3',
+];
+
+export interface ReferenceStep {
+  kind: 'step';
+  epoch: number;
+  step: number;
+  Eit: number;
+  lr: number;
+  Loss: number;
+  Tripliet_loss: number;
+  Visual_Semantic_loss: number;
+}
+export interface ReferenceValidation {
+  kind: 'validation';
+  epoch: number;
+  Eiters: number;
+  rsum: number;
+}
+
+/** The reference's logged training (scripts/ref_training.py train): its step lines and validations. */
+export function readReferenceLog(file: string): { steps: ReferenceStep[]; validations: ReferenceValidation[] } {
+  const recs = fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as ReferenceStep | ReferenceValidation);
+  return {
+    steps: recs.filter((r): r is ReferenceStep => r.kind === 'step'),
+    validations: recs.filter((r): r is ReferenceValidation => r.kind === 'validation'),
+  };
+}
