@@ -21,7 +21,7 @@ import fs from 'node:fs';
 import { badInput, VslError } from '../util/errors.js';
 import { CHECKPOINT_FORMAT, loadCheckpoint, loadWeightsGroup } from '../io/checkpoint.js';
 import { openH5 } from '../io/h5.js';
-import { flattenModel, readTorchCheckpoint } from '../io/torch.js';
+import { flattenModel, readTorchCheckpoint } from '../io/sgrafCheckpoint.js';
 import { defaultModelConfig, fromReferenceOpt, type ModelConfig } from '../model/config.js';
 import { ParamRegistry, type HostArray } from '../model/params.js';
 
