@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { VslError } from '../util/errors.js';
-import { writeNpy } from '../data/npy.js';
+import { writeNpy } from '../io/npyWrite.js';
 import type { BackendChoice } from '../backend.js';
 import { evaluateModel, type EvaluateModelOutput } from '../eval/evaluate.js';
 import { foldsToJson, formatFolds, formatResult, resultToJson } from '../eval/report.js';

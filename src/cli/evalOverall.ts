@@ -13,7 +13,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { VslError } from '../util/errors.js';
 import { log } from '../util/log.js';
-import { readNpy } from '../data/npy.js';
+import { readNpy } from '../io/npyRead.js';
 import { openSplit } from '../data/precomp.js';
 import type { BackendChoice } from '../backend.js';
 import { averageScores, DEV_MAX_CAPTIONS, evaluateModel, evaluateScores, FOLDS } from '../eval/evaluate.js';

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { VslError } from '../util/errors.js';
 import { imageDivisor, readCaptions } from './captions.js';
-import { expectFeatures, openNpy, type NpyHandle } from './npy.js';
+import { expectFeatures, openNpy, type NpyHandle } from '../io/npyRead.js';
 
 export interface SplitPaths {
   dir: string;

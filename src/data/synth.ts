@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import prand from 'pure-rand';
 import { VslError } from '../util/errors.js';
-import { createNpyWriter } from './npy.js';
+import { createNpyWriter } from '../io/npyWrite.js';
 import { countTokens, saveVocab, vocabFromCounts, type Vocab } from './vocab.js';
 
 export const CONCEPT_WORDS: readonly string[] = [

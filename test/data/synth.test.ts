@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { readCaptions } from '../../src/data/captions.js';
-import { openNpy, readNpy } from '../../src/data/npy.js';
+import { openNpy, readNpy } from '../../src/io/npyRead.js';
 import { CONCEPT_WORDS, generateSynth, synthWorld } from '../../src/data/synth.js';
 import { buildVocab, loadVocab } from '../../src/data/vocab.js';
 import { VslError } from '../../src/util/errors.js';
