@@ -2,7 +2,7 @@
 // <split>_caps.txt (5 captions per image, captions 5i..5i+4 belong to image i).
 import fs from 'node:fs';
 import path from 'node:path';
-import { VslError } from '../util/errors.js';
+import { badInput, VslError } from '../util/errors.js';
 import { imageDivisor, readCaptions } from './captions.js';
 import { expectFeatures, openNpy, type NpyHandle } from '../io/npyRead.js';
 
@@ -68,6 +68,7 @@ export function openSplit(dataPath: string, dataName: string, split: string, opt
   try {
     expectFeatures(images, { regions: opts.regions ?? 36, dim: opts.imgDim });
     const nFile = images.shape[0]!;
+    if (nFile === 0) throw badInput(p.images, 'shape', 'at least one image row', `(0, ${images.shape.slice(1).join(', ')})`);
     // As the reference: im_div from the full counts, then (dev) truncate the caption list.
     const imDiv = imageDivisor(nFile, allCaptions.length, p.images, p.captions);
     let captions: readonly string[] = allCaptions;

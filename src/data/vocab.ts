@@ -45,7 +45,10 @@ export function lookup(v: Vocab, word: string): number {
 
 /** Parse and validate a SCAN vocabulary object (as JSON.parse returns it); `file` names the source in errors. */
 export function parseVocab(obj: unknown, file: string): Vocab {
-  if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) throw badInput(file, 'top level', 'an object with word2idx, idx2word, idx', typeof obj);
+  if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) {
+    const found = Array.isArray(obj) ? 'an array' : obj === null ? 'null' : `a ${typeof obj}`;
+    throw badInput(file, 'top level', 'an object with word2idx, idx2word, idx', found);
+  }
   const o = obj as Record<string, unknown>;
   const w2i = o.word2idx;
   if (typeof w2i !== 'object' || w2i === null || Array.isArray(w2i)) {

@@ -174,11 +174,12 @@ export function resolveVocabFile(
 
 // ------------------------------------------------------------------------------------------------ metrics
 
-/** Metrics of a score matrix: (nImg, 5·nImg), or fold blocks (folds, k, 5k) for fold5. */
+/** Metrics of a score matrix: (nImg, 5·nImg), or fold blocks (folds, k, 5k) for fold5; `source` names it in errors. */
 export function evaluateScores(
   sims: ScoreMatrix,
   shape: readonly number[],
   fold5: boolean,
+  source?: string,
 ): { result: EvalResult; folds?: EvalResult[] } {
   if (fold5) {
     if (shape.length !== 3)
@@ -187,11 +188,14 @@ export function evaluateScores(
     if (n !== CAPS_PER_IMAGE * k)
       throw new VslError(`fold5 scores: expected (folds, k, 5k), found (${shape.join(', ')})`);
     const folds: EvalResult[] = [];
-    for (let i = 0; i < f; i++) folds.push(evaluate(sims.subarray(i * k * n, (i + 1) * k * n), k, n));
+    for (let i = 0; i < f; i++) {
+      const where = { source, imageOffset: i * k, captionOffset: i * n };
+      folds.push(evaluate(sims.subarray(i * k * n, (i + 1) * k * n), k, n, where));
+    }
     return { result: evaluateFold5(folds), folds };
   }
   if (shape.length !== 2) throw new VslError(`scores: expected shape (images, captions), found (${shape.join(', ')})`);
-  return { result: evaluate(sims, shape[0]!, shape[1]!) };
+  return { result: evaluate(sims, shape[0]!, shape[1]!, { source }) };
 }
 
 // ------------------------------------------------------------------------------------------------ evaluate
@@ -346,7 +350,7 @@ export async function evaluateModel(o: EvaluateModelOptions): Promise<EvaluateMo
       await scorer.close();
     }
     const t2 = performance.now();
-    const { result, folds } = evaluateScores(sims, simsShape, o.fold5);
+    const { result, folds } = evaluateScores(sims, simsShape, o.fold5, `${o.modelPath} on ${dataName}/${o.split}`);
     log().info(
       `scored ${pairs} pairs in ${((t2 - t1) / 1000).toFixed(1)} s (${Math.round(pairs / ((t2 - t1) / 1000))} pairs/s, ${scorer.workers} worker(s))`,
     );

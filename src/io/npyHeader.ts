@@ -2,7 +2,7 @@
 // in 2.0 and 3.0), then a Python dict literal {'descr': ..., 'fortran_order': ..., 'shape': (...), } padded with
 // spaces and ended by '\n' (latin-1 in 1.0/2.0, UTF-8 in 3.0); the raw data in C order follows.
 import fs from 'node:fs';
-import { badInput, VslError } from '../util/errors.js';
+import { badInput, quote, VslError } from '../util/errors.js';
 import { LITTLE_ENDIAN_HOST } from './binary.js';
 
 export type NpyDtype = '<f4' | '<f2' | '<f8' | '<i4' | '<i8';
@@ -33,36 +33,39 @@ export function product(xs: readonly number[]): number {
   return p;
 }
 
-// Header parsing
+/** numpy refuses headers longer than this unless told they are trusted (numpy.lib.format, max_header_size). */
+export const MAX_HEADER_BYTES = 10000;
 
-/** Parse the Python-literal header dict that numpy writes (only the subset numpy produces). */
+const EXPECTED = "a Python dict like {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }";
+const KEYS = ['descr', 'fortran_order', 'shape'];
+const isSpace = (c: string | undefined): boolean => c === ' ' || c === '\t' || c === '\n' || c === '\r' || c === '\f';
+
+/**
+ * Parse the header dict as numpy's literal_eval would, for the subset numpy writes: quoted strings, integers
+ * (with Python 2's L suffix), True/False/None, tuples and lists; exactly the keys descr, fortran_order and shape;
+ * nothing but whitespace around it (numpy refuses a NUL byte anywhere).
+ */
 function parseHeaderDict(file: string, text: string): { descr: unknown; fortran: unknown; shape: unknown } {
   let i = 0;
   const n = text.length;
   const ws = () => {
-    while (i < n && /\s/.test(text[i]!)) i++;
+    while (i < n && isSpace(text[i])) i++;
   };
   const bad = (what: string): never =>
-    fail(
-      file,
-      'header',
-      "a Python dict like {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }",
-      `${what} in ${JSON.stringify(text.trim())}`,
-    );
+    fail(file, 'header', EXPECTED, `${what} at character ${i} of ${quote(text, 80)}`);
   const parseValue = (): unknown => {
     ws();
     const c = text[i];
     if (c === "'" || c === '"') {
-      const q = c;
       let j = i + 1;
       let s = '';
-      while (j < n && text[j] !== q) {
+      while (j < n && text[j] !== c && text[j] !== '\n') {
         if (text[j] === '\\' && j + 1 < n) {
           s += text[j + 1];
           j += 2;
         } else s += text[j++];
       }
-      if (j >= n) bad('an unterminated string');
+      if (j >= n || text[j] !== c) bad('an unterminated string');
       i = j + 1;
       return s;
     }
@@ -79,13 +82,13 @@ function parseHeaderDict(file: string, text: string): { descr: unknown; fortran:
         items.push(parseValue());
         ws();
         if (text[i] === ',') i++;
-        else if (text[i] !== close) bad('a malformed tuple');
+        else if (text[i] !== close) bad(`a malformed ${c === '(' ? 'tuple' : 'list'}`);
       }
       return c === '(' ? { tuple: items } : items;
     }
     if (c === '{') bad('a nested dict');
-    const m = /^(True|False|None|-?\d+L?)/.exec(text.slice(i));
-    if (!m) bad(`an unexpected character ${JSON.stringify(c ?? 'end of header')}`);
+    const m = /^(True|False|None|-?\d+L?)(?![\w.])/.exec(text.slice(i, i + 40));
+    if (!m) bad(c === undefined ? 'the end of the header' : `an unexpected character ${quote(c)}`);
     i += m![0].length;
     if (m![1] === 'True') return true;
     if (m![1] === 'False') return false;
@@ -95,7 +98,7 @@ function parseHeaderDict(file: string, text: string): { descr: unknown; fortran:
   ws();
   if (text[i] !== '{') bad('no opening brace');
   i++;
-  const out: Record<string, unknown> = {};
+  const out = new Map<string, unknown>();
   for (;;) {
     ws();
     if (text[i] === '}') break;
@@ -104,27 +107,38 @@ function parseHeaderDict(file: string, text: string): { descr: unknown; fortran:
     ws();
     if (text[i] !== ':') bad('a missing colon');
     i++;
-    out[key as string] = parseValue();
+    out.set(key as string, parseValue());
     ws();
     if (text[i] === ',') i++;
     else if (text[i] !== '}') bad('a missing comma');
   }
-  for (const k of ['descr', 'fortran_order', 'shape']) if (!(k in out)) bad(`no '${k}' key`);
-  return { descr: out.descr, fortran: out.fortran_order, shape: out.shape };
+  i++;
+  ws();
+  if (i < n) bad(`${quote(text.slice(i), 16)} after the closing brace`);
+  const keys = [...out.keys()].sort();
+  if (keys.join() !== KEYS.join())
+    fail(
+      file,
+      'header keys',
+      "exactly 'descr', 'fortran_order', 'shape' (as numpy)",
+      keys.map((k) => quote(k)).join(', '),
+    );
+  return { descr: out.get('descr'), fortran: out.get('fortran_order'), shape: out.get('shape') };
 }
 
-function describeDescr(d: unknown): string {
-  if (typeof d === 'string') return `'${d}'`;
-  return `a structured dtype ${JSON.stringify(d)}`;
+function describeValue(v: unknown): string {
+  if (typeof v === 'string') return `'${quote(v).slice(1, -1)}'`;
+  if (Array.isArray(v)) return `a list [${v.map(describeValue).join(', ')}]`.slice(0, 80);
+  if (v && typeof v === 'object' && 'tuple' in v) return `(${(v.tuple as unknown[]).map(describeValue).join(', ')})`;
+  return String(v);
 }
 
-/** Read and validate the header of an open file. */
+/** Read and validate the header of an open file: what numpy would accept, for the dtypes vsl reads. */
 export function readHeader(file: string, fd: number, fileSize: number): NpyHeader {
   const pre = Buffer.alloc(12);
   const got = fs.readSync(fd, pre, 0, 12, 0);
   if (got < 10 || !pre.subarray(0, 6).equals(MAGIC)) {
-    const found =
-      got === 0 ? 'an empty file' : `bytes ${JSON.stringify(pre.subarray(0, Math.min(got, 6)).toString('latin1'))}`;
+    const found = got === 0 ? 'an empty file' : `bytes ${quote(pre.subarray(0, Math.min(got, 8)))}`;
     fail(file, 'magic', 'the .npy magic "\\x93NUMPY"', found);
   }
   const major = pre[6]!;
@@ -139,43 +153,63 @@ export function readHeader(file: string, fd: number, fileSize: number): NpyHeade
     headerLen = pre.readUInt16LE(8);
     start = 10;
   } else {
-    if (got < 12) fail(file, 'header', 'a 4-byte header length', 'end of file');
+    if (got < 12) fail(file, 'header length', 'a 4-byte header length', 'the end of the file');
     headerLen = pre.readUInt32LE(8);
     start = 12;
   }
-  if (start + headerLen > fileSize) {
-    fail(file, 'header', `${headerLen} header bytes after the preamble`, `a file of ${fileSize} bytes`);
-  }
+  if (headerLen > MAX_HEADER_BYTES)
+    fail(file, 'header length', `at most ${MAX_HEADER_BYTES} bytes (numpy's limit)`, `${headerLen}`);
+  if (start + headerLen > fileSize)
+    fail(file, 'header length', `${headerLen} header bytes after the preamble`, `a file of ${fileSize} bytes`);
   const hb = Buffer.alloc(headerLen);
   fs.readSync(fd, hb, 0, headerLen, start);
-  const text = major === 3 ? hb.toString('utf8') : hb.toString('latin1');
-  const h = parseHeaderDict(file, text);
+  const nul = hb.indexOf(0);
+  if (nul >= 0)
+    fail(
+      file,
+      'header',
+      'text without NUL bytes (numpy refuses them)',
+      `a NUL at byte ${start + nul} in ${quote(hb.subarray(Math.max(0, nul - 24), nul + 8))} (is the header length off?)`,
+    );
+  let text: string;
+  try {
+    text = new TextDecoder(major === 3 ? 'utf-8' : 'latin1', { fatal: true }).decode(hb);
+  } catch {
+    fail(file, 'header', 'UTF-8 text (format 3.0)', `bytes that are not UTF-8: ${quote(hb, 48)}`);
+  }
+  const h = parseHeaderDict(file, text!);
   if (h.fortran !== false) {
     fail(
       file,
       'fortran_order',
       'False (C order)',
-      h.fortran === true ? 'True (Fortran order); save with np.ascontiguousarray' : String(h.fortran),
+      h.fortran === true ? 'True (Fortran order); save with np.ascontiguousarray' : describeValue(h.fortran),
     );
   }
   const descr = h.descr;
-  if (typeof descr !== 'string') fail(file, 'descr', "one of '<f4', '<f2', '<f8', '<i4', '<i8'", describeDescr(descr));
+  if (typeof descr !== 'string')
+    fail(
+      file,
+      'descr',
+      "one of '<f4', '<f2', '<f8', '<i4', '<i8'",
+      Array.isArray(descr) ? `a structured dtype ${describeValue(descr).slice(7)}` : describeValue(descr),
+    );
   let d = descr as string;
   if (d[0] === '>' || (d[0] === '!' && d.length > 2)) {
     fail(
       file,
       'descr',
       "a little-endian dtype ('<f4', '<f2', '<f8', '<i4', '<i8')",
-      `big-endian '${d}'; convert with arr.astype('<f4')`,
+      `big-endian ${describeValue(d)}; convert with arr.astype('<f4')`,
     );
   }
   if (d[0] === '=' && LITTLE_ENDIAN_HOST) d = '<' + d.slice(1);
-  if (!(d in DTYPE_BYTES)) fail(file, 'descr', "one of '<f4', '<f2', '<f8', '<i4', '<i8'", `'${d}'`);
+  if (!Object.hasOwn(DTYPE_BYTES, d)) fail(file, 'descr', "one of '<f4', '<f2', '<f8', '<i4', '<i8'", describeValue(d));
   const shapeVal = h.shape as { tuple?: unknown[] } | null;
-  if (!shapeVal || !Array.isArray(shapeVal.tuple)) fail(file, 'shape', 'a tuple of integers', JSON.stringify(h.shape));
+  if (!shapeVal || !Array.isArray(shapeVal.tuple)) fail(file, 'shape', 'a tuple of integers', describeValue(h.shape));
   const shape = shapeVal!.tuple!.map((x) => {
     if (typeof x !== 'number' || !Number.isSafeInteger(x) || x < 0)
-      fail(file, 'shape', 'a tuple of non-negative integers', JSON.stringify(shapeVal!.tuple));
+      fail(file, 'shape', 'a tuple of non-negative integers', describeValue(shapeVal));
     return x as number;
   });
   return { version, dtype: d as NpyDtype, shape, dataOffset: start + headerLen };

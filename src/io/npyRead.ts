@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import { fileError, VslError } from '../util/errors.js';
 import { log } from '../util/log.js';
+import { firstNonFinite, nonFiniteName } from '../util/finite.js';
 import { halfTableF32, LITTLE_ENDIAN_HOST } from './binary.js';
 import { DTYPE_BYTES, fail, product, readHeader, shapeText, type NpyDtype, type NpyHeader } from './npyHeader.js';
 
@@ -59,7 +60,12 @@ function convert(dtype: NpyDtype, src: Buffer, count: number, out: Float32Array,
 function preadFully(file: string, fd: number, buf: Uint8Array, offset: number, length: number, position: number): void {
   let done = 0;
   while (done < length) {
-    const n = fs.readSync(fd, buf, offset + done, length - done, position + done);
+    let n: number;
+    try {
+      n = fs.readSync(fd, buf, offset + done, length - done, position + done);
+    } catch (e) {
+      throw fileError(file, e);
+    }
     if (n === 0)
       fail(
         file,
@@ -85,7 +91,12 @@ class NpyReader implements NpyHandle {
   private readonly itemBytes: number;
   private staging: Buffer | null = null;
 
-  constructor(file: string, fd: number, h: NpyHeader) {
+  constructor(
+    file: string,
+    fd: number,
+    h: NpyHeader,
+    private readonly checkFinite: boolean,
+  ) {
     this.path = file;
     this.fd = fd;
     this.version = h.version;
@@ -115,7 +126,7 @@ class NpyReader implements NpyHandle {
     return out;
   }
 
-  /** Copy rows [start, end) into out at element offset outOffset. */
+  /** Copy rows [start, end) into out at element offset outOffset, checking that every value is finite. */
   private readInto(start: number, end: number, out: Float32Array, outOffset: number): void {
     const fd = this.open;
     const rowBytes = this.rowSize * this.itemBytes;
@@ -125,18 +136,38 @@ class NpyReader implements NpyHandle {
     if (this.dtype === '<f4' && LITTLE_ENDIAN_HOST) {
       const bytes = new Uint8Array(out.buffer, out.byteOffset + outOffset * 4, total);
       preadFully(this.path, fd, bytes, 0, total, pos);
-      return;
+    } else {
+      // Other dtypes: stage in bounded chunks of whole elements.
+      const chunk = Math.max(this.itemBytes, CHUNK_BYTES - (CHUNK_BYTES % this.itemBytes));
+      this.staging ??= Buffer.allocUnsafe(chunk);
+      let done = 0;
+      while (done < total) {
+        const n = Math.min(chunk, total - done);
+        preadFully(this.path, fd, this.staging, 0, n, pos + done);
+        convert(this.dtype, this.staging, n / this.itemBytes, out, outOffset + done / this.itemBytes);
+        done += n;
+      }
     }
-    // Other dtypes: stage in bounded chunks of whole elements.
-    const chunk = Math.max(this.itemBytes, CHUNK_BYTES - (CHUNK_BYTES % this.itemBytes));
-    this.staging ??= Buffer.allocUnsafe(chunk);
-    let done = 0;
-    while (done < total) {
-      const n = Math.min(chunk, total - done);
-      preadFully(this.path, fd, this.staging, 0, n, pos + done);
-      convert(this.dtype, this.staging, n / this.itemBytes, out, outOffset + done / this.itemBytes);
-      done += n;
+    if (this.checkFinite) {
+      const count = (end - start) * this.rowSize;
+      const bad = firstNonFinite(out, outOffset, outOffset + count);
+      if (bad >= 0) this.nonFinite(start, bad - outOffset, out[bad]!);
     }
+  }
+
+  /** The error for a NaN/Inf at element `k` counted from the start of row `start`. */
+  private nonFinite(start: number, k: number, value: number): never {
+    const row = start + Math.floor(k / this.rowSize);
+    let rest = k % this.rowSize;
+    const index = [row];
+    for (let d = 1; d < this.shape.length; d++) {
+      const inner = product(this.shape.slice(d + 1));
+      index.push(Math.floor(rest / inner));
+      rest %= inner;
+    }
+    const how =
+      this.dtype === '<f8' ? ' (after narrowing float64 to float32)' : this.dtype === '<f2' ? ' (float16)' : '';
+    fail(this.path, `row ${row}`, 'finite numbers', `${nonFiniteName(value)}${how} at index (${index.join(', ')})`);
   }
 
   readRows(start: number, end: number, out?: Float32Array): Float32Array {
@@ -197,8 +228,25 @@ class NpyReader implements NpyHandle {
   }
 }
 
-/** Open a .npy file and validate its header and size; rows are read lazily. */
-export function openNpy(file: string, opts: { quiet?: boolean } = {}): NpyHandle {
+/** How a dtype other than float32 is read, said once per file. */
+const CONVERSION_NOTES: Partial<Record<NpyDtype, string>> = {
+  '<f8': 'float64 data is narrowed to float32 when read',
+  '<i4': 'int32 data is converted to float32 when read (exact up to 2^24)',
+  '<i8': 'int64 data is converted to float32 when read (exact up to 2^24)',
+};
+
+export interface OpenNpyOptions {
+  /** No conversion note (header inspection). */
+  quiet?: boolean;
+  /** Let NaN and Inf through (score matrices, whose check names the image and caption instead). */
+  allowNonFinite?: boolean;
+}
+
+/**
+ * Open a .npy file and validate its header and its size, which must be exactly what the header's shape and descr
+ * say; rows are read lazily, and every value read is checked to be finite unless `allowNonFinite`.
+ */
+export function openNpy(file: string, opts: OpenNpyOptions = {}): NpyHandle {
   let fd: number;
   try {
     fd = fs.openSync(file, 'r');
@@ -206,21 +254,25 @@ export function openNpy(file: string, opts: { quiet?: boolean } = {}): NpyHandle
     throw fileError(file, e, 'open');
   }
   try {
-    const size = fs.fstatSync(fd).size;
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) fail(file, 'file', 'a regular file', st.isDirectory() ? 'a directory' : 'a special file');
+    const size = st.size;
     const h = readHeader(file, fd, size);
     const nbytes = product(h.shape) * DTYPE_BYTES[h.dtype];
+    const what = `${nbytes} bytes of data for shape ${shapeText(h.shape)} of ${h.dtype}`;
+    if (!Number.isSafeInteger(nbytes)) fail(file, 'shape', 'a size that fits a file', shapeText(h.shape));
     const have = size - h.dataOffset;
-    if (have < nbytes) {
+    if (have < nbytes) fail(file, 'data', what, `${have} bytes (the file is truncated, or the header is wrong)`);
+    if (have > nbytes)
       fail(
         file,
         'data',
-        `${nbytes} bytes for shape ${shapeText(h.shape)} of ${h.dtype}`,
-        `${have} bytes (the file is truncated)`,
+        what,
+        `${have} bytes, ${have - nbytes} more (bytes inserted or appended, or the header is wrong)`,
       );
-    }
-    if (h.dtype === '<f8' && !opts.quiet)
-      log().warn({ file }, `${file}: float64 data is narrowed to float32 when read`);
-    return new NpyReader(file, fd, h);
+    const note = CONVERSION_NOTES[h.dtype];
+    if (note && !opts.quiet) log().warn({ file }, `${file}: ${note}`);
+    return new NpyReader(file, fd, h, !opts.allowNonFinite);
   } catch (e) {
     fs.closeSync(fd);
     throw e;
@@ -238,8 +290,11 @@ export function readNpyHeader(file: string): NpyHeader {
 }
 
 /** Read a whole (small) .npy file as float32. */
-export function readNpy(file: string): { shape: number[]; dtype: NpyDtype; data: Float32Array } {
-  const h = openNpy(file);
+export function readNpy(
+  file: string,
+  opts: OpenNpyOptions = {},
+): { shape: number[]; dtype: NpyDtype; data: Float32Array } {
+  const h = openNpy(file, opts);
   try {
     return { shape: [...h.shape], dtype: h.dtype, data: h.readRows(0, h.nRows) };
   } finally {
