@@ -14,7 +14,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import prand from 'pure-rand';
-import { VslError } from '../util/errors.js';
+import { fileError, VslError } from '../util/errors.js';
 import { createNpyWriter } from '../io/npyWrite.js';
 import { countTokens, saveVocab, vocabFromCounts, type Vocab } from './vocab.js';
 
@@ -254,7 +254,13 @@ function writeSplit(w: World, dir: string, split: string, plans: ImagePlan[], co
   const buf = new Float32Array(batch * perImage);
   const writer = createNpyWriter(imagesPath, [plans.length, SYNTH_REGIONS, D], '<f4');
   const capTmp = path.join(dir, `.${split}_caps.txt.partial-${process.pid}`);
-  const capFd = fs.openSync(capTmp, 'w');
+  let capFd: number;
+  try {
+    capFd = fs.openSync(capTmp, 'w');
+  } catch (e) {
+    writer.abort();
+    throw fileError(captionsPath, e, 'create');
+  }
   try {
     for (let i = 0; i < plans.length; i += batch) {
       const n = Math.min(batch, plans.length - i);
@@ -280,7 +286,7 @@ function writeSplit(w: World, dir: string, split: string, plans: ImagePlan[], co
       /* already closed */
     }
     fs.rmSync(capTmp, { force: true });
-    throw e;
+    throw fileError(captionsPath, e, 'write'); // (a VslError from the .npy writer passes through as it is)
   }
   return { split, nImages: plans.length, nCaptions: 5 * plans.length, imagesPath, captionsPath };
 }

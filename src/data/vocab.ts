@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { badInput, fileError } from '../util/errors.js';
+import { writeFileAtomic } from '../util/atomicWrite.js';
 import { tokenizeCaption } from './tokenizer.js';
 
 export const SPECIAL_TOKENS = ['<pad>', '<start>', '<end>', '<unk>'] as const;
@@ -120,7 +121,7 @@ export function vocabToJson(v: Vocab): { word2idx: Record<string, number>; idx2w
 /** Write a vocabulary as SCAN JSON (creating the directory). */
 export function saveVocab(file: string, v: Vocab): void {
   fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-  fs.writeFileSync(file, JSON.stringify(vocabToJson(v)));
+  writeFileAtomic(file, JSON.stringify(vocabToJson(v)));
 }
 
 /** Token counts in first-appearance order (Python 3's Counter iterates in insertion order). */

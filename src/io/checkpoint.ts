@@ -17,7 +17,7 @@
 import fs from 'node:fs';
 import nodePath from 'node:path';
 import h5wasm from 'h5wasm/node';
-import { badInput, VslError } from '../util/errors.js';
+import { badInput, systemCause, systemCode, VslError } from '../util/errors.js';
 import {
   createH5,
   h5,
@@ -66,6 +66,7 @@ type H5Group = InstanceType<typeof h5wasm.Group>;
 
 function describe(e: unknown): string {
   if (e instanceof VslError) return e.message;
+  if (systemCode(e)) return systemCause(e);
   if (e instanceof Error) return e.message.includes('HDF5-DIAG') ? h5ErrorSummary(e) : e.message;
   return String(e);
 }

@@ -1,7 +1,7 @@
 // Thin helpers over h5wasm (ESM-only; `h5wasm/node` reads and writes the real filesystem).
 import { crc32 } from 'node:zlib';
 import h5wasm from 'h5wasm/node';
-import { badInput, VslError } from '../util/errors.js';
+import { badInput, systemCause, systemCode, VslError } from '../util/errors.js';
 
 export type H5Data = Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array | string[];
 
@@ -185,6 +185,8 @@ export async function h5module(): Promise<H5Module> {
  */
 export function h5ErrorSummary(e: unknown): string {
   const msg = e instanceof Error ? e.message : String(e);
+  const sys = /error message = '([^']*)'/.exec(msg);
+  if (sys) return systemCode(e) ? systemCause(e) : sys[1]!;
   const frames = msg.split('\n').filter((l) => /^\s*#\d+:/.test(l));
   if (frames.length === 0) return msg.split('\n')[0]?.trim() || 'unknown error';
   const last = frames[frames.length - 1];

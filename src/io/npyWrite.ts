@@ -1,7 +1,7 @@
 // .npy writer: header first, then rows appended with bounded memory, into a temporary file renamed on close.
 import fs from 'node:fs';
-import path from 'node:path';
-import { VslError } from '../util/errors.js';
+import { tempPathFor } from '../util/atomicWrite.js';
+import { fileError, VslError } from '../util/errors.js';
 import { LITTLE_ENDIAN_HOST, toHalfBits } from './binary.js';
 import { DTYPE_BYTES, encodeNpyHeader, product, shapeText, type NpyDtype } from './npyHeader.js';
 
@@ -58,26 +58,30 @@ export function createNpyWriter(
   }
   const rowSize = product(shape.slice(1));
   const nRows = shape[0]!;
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.partial-${process.pid}`);
-  const fd = fs.openSync(tmp, 'w');
+  const tmp = tempPathFor(file);
+  let fd: number;
+  try {
+    fd = fs.openSync(tmp, 'w');
+  } catch (e) {
+    throw fileError(file, e, 'create');
+  }
   let pos = 0;
   let rows = 0;
   let closed = false;
+  // A failed write (disk full, quota) gives up the file: the error names it and the cause.
   const writeAll = (b: Uint8Array) => {
     let off = 0;
-    while (off < b.length) {
-      const n = fs.writeSync(fd, b, off, b.length - off, pos);
-      off += n;
-      pos += n;
+    try {
+      while (off < b.length) {
+        const n = fs.writeSync(fd, b, off, b.length - off, pos);
+        off += n;
+        pos += n;
+      }
+    } catch (e) {
+      w.abort();
+      throw fileError(file, e, 'write');
     }
   };
-  try {
-    writeAll(encodeNpyHeader(shape, dtype, opts.version));
-  } catch (e) {
-    fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
   const w: NpyWriter = {
     path: file,
     get rowsWritten() {
@@ -111,7 +115,12 @@ export function createNpyWriter(
         fs.rmSync(tmp, { force: true });
         throw new VslError(`${file}: rows written: expected ${nRows} (shape ${shapeText(shape)}), found ${rows}`);
       }
-      fs.renameSync(tmp, file);
+      try {
+        fs.renameSync(tmp, file);
+      } catch (e) {
+        fs.rmSync(tmp, { force: true });
+        throw fileError(file, e, 'write');
+      }
     },
     abort() {
       if (closed) return;
@@ -120,6 +129,7 @@ export function createNpyWriter(
       fs.rmSync(tmp, { force: true });
     },
   };
+  writeAll(encodeNpyHeader(shape, dtype, opts.version));
   return w;
 }
 

@@ -15,7 +15,7 @@ import { loadVocab } from '../data/vocab.js';
 import { encodeCaption } from '../data/tokenizer.js';
 import { ParamRegistry } from '../model/params.js';
 import { loadCheckpoint, saveCheckpoint, type ArrayRecord } from '../io/checkpoint.js';
-import { VslError } from '../util/errors.js';
+import { fileError, VslError } from '../util/errors.js';
 import { log } from '../util/log.js';
 import { Adam } from './adam.js';
 import { TrainData, mixSeed } from './batches.js';
@@ -169,7 +169,11 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
       rsum: r.rsum,
       seconds: (performance.now() - t0) / 1000,
     };
-    fs.appendFileSync(metricsFile, JSON.stringify(record) + '\n');
+    try {
+      fs.appendFileSync(metricsFile, JSON.stringify(record) + '\n');
+    } catch (e) {
+      throw fileError(metricsFile, e, 'write');
+    }
     runLog.info(record, 'validation');
     log().info(
       `epoch ${epoch} ${where}: i2t R@1/5/10 ${r.i2t.r1.toFixed(1)}/${r.i2t.r5.toFixed(1)}/${r.i2t.r10.toFixed(1)}  ` +
@@ -296,8 +300,16 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
       const isBest = r.rsum > bestRsum;
       bestRsum = Math.max(bestRsum, r.rsum);
       await save('checkpoint_last.h5', epoch + 1, 0);
-      if (isBest) fs.copyFileSync(path.join(runDir, 'checkpoint_last.h5'), path.join(runDir, 'model_best.h5.tmp'));
-      if (isBest) fs.renameSync(path.join(runDir, 'model_best.h5.tmp'), path.join(runDir, 'model_best.h5'));
+      if (isBest) {
+        const best = path.join(runDir, 'model_best.h5');
+        try {
+          fs.copyFileSync(path.join(runDir, 'checkpoint_last.h5'), `${best}.tmp`);
+          fs.renameSync(`${best}.tmp`, best);
+        } catch (e) {
+          fs.rmSync(`${best}.tmp`, { force: true });
+          throw fileError(best, e, 'write');
+        }
+      }
     }
   } finally {
     progress.stop(); // an error: the error line must start on a line of its own, and the bar's timer must end

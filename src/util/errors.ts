@@ -68,27 +68,31 @@ const CAUSES: Record<string, string> = {
   EXDEV: 'cross-device rename',
 };
 
-/** Node's errno names by the Linux/musl numbers HDF5 (inside h5wasm) reports as "errno = N". */
-const ERRNO_CODES: Record<number, string> = {
-  1: 'EPERM',
-  2: 'ENOENT',
-  5: 'EIO',
-  13: 'EACCES',
-  20: 'ENOTDIR',
-  21: 'EISDIR',
-  24: 'EMFILE',
-  27: 'EFBIG',
-  28: 'ENOSPC',
-  30: 'EROFS',
-  122: 'EDQUOT',
+/**
+ * Error codes by the C library's message, as HDF5 (inside h5wasm) reports a failed system call: "errno = N, error
+ * message = 'No space left on device'" (N is Emscripten's numbering, not the host's, so the text is what to read).
+ */
+const STRERROR_CODES: Record<string, string> = {
+  'no such file or directory': 'ENOENT',
+  'no space left on device': 'ENOSPC',
+  'disk quota exceeded': 'EDQUOT',
+  'quota exceeded': 'EDQUOT',
+  'permission denied': 'EACCES',
+  'operation not permitted': 'EPERM',
+  'read-only file system': 'EROFS',
+  'is a directory': 'EISDIR',
+  'not a directory': 'ENOTDIR',
+  'file too large': 'EFBIG',
+  'i/o error': 'EIO',
+  'input/output error': 'EIO',
 };
 
-/** The system error code of `e` (Node's `code`, or the "errno = N" of an HDF5 message), if any. */
+/** The system error code of `e` (Node's `code`, or the C library message in an HDF5 error), if any. */
 export function systemCode(e: unknown): string | undefined {
   const code = (e as NodeJS.ErrnoException | null)?.code;
   if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return code;
-  const m = /errno = (\d+)/.exec(e instanceof Error ? e.message : String(e));
-  return m ? ERRNO_CODES[Number(m[1])] : undefined;
+  const m = /error message = '([^']*)'/.exec(e instanceof Error ? e.message : String(e));
+  return m ? STRERROR_CODES[m[1]!.toLowerCase()] : undefined;
 }
 
 /** "no space left on device (ENOSPC)" for a system error, else the error's own first line. */
