@@ -24,7 +24,6 @@ import {
   h5ErrorSummary,
   h5module,
   numericRecordProblem,
-  openH5,
   readH5,
   readNumeric,
   withH5Errors,
@@ -188,10 +187,10 @@ function removeQuietly(p: string): void {
   }
 }
 
-function closeQuietly(f: H5File | null): void {
+function closeQuietly(mod: Awaited<ReturnType<typeof h5module>>, f: H5File | null): void {
   if (!f) return;
   try {
-    f.close();
+    withH5Errors(mod, () => f.close());
   } catch {
     // the file is being abandoned anyway
   }
@@ -252,16 +251,10 @@ export async function saveCheckpoint(path: string, ck: CheckpointData): Promise<
       writeCheckpointFile(file, path, ck);
       file.flush();
     });
-    const status = f.close();
+    const status = withH5Errors(mod, () => file.close());
     f = null;
     if (status < 0) throw new Error('closing the file failed');
-
-    const r = await openH5(tmp);
-    try {
-      withH5Errors(mod, () => verifyWritten(r, ck));
-    } finally {
-      r.close();
-    }
+    await readH5(tmp, (r) => verifyWritten(r.file, ck));
 
     const fd = fs.openSync(tmp, 'r+');
     try {
@@ -271,7 +264,7 @@ export async function saveCheckpoint(path: string, ck: CheckpointData): Promise<
     }
     fs.renameSync(tmp, path);
   } catch (e) {
-    closeQuietly(f);
+    closeQuietly(mod, f);
     removeQuietly(tmp);
     throw fail(describe(e));
   }
