@@ -265,17 +265,18 @@ export function writeNumeric(
   }
   const dtype = rec.data instanceof Float32Array ? '<f' : '<q';
   const d = group.create_dataset({ name, data: rec.data, shape: rec.shape, dtype });
-  d.create_attribute(CRC_ATTRIBUTE, new Uint32Array([crcOf(rec.data)]), [], '<I');
+  d.create_attribute(CRC_ATTRIBUTE, new Uint32Array([crcOf(d.path, rec.data)]), [], '<I');
 }
 
 /**
- * A CRC-32 of each dataset's data, kept as an attribute of the dataset: HDF5 checksums its metadata (superblock
- * v2, object headers v2) but not raw data, so without it a damaged weight would load as a valid one.
+ * A CRC-32 of each dataset's path and data, kept as an attribute of the dataset: HDF5 checksums its metadata
+ * (superblock v2, object headers v2) but not raw data or every link name, so without it a damaged weight, or one
+ * renamed by damage, would load as a valid one.
  */
 export const CRC_ATTRIBUTE = 'crc32';
 
-function crcOf(data: Float32Array | BigInt64Array): number {
-  return crc32(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+function crcOf(path: string, data: Float32Array | BigInt64Array): number {
+  return crc32(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), crc32(path));
 }
 
 /**
@@ -304,7 +305,7 @@ export function readNumeric(entity: unknown, file: string, field: string): Numer
   const attrs = entity.attrs;
   if (Object.hasOwn(attrs, CRC_ATTRIBUTE)) {
     const want = Number(attrs[CRC_ATTRIBUTE]!.value);
-    const got = crcOf(data);
+    const got = crcOf(entity.path, data);
     if (got !== want)
       throw badInput(file, field, `data with CRC-32 ${hex32(want)}`, `${hex32(got)} (the data is damaged)`);
   }

@@ -306,6 +306,14 @@ export function readNpy(
 export function expectFeatures(h: NpyHandle, opts: { regions?: number; dim?: number } = {}): void {
   const regions = opts.regions ?? 36;
   const want = `(N, ${regions}, ${opts.dim ?? 'D'})`;
+  // Region features are floats: integer data is another array (and '<i4' is what damage to '<f4' looks like).
+  if (h.dtype === '<i4' || h.dtype === '<i8')
+    fail(
+      h.path,
+      'descr',
+      "float features ('<f4', '<f2' or '<f8')",
+      `'${h.dtype}' (integers); if meant, save arr.astype('<f4')`,
+    );
   if (h.shape.length !== 3 || h.shape[1] !== regions) {
     fail(h.path, 'shape', `region features of shape ${want}`, shapeText(h.shape));
   }
