@@ -193,6 +193,14 @@ function loadLegacy(bytes: Uint8Array, file: string): { value: unknown } {
     s.bytes = bytes.subarray(pos, pos + nbytes);
     pos += nbytes;
   }
+  // the container ends with the last storage (torch writes nothing after it): more bytes mean damage
+  if (pos !== bytes.byteLength)
+    throw badInput(
+      file,
+      'end of file',
+      `the end right after the last storage (byte ${pos})`,
+      `${bytes.byteLength - pos} more bytes (bytes inserted or appended)`,
+    );
   for (const t of ctx.tensors) t.materialize(file);
   return { value };
 }
