@@ -73,9 +73,11 @@ export function parseVocab(obj: unknown, file: string): Vocab {
     }
     words[id] = w;
   }
-  // idx2word, when present, must agree with word2idx.
+  // idx2word and idx are required (the reference's deserialize_vocab reads all three) and must agree with word2idx.
   const i2w = o.idx2word;
-  if (i2w !== undefined) {
+  for (const k of ['idx2word', 'idx'])
+    if (o[k] === undefined) throw badInput(file, k, `a field "${k}" (SCAN vocabularies have word2idx, idx2word, idx)`, 'no such field');
+  {
     if (typeof i2w !== 'object' || i2w === null) throw badInput(file, 'idx2word', 'an object mapping "id" strings to words', JSON.stringify(i2w).slice(0, 60));
     const keys = Object.keys(i2w);
     if (keys.length !== n) throw badInput(file, 'idx2word', `${n} entries (as word2idx)`, `${keys.length}`);
@@ -92,11 +94,17 @@ export function parseVocab(obj: unknown, file: string): Vocab {
 
 /** Load and validate a SCAN vocabulary JSON file. */
 export function loadVocab(file: string): Vocab {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    bytes = fs.readFileSync(file);
   } catch (e) {
     throw fileError(file, e);
+  }
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw badInput(file, 'content', 'UTF-8 JSON', 'bytes that are not UTF-8');
   }
   let obj: unknown;
   try {

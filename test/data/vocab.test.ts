@@ -105,3 +105,26 @@ test('save and load round-trip in the SCAN format (string keys in idx2word)', ()
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a vocabulary must be UTF-8 and hold word2idx, idx2word and idx (as the reference reads it)', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vsl-vocab-'));
+  try {
+    const ok = { word2idx: { '<pad>': 0, '<start>': 1, '<end>': 2, '<unk>': 3, café: 4 }, idx2word: { 0: '<pad>', 1: '<start>', 2: '<end>', 3: '<unk>', 4: 'café' }, idx: 5 };
+    const f = path.join(dir, 'v.json');
+    fs.writeFileSync(f, JSON.stringify(ok));
+    assert.equal(loadVocab(f).idx2word[4], 'café');
+    // one byte of é damaged: lenient decoding would turn it into U+FFFD in both maps and agree with itself
+    const b = fs.readFileSync(f);
+    for (let i = b.indexOf(0xc3); i >= 0; i = b.indexOf(0xc3, i + 1)) b[i] = 0xff;
+    fs.writeFileSync(f, b);
+    throwsWith(() => loadVocab(f), [f, 'content: expected UTF-8 JSON']);
+    const { idx2word: _i, ...noIdx2word } = ok;
+    throwsWith(() => parseVocab(noIdx2word, 'v.json'), ['v.json', 'idx2word', 'no such field']);
+    const { idx: _n, ...noIdx } = ok;
+    throwsWith(() => parseVocab(noIdx, 'v.json'), ['v.json', 'idx', 'no such field']);
+    fs.writeFileSync(f, '[]');
+    throwsWith(() => loadVocab(f), [f, 'top level', 'found an array']);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

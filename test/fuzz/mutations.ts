@@ -37,6 +37,8 @@ export interface MutationSpace {
   onlyBytes?: boolean;
   /** At most this many mutations per case (default 3). */
   maxOps?: number;
+  /** At most one of them changes the size (see mutationArbitrary). */
+  oneResize?: boolean;
 }
 
 const INTERESTING = [
@@ -71,20 +73,21 @@ function position(r: Regions): fc.Arbitrary<number> {
   return fc.nat({ max: size(r) - 1 }).map((i) => nth(r, i));
 }
 
-/** One mutation, drawn from what `space` allows in a file of `len` bytes. */
-export function opArbitrary(space: MutationSpace, len: number): fc.Arbitrary<Op> {
+/** The mutations `space` allows in a file of `len` bytes: in-place edits, and size changes (insert, delete, cut, append). */
+function opArbitraries(space: MutationSpace, len: number): { edits: fc.Arbitrary<Op>[]; resizes: fc.Arbitrary<Op>[] } {
   const anyByte = fc.integer({ min: 0, max: 255 });
   const byte = !space.bytes
     ? anyByte
     : space.onlyBytes
       ? fc.constantFrom(...space.bytes)
       : fc.oneof(anyByte, fc.constantFrom(...space.bytes));
-  const arbs: fc.Arbitrary<Op>[] = [];
+  const edits: fc.Arbitrary<Op>[] = [];
+  const resizes: fc.Arbitrary<Op>[] = [];
   if (size(space.edit) > 0 && space.onlyBytes)
-    arbs.push(fc.record({ kind: fc.constant('set' as const), at: position(space.edit), value: byte }));
+    edits.push(fc.record({ kind: fc.constant('set' as const), at: position(space.edit), value: byte }));
   else if (size(space.edit) > 0) {
     const at = position(space.edit);
-    arbs.push(
+    edits.push(
       fc.record({ kind: fc.constant('flip' as const), at, bit: fc.nat({ max: 7 }) }),
       fc.record({ kind: fc.constant('set' as const), at, value: byte }),
       fc.record({
@@ -101,22 +104,9 @@ export function opArbitrary(space: MutationSpace, len: number): fc.Arbitrary<Op>
       }),
     );
   }
-  if (size(space.resize) > 0) {
-    const at = position(space.resize);
-    arbs.push(
-      fc.record({ kind: fc.constant('insert' as const), at, bytes: fc.array(byte, { minLength: 1, maxLength: 16 }) }),
-      fc.record({ kind: fc.constant('delete' as const), at, len: fc.integer({ min: 1, max: 16 }) }),
-    );
-  }
-  if (size(space.truncate) > 0)
-    arbs.push(fc.record({ kind: fc.constant('truncate' as const), at: position(space.truncate) }));
-  if (space.append)
-    arbs.push(
-      fc.record({ kind: fc.constant('append' as const), bytes: fc.array(byte, { minLength: 1, maxLength: 32 }) }),
-    );
   if (space.floats) {
     const [s, e, step] = space.floats;
-    arbs.push(
+    edits.push(
       fc.record({
         kind: fc.constant('float' as const),
         at: fc.nat({ max: Math.floor((e - s) / step) - 1 }).map((k) => s + k * step),
@@ -124,12 +114,35 @@ export function opArbitrary(space: MutationSpace, len: number): fc.Arbitrary<Op>
       }),
     );
   }
-  return fc.oneof(...arbs);
+  if (size(space.resize) > 0) {
+    const at = position(space.resize);
+    resizes.push(
+      fc.record({ kind: fc.constant('insert' as const), at, bytes: fc.array(byte, { minLength: 1, maxLength: 16 }) }),
+      fc.record({ kind: fc.constant('delete' as const), at, len: fc.integer({ min: 1, max: 16 }) }),
+    );
+  }
+  if (size(space.truncate) > 0)
+    resizes.push(fc.record({ kind: fc.constant('truncate' as const), at: position(space.truncate) }));
+  if (space.append)
+    resizes.push(
+      fc.record({ kind: fc.constant('append' as const), bytes: fc.array(byte, { minLength: 1, maxLength: 32 }) }),
+    );
+  return { edits, resizes };
 }
 
-/** One to three mutations of a file (positions refer to the base file). */
+/**
+ * One to `maxOps` (default 3) mutations of a file, positions in the base file. With `oneResize`, at most one of them
+ * changes the size: two could cancel out (a deletion and an insertion of as many bytes), which in a payload without
+ * a checksum is just an edit of its values.
+ */
 export function mutationArbitrary(space: MutationSpace, len: number): fc.Arbitrary<Op[]> {
-  return fc.array(opArbitrary(space, len), { minLength: 1, maxLength: space.maxOps ?? 3 });
+  const { edits, resizes } = opArbitraries(space, len);
+  const max = space.maxOps ?? 3;
+  if (!space.oneResize) return fc.array(fc.oneof(...edits, ...resizes), { minLength: 1, maxLength: max });
+  return fc
+    .tuple(fc.array(fc.oneof(...edits), { maxLength: max - 1 }), fc.option(fc.oneof(...resizes), { nil: undefined }))
+    .map(([e, r]) => (r ? [...e, r] : e))
+    .filter((ops) => ops.length > 0);
 }
 
 /** The end of the region of `r` holding position `at` (edits never spill into bytes the target leaves alone). */

@@ -1,12 +1,10 @@
 // Where a pickle's value bytes are (protocol 0-4 opcodes as torch's legacy container uses them), so that the fuzz
 // harness can leave them alone: an integer, float or string argument, a True/False/None, or a memo index changed in
-// an unchecked container is another valid checkpoint, not damage a reader could see. Everything else (opcodes,
-// length prefixes, global names) is structure.
+// an unchecked container is another valid checkpoint, not damage a reader could see; so is a string's length (a
+// longer one can swallow the next opcodes and still parse). Opcodes and global names are structure.
 
 /** Argument layout per opcode: [fixed value bytes] | ['len', prefix bytes] | ['line', count] | 'value-op'. */
 const ARGS: Record<number, number | ['len', number] | ['line', number] | 'value-op'> = {
-  0x80: 0, // PROTO's byte is structure: kept editable below
-  0x95: 0, // FRAME
   0x4e: 'value-op', // NONE
   0x88: 'value-op', // NEWTRUE
   0x89: 'value-op', // NEWFALSE
@@ -64,11 +62,11 @@ export function pickleValueBytes(b: Uint8Array, start: number): { values: [numbe
       values.push([p, p + a]);
       p += a;
     } else if (a[0] === 'len') {
+      // the length belongs to the value: a changed length that swallows the next opcodes can still parse
       let n = 0;
       for (let k = a[1] - 1; k >= 0; k--) n = n * 256 + b[p + k]!;
-      p += a[1];
-      values.push([p, p + n]);
-      p += n;
+      values.push([p, p + a[1] + n]);
+      p += a[1] + n;
     } else {
       const e = lineEnd(p);
       values.push([p, e - 1]);

@@ -68,6 +68,7 @@ const npy: Target = {
         truncate: ALL(len),
         append: true,
         floats: [header.length, len, 4],
+        oneResize: true,
       },
     };
   },
@@ -174,7 +175,7 @@ const torchLegacy: Target = {
     const edit = legacyEditable(base);
     // bytes are inserted or deleted in the structure and among the storages, not inside a pickle's value
     const resize: Regions = [...edit, [edit[edit.length - 1]![1], base.length]];
-    return { base, space: { edit, resize, truncate: ALL(base.length), append: true } };
+    return { base, space: { edit, resize, truncate: ALL(base.length), append: true, oneResize: true } };
   },
   read: torchOutput,
 };
@@ -198,8 +199,8 @@ const vocab: Target = {
 
 const NEWLINE = 0x0a;
 const IMAGES = 6;
-/** Bytes a captions file may gain: a line break, or bytes that are never valid UTF-8 where they land. */
-const CAPTION_BYTES = [NEWLINE, 0x80, 0xbf, 0xc0, 0xc1, 0xed, 0xf5, 0xff];
+/** Bytes a captions file may gain: a line break, or bytes that are never valid UTF-8 anywhere. */
+const CAPTION_BYTES = [NEWLINE, 0xc0, 0xc1, 0xf5, 0xf8, 0xfe, 0xff];
 
 const captions: Target = {
   name: 'captions',
