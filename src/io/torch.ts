@@ -47,10 +47,10 @@ function asStoragePid(pid: unknown, arity: number, file: string): readonly unkno
   return pid;
 }
 
-function pidKey(v: unknown): string {
+function pidKey(v: unknown, file: string): string {
   if (typeof v === 'string') return v;
   if (typeof v === 'number' || typeof v === 'bigint') return String(v);
-  throw new Error('storage key');
+  throw badInput(file, 'storage key', 'a string or an integer', v === null || v === undefined ? 'None' : typeof v);
 }
 
 function loadZip(bytes: Uint8Array, file: string): { value: unknown; version?: string } {
@@ -75,7 +75,7 @@ function loadZip(bytes: Uint8Array, file: string): { value: unknown; version?: s
   const storages = new Map<string, Storage>();
   const persistentLoad = (pid: unknown): Storage => {
     const t = asStoragePid(pid, 5, file);
-    const key = pidKey(t[2]);
+    const key = pidKey(t[2], file);
     const type = t[1] as StorageType;
     const numel = asInt(t[4], 'storage numel');
     let s = storages.get(key);
@@ -144,7 +144,7 @@ function loadLegacy(bytes: Uint8Array, file: string): { value: unknown } {
   const persistentLoad = (pid: unknown): Storage => {
     const t = asStoragePid(pid, 6, file);
     const type = t[1] as StorageType;
-    const key = pidKey(t[2]);
+    const key = pidKey(t[2], file);
     const numel = asInt(t[4], 'storage numel');
     let root = roots.get(key);
     if (!root) roots.set(key, (root = { key, type, numel, offset: 0 }));
@@ -152,7 +152,7 @@ function loadLegacy(bytes: Uint8Array, file: string): { value: unknown } {
     if (view === null || view === undefined) return root;
     if (!isTuple(view) || view.length !== 3)
       throw badInput(file, `storage ${key} view`, '(view_key, offset, size)', String(view));
-    const vkey = pidKey(view[0]);
+    const vkey = pidKey(view[0], file);
     let v = views.get(vkey);
     if (!v)
       views.set(
@@ -169,7 +169,7 @@ function loadLegacy(bytes: Uint8Array, file: string): { value: unknown } {
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   pos = r.end;
   for (const k of keys) {
-    const key = pidKey(k);
+    const key = pidKey(k, file);
     const s = roots.get(key);
     if (!s) throw badInput(file, `storage ${key}`, 'a storage the object refers to', 'an unreferenced key');
     if (pos + 8 > bytes.byteLength)

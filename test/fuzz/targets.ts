@@ -223,10 +223,14 @@ const captions: Target = {
     });
     // A caption's words are free text (an edited word is another valid caption): the line structure and the
     // encoding are what a reader can judge, one mutation at a time (a second line break could restore the count).
+    // (not the last caption's last byte: a line break there only cuts that caption short, as a shorter file would)
     return {
       base,
       space: {
-        edit: ALL(base.length),
+        edit: [
+          [0, base.length - 2],
+          [base.length - 1, base.length],
+        ],
         resize: newlines,
         truncate: cuts,
         append: true,
