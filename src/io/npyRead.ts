@@ -26,6 +26,8 @@ export interface NpyHandle {
   readRows(start: number, end: number, out?: Float32Array): Float32Array;
   /** The given rows, in the given order (duplicates allowed); reads are sorted and merged internally. */
   readRowsIndexed(indices: ArrayLike<number>, out?: Float32Array): Float32Array;
+  /** Throw naming the file and row if `values` (rows `rows[0]`, `rows[1]`, ... of this file) hold a NaN or Inf. */
+  checkRows(values: Float32Array, rows: ArrayLike<number>): void;
   close(): void;
 }
 
@@ -153,6 +155,14 @@ class NpyReader implements NpyHandle {
       const bad = firstNonFinite(out, outOffset, outOffset + count);
       if (bad >= 0) this.nonFinite(start, bad - outOffset, out[bad]!);
     }
+  }
+
+  checkRows(values: Float32Array, rows: ArrayLike<number>): void {
+    if (!this.checkFinite) return;
+    const bad = firstNonFinite(values, 0, rows.length * this.rowSize);
+    if (bad < 0) return;
+    const k = Math.floor(bad / this.rowSize);
+    this.nonFinite(rows[k]!, bad - k * this.rowSize, values[bad]!);
   }
 
   /** The error for a NaN/Inf at element `k` counted from the start of row `start`. */

@@ -109,6 +109,16 @@ test('NaN and Inf are refused as rows are read, naming the row and the index', (
   fs.writeFileSync(f, Buffer.concat([encodeNpyHeader([4, 2, 3]), new Uint8Array(data.buffer)]));
   assert.throws(() => readNpy(f), /row 3: expected finite numbers, found Infinity at index \(3, 0, 0\)/);
   assert.ok(Number.isFinite(readNpy(f, { allowNonFinite: true }).data[0]));
+  // rows read past the reader (training reads batches asynchronously) are checked by checkRows
+  const h2 = openNpy(f);
+  try {
+    const rows = new Float32Array(2 * 6);
+    rows[6 + 5] = NaN;
+    assert.throws(() => h2.checkRows(rows, [0, 2]), /row 2: expected finite numbers, found NaN at index \(2, 1, 2\)/);
+    assert.doesNotThrow(() => h2.checkRows(new Float32Array(12), [0, 2]));
+  } finally {
+    h2.close();
+  }
   // float16 and float64 too (a float64 beyond float32's range becomes Infinity)
   const f8 = path.join(dir, 'f8.npy');
   const big = Float64Array.from([1, 2, 1e300, 4, 5, 6]);
