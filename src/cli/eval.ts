@@ -19,7 +19,7 @@ import fs from 'node:fs';
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { VslError } from '../util/errors.js';
-import { writeNpy } from '../data/npy.js';
+import { writeNpy } from '../io/npyWrite.js';
 import type { BackendChoice } from '../engine/backend.js';
 import { EvalStopped, evaluateModel, outputOf, type EvaluateModelOutput } from '../eval/evaluate.js';
 import { mergedSplit, mergeParts, partFiles, writePart } from '../eval/parts.js';

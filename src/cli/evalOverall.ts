@@ -13,7 +13,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { VslError } from '../util/errors.js';
 import { log } from '../util/log.js';
-import { readNpy } from '../data/npy.js';
+import { readNpy } from '../io/npyRead.js';
 import { openSplit } from '../data/precomp.js';
 import type { BackendChoice } from '../engine/backend.js';
 import { averageScores, DEV_MAX_CAPTIONS, evaluateModel, evaluateScores, FOLDS } from '../eval/evaluate.js';
@@ -102,7 +102,8 @@ async function fromSims(o: EvalOverallCliOptions): Promise<string> {
   const files = o.sims!;
   if (files.length < 2) throw new VslError(`--sims: expected at least two score files, found ${files.length}`);
   const fold5 = o.fold5 ?? false;
-  const mats = files.map((f) => readNpy(f));
+  // NaN/Inf pass the reader: the metrics' own check names the image and caption.
+  const mats = files.map((f) => readNpy(f, { allowNonFinite: true }));
   mats.forEach((m, i) => {
     if (fold5 && m.shape.length !== 3)
       throw new VslError(
@@ -126,9 +127,9 @@ async function fromSims(o: EvalOverallCliOptions): Promise<string> {
   const members: Member[] = mats.map((m, i) => ({
     label: path.basename(files[i]!),
     file: files[i]!,
-    ...evaluateScores(m.data, shape, fold5),
+    ...evaluateScores(m.data, shape, fold5, files[i]!),
   }));
-  const ens = evaluateScores(avg, shape, fold5);
+  const ens = evaluateScores(avg, shape, fold5, `the mean of ${files.join(', ')}`);
   if (o.saveSims) saveSims(o.saveSims, avg, shape);
   return output(o, members, ens, shape, { source: 'sims' });
 }

@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { VslError } from '../util/errors.js';
 import { activeBackend, selectBackend } from '../engine/backend.js';
 import { buildModel, readModelFile } from '../eval/loadModel.js';
-import { MODEL_PARTS } from '../io/torch.js';
+import { MODEL_PARTS } from '../io/sgrafCheckpoint.js';
 import { writeTorchCheckpoint, type ExportTensor, type ReferenceCheckpoint } from '../io/torchExport.js';
 import { referenceOpt } from '../train/referenceOpt.js';
 

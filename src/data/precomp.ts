@@ -2,9 +2,9 @@
 // <split>_caps.txt (5 captions per image, captions 5i..5i+4 belong to image i).
 import fs from 'node:fs';
 import path from 'node:path';
-import { VslError } from '../util/errors.js';
+import { badInput, VslError } from '../util/errors.js';
 import { imageDivisor, readCaptions } from './captions.js';
-import { expectFeatures, openNpy, type NpyHandle } from './npy.js';
+import { expectFeatures, openNpy, type NpyHandle } from '../io/npyRead.js';
 
 export interface SplitPaths {
   dir: string;
@@ -52,15 +52,24 @@ export interface PrecompSplit {
 
 function requireFile(file: string, what: string, split: string, dataName: string, dataPath: string): void {
   if (!fs.existsSync(file)) {
-    throw new VslError(`${file}: file not found (the ${what} of split '${split}' of data name '${dataName}' under data path '${dataPath}')`);
+    throw new VslError(
+      `${file}: file not found (the ${what} of split '${split}' of data name '${dataName}' under data path '${dataPath}')`,
+    );
   }
 }
 
 /** Open one split: validates both files, reads the captions, and opens the features for row access. */
-export function openSplit(dataPath: string, dataName: string, split: string, opts: OpenSplitOptions = {}): PrecompSplit {
+export function openSplit(
+  dataPath: string,
+  dataName: string,
+  split: string,
+  opts: OpenSplitOptions = {},
+): PrecompSplit {
   const p = splitPaths(dataPath, dataName, split);
-  if (!fs.existsSync(dataPath)) throw new VslError(`${dataPath}: data path not found (looking for data name '${dataName}', split '${split}')`);
-  if (!fs.existsSync(p.dir)) throw new VslError(`${p.dir}: directory not found (data name '${dataName}' under data path '${dataPath}')`);
+  if (!fs.existsSync(dataPath))
+    throw new VslError(`${dataPath}: data path not found (looking for data name '${dataName}', split '${split}')`);
+  if (!fs.existsSync(p.dir))
+    throw new VslError(`${p.dir}: directory not found (data name '${dataName}' under data path '${dataPath}')`);
   requireFile(p.images, 'image features', split, dataName, dataPath);
   requireFile(p.captions, 'captions', split, dataName, dataPath);
   const allCaptions = readCaptions(p.captions);
@@ -68,6 +77,8 @@ export function openSplit(dataPath: string, dataName: string, split: string, opt
   try {
     expectFeatures(images, { regions: opts.regions ?? 36, dim: opts.imgDim });
     const nFile = images.shape[0]!;
+    if (nFile === 0)
+      throw badInput(p.images, 'shape', 'at least one image row', `(0, ${images.shape.slice(1).join(', ')})`);
     // As the reference: im_div from the full counts, then (dev) truncate the caption list.
     const imDiv = imageDivisor(nFile, allCaptions.length, p.images, p.captions);
     let captions: readonly string[] = allCaptions;

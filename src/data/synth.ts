@@ -14,17 +14,71 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import prand from 'pure-rand';
-import { VslError } from '../util/errors.js';
-import { createNpyWriter } from './npy.js';
+import { fileError, VslError } from '../util/errors.js';
+import { createNpyWriter } from '../io/npyWrite.js';
 import { countTokens, saveVocab, vocabFromCounts, type Vocab } from './vocab.js';
 
 export const CONCEPT_WORDS: readonly string[] = [
-  'dog', 'cat', 'horse', 'bird', 'cow', 'sheep', 'elephant', 'giraffe', 'zebra', 'bear',
-  'bicycle', 'motorcycle', 'car', 'bus', 'train', 'truck', 'boat', 'airplane', 'skateboard', 'surfboard',
-  'kite', 'umbrella', 'bench', 'clock', 'vase', 'bottle', 'cup', 'bowl', 'banana', 'apple',
-  'pizza', 'cake', 'sandwich', 'chair', 'couch', 'bed', 'table', 'laptop', 'phone', 'book',
-  'tree', 'flower', 'fence', 'window', 'door', 'lamp', 'guitar', 'ball', 'frisbee', 'hat',
-  'shirt', 'backpack', 'suitcase', 'sign', 'bridge', 'tower', 'mountain', 'river', 'beach', 'road',
+  'dog',
+  'cat',
+  'horse',
+  'bird',
+  'cow',
+  'sheep',
+  'elephant',
+  'giraffe',
+  'zebra',
+  'bear',
+  'bicycle',
+  'motorcycle',
+  'car',
+  'bus',
+  'train',
+  'truck',
+  'boat',
+  'airplane',
+  'skateboard',
+  'surfboard',
+  'kite',
+  'umbrella',
+  'bench',
+  'clock',
+  'vase',
+  'bottle',
+  'cup',
+  'bowl',
+  'banana',
+  'apple',
+  'pizza',
+  'cake',
+  'sandwich',
+  'chair',
+  'couch',
+  'bed',
+  'table',
+  'laptop',
+  'phone',
+  'book',
+  'tree',
+  'flower',
+  'fence',
+  'window',
+  'door',
+  'lamp',
+  'guitar',
+  'ball',
+  'frisbee',
+  'hat',
+  'shirt',
+  'backpack',
+  'suitcase',
+  'sign',
+  'bridge',
+  'tower',
+  'mountain',
+  'river',
+  'beach',
+  'road',
 ];
 const ADJECTIVES = ['small', 'large', 'old', 'new', 'little', 'big', 'red', 'blue', 'white', 'black'];
 const DETERMINERS = ['a', 'the', 'a', 'the', 'some', 'one'];
@@ -154,7 +208,10 @@ function makeWorld(seed: number, imgDim: number): World {
 }
 
 /** The world of a seed: concept words with their region prototypes, and the shared background prototypes. */
-export function synthWorld(seed: number, imgDim = 2048): { concepts: readonly string[]; prototypes: Float32Array[]; backgrounds: Float32Array[] } {
+export function synthWorld(
+  seed: number,
+  imgDim = 2048,
+): { concepts: readonly string[]; prototypes: Float32Array[]; backgrounds: Float32Array[] } {
   const w = makeWorld(seed, imgDim);
   return { concepts: CONCEPT_WORDS, prototypes: w.prototypes, backgrounds: w.backgrounds };
 }
@@ -242,10 +299,17 @@ function captionsFor(seed: number, plan: ImagePlan): string[] {
 // Writing
 
 function checkCount(name: string, v: number, min: number): void {
-  if (!Number.isSafeInteger(v) || v < min) throw new VslError(`synth: ${name}: expected an integer >= ${min}, found ${v}`);
+  if (!Number.isSafeInteger(v) || v < min)
+    throw new VslError(`synth: ${name}: expected an integer >= ${min}, found ${v}`);
 }
 
-function writeSplit(w: World, dir: string, split: string, plans: ImagePlan[], counts: Map<string, number> | null): SynthSplitInfo {
+function writeSplit(
+  w: World,
+  dir: string,
+  split: string,
+  plans: ImagePlan[],
+  counts: Map<string, number> | null,
+): SynthSplitInfo {
   const imagesPath = path.join(dir, `${split}_ims.npy`);
   const captionsPath = path.join(dir, `${split}_caps.txt`);
   const D = w.imgDim;
@@ -254,7 +318,13 @@ function writeSplit(w: World, dir: string, split: string, plans: ImagePlan[], co
   const buf = new Float32Array(batch * perImage);
   const writer = createNpyWriter(imagesPath, [plans.length, SYNTH_REGIONS, D], '<f4');
   const capTmp = path.join(dir, `.${split}_caps.txt.partial-${process.pid}`);
-  const capFd = fs.openSync(capTmp, 'w');
+  let capFd: number;
+  try {
+    capFd = fs.openSync(capTmp, 'w');
+  } catch (e) {
+    writer.abort();
+    throw fileError(captionsPath, e, 'create');
+  }
   try {
     for (let i = 0; i < plans.length; i += batch) {
       const n = Math.min(batch, plans.length - i);
@@ -280,7 +350,7 @@ function writeSplit(w: World, dir: string, split: string, plans: ImagePlan[], co
       /* already closed */
     }
     fs.rmSync(capTmp, { force: true });
-    throw e;
+    throw fileError(captionsPath, e, 'write'); // (a VslError from the .npy writer passes through as it is)
   }
   return { split, nImages: plans.length, nCaptions: 5 * plans.length, imagesPath, captionsPath };
 }

@@ -155,7 +155,12 @@ export function denseRows(t: Tfidf, rows: ArrayLike<number>): Float32Array {
 }
 
 /** Sparse sum of some rows, as (cols, vals) sorted by column. */
-function sumRows(t: Tfidf, rows: number[], acc: Float64Array, touched: number[]): { cols: Int32Array; vals: Float64Array } {
+function sumRows(
+  t: Tfidf,
+  rows: number[],
+  acc: Float64Array,
+  touched: number[],
+): { cols: Int32Array; vals: Float64Array } {
   touched.length = 0;
   for (const r of rows) {
     for (let k = t.indptr[r]!; k < t.indptr[r + 1]!; k++) {

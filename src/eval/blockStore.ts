@@ -10,7 +10,8 @@ import path from 'node:path';
 import { VslError } from '../util/errors.js';
 import { log } from '../util/log.js';
 import { isTempName, writeFileDurable } from '../util/atomicFile.js';
-import { encodeNpyHeader, readNpy } from '../data/npy.js';
+import { encodeNpyHeader } from '../io/npyHeader.js';
+import { readNpy } from '../io/npyRead.js';
 import type { Block } from './shards.js';
 
 export const WORK_FORMAT = 'vsl-eval-work';

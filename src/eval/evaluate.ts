@@ -119,11 +119,12 @@ function formatSeconds(s: number): string {
 
 // ------------------------------------------------------------------------------------------------ metrics
 
-/** Metrics of a score matrix: (nImg, 5·nImg), or fold blocks (folds, k, 5k) for fold5. */
+/** Metrics of a score matrix: (nImg, 5·nImg), or fold blocks (folds, k, 5k) for fold5; `source` names it in errors. */
 export function evaluateScores(
   sims: ScoreMatrix,
   shape: readonly number[],
   fold5: boolean,
+  source?: string,
 ): { result: EvalResult; folds?: EvalResult[] } {
   if (fold5) {
     if (shape.length !== 3)
@@ -132,11 +133,14 @@ export function evaluateScores(
     if (n !== CAPS_PER_IMAGE * k)
       throw new VslError(`fold5 scores: expected (folds, k, 5k), found (${shape.join(', ')})`);
     const folds: EvalResult[] = [];
-    for (let i = 0; i < f; i++) folds.push(evaluate(sims.subarray(i * k * n, (i + 1) * k * n), k, n));
+    for (let i = 0; i < f; i++) {
+      const where = { source, imageOffset: i * k, captionOffset: i * n };
+      folds.push(evaluate(sims.subarray(i * k * n, (i + 1) * k * n), k, n, where));
+    }
     return { result: evaluateFold5(folds), folds };
   }
   if (shape.length !== 2) throw new VslError(`scores: expected shape (images, captions), found (${shape.join(', ')})`);
-  return { result: evaluate(sims, shape[0]!, shape[1]!) };
+  return { result: evaluate(sims, shape[0]!, shape[1]!, { source }) };
 }
 
 // ------------------------------------------------------------------------------------------------ evaluate
@@ -154,7 +158,12 @@ export class EvalStopped extends VslError {
 
 /** The metrics of a complete matrix, with what the report prints about it. */
 export function outputOf(s: ScoredSplit, extra: { pairs: number }): EvaluateModelOutput {
-  const { result, folds } = evaluateScores(s.scores, s.shape, s.layout.fold5);
+  const { result, folds } = evaluateScores(
+    s.scores,
+    s.shape,
+    s.layout.fold5,
+    `${s.modelPath} on ${s.dataName}/${s.split}`,
+  );
   return {
     modelPath: s.modelPath,
     module: s.module,

@@ -20,8 +20,8 @@
 import fs from 'node:fs';
 import { badInput, VslError } from '../util/errors.js';
 import { CHECKPOINT_FORMAT, loadCheckpoint, loadWeightsGroup } from '../io/checkpoint.js';
-import { openH5 } from '../io/h5.js';
-import { flattenModel, readTorchCheckpoint } from '../io/torch.js';
+import { readH5 } from '../io/h5.js';
+import { flattenModel, readTorchCheckpoint } from '../io/sgrafCheckpoint.js';
 import { defaultModelConfig, fromReferenceOpt, type ModelConfig } from '../model/config.js';
 import { ParamRegistry, type HostArray } from '../model/params.js';
 
@@ -172,21 +172,13 @@ function attrNumber(v: unknown): number | undefined {
 }
 
 async function readHdf5Model(path: string): Promise<ModelFile> {
-  const f = await openH5(path);
-  let format: unknown;
-  let optJson: unknown;
-  let epoch: number | undefined;
-  let iters: number | undefined;
-  let best: number | undefined;
-  try {
-    format = f.attrs['format']?.value;
-    optJson = f.attrs['opt_json']?.value;
-    epoch = attrNumber(f.attrs['epoch']?.value);
-    iters = attrNumber(f.attrs['Eiters']?.value);
-    best = attrNumber(f.attrs['best_rsum']?.value);
-  } finally {
-    f.close();
-  }
+  const { format, optJson, epoch, iters, best } = await readH5(path, (r) => ({
+    format: r.attr('format'),
+    optJson: r.attr('opt_json'),
+    epoch: attrNumber(r.attr('epoch')),
+    iters: attrNumber(r.attr('Eiters')),
+    best: attrNumber(r.attr('best_rsum')),
+  }));
   if (format !== undefined) {
     if (format !== CHECKPOINT_FORMAT)
       throw badInput(path, 'attribute format', `"${CHECKPOINT_FORMAT}"`, JSON.stringify(format));

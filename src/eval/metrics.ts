@@ -9,9 +9,10 @@
 // The reference sorts with numpy's unstable argsort, so its tie order is unspecified; with float scores ties
 // are rare and the difference negligible. No row or column is sorted: each query is one O(n) counting pass,
 // so COCO-5K (5000 x 25000) costs two streaming passes over the matrix.
-// NaN scores count as lower than every number (a NaN positive is ranked after every non-NaN score; a NaN
-// negative never outranks anything), so a diverged model gets low recalls instead of perfect ones.
+// Every score must be finite: a NaN or Inf score is an error naming the image and the caption (a diverged model or
+// a damaged score file), never a rank (an image whose scores are all NaN would otherwise rank first).
 import { VslError } from '../util/errors.js';
+import { firstNonFinite, nonFiniteName } from '../util/finite.js';
 
 export const CAPS_PER_IMAGE = 5;
 
@@ -63,6 +64,29 @@ function checkShape(sims: ScoreMatrix, nImg: number, nCap: number): void {
   }
 }
 
+/** Where a score matrix came from, for its errors: the file or model, and the offsets of a block in it. */
+export interface ScoreSource {
+  /** A file or model name the message starts with. */
+  source?: string;
+  /** Image and caption of the block's first row and column in the whole matrix (fold5 blocks). */
+  imageOffset?: number;
+  captionOffset?: number;
+}
+
+/** Refuse a NaN or Inf score, naming its image and caption (and how many more there are). */
+export function checkFiniteScores(sims: ScoreMatrix, nCap: number, where: ScoreSource = {}): void {
+  const k = firstNonFinite(sims);
+  if (k < 0) return;
+  let more = 0;
+  for (let j = k + 1; j < sims.length; j++) if (sims[j]! - sims[j]! !== 0) more++;
+  const image = Math.floor(k / nCap) + (where.imageOffset ?? 0);
+  const caption = (k % nCap) + (where.captionOffset ?? 0);
+  throw new VslError(
+    `${where.source ?? 'score matrix'}: score of image ${image}, caption ${caption}: expected a finite number, found ${nonFiniteName(sims[k]!)}` +
+      `${more ? ` (and ${more} more non-finite scores)` : ''}; no metrics are computed over NaN or Inf`,
+  );
+}
+
 /** numpy's median of integer ranks (mean of the two middle values for an even count). */
 function median(ranks: Int32Array): number {
   const s = Int32Array.from(ranks).sort();
@@ -95,49 +119,44 @@ export function metricsFromRanks(ranks: Int32Array): RecallMetrics {
   };
 }
 
-/** 0-based i2t rank per image: entries of row i strictly above its best caption (see the tie/NaN rule). */
-export function i2tRanks(sims: ScoreMatrix, nImg: number, nCap: number): Int32Array {
-  checkShape(sims, nImg, nCap);
+function rankI2t(sims: ScoreMatrix, nImg: number, nCap: number): Int32Array {
   const ranks = new Int32Array(nImg);
   for (let i = 0; i < nImg; i++) {
     const row = i * nCap;
-    // Best positive; NaN positives are skipped (NaN is below every number).
-    let best = NaN;
-    for (let c = CAPS_PER_IMAGE * i; c < CAPS_PER_IMAGE * (i + 1); c++) {
-      const s = sims[row + c];
-      if (s > best || best !== best) best = s;
-    }
+    let best = -Infinity;
+    for (let c = CAPS_PER_IMAGE * i; c < CAPS_PER_IMAGE * (i + 1); c++)
+      if (sims[row + c]! > best) best = sims[row + c]!;
     let count = 0;
-    if (best !== best) {
-      // every positive is NaN: it is placed after all non-NaN scores
-      for (let j = 0; j < nCap; j++) if (sims[row + j] === sims[row + j]) count++;
-    } else {
-      for (let j = 0; j < nCap; j++) if (sims[row + j] > best) count++;
-    }
+    for (let j = 0; j < nCap; j++) if (sims[row + j]! > best) count++;
     ranks[i] = count;
   }
   return ranks;
 }
 
-/** 0-based t2i rank per caption: entries of column c strictly above the score of image floor(c/5). */
-export function t2iRanks(sims: ScoreMatrix, nImg: number, nCap: number): Int32Array {
-  checkShape(sims, nImg, nCap);
+function rankT2i(sims: ScoreMatrix, nImg: number, nCap: number): Int32Array {
   const pos = new Float64Array(nCap);
-  for (let c = 0; c < nCap; c++) pos[c] = sims[Math.floor(c / CAPS_PER_IMAGE) * nCap + c];
+  for (let c = 0; c < nCap; c++) pos[c] = sims[Math.floor(c / CAPS_PER_IMAGE) * nCap + c]!;
   // Row-major streaming pass instead of strided column walks: one comparison per matrix entry.
   const counts = new Int32Array(nCap);
   for (let i = 0; i < nImg; i++) {
     const row = i * nCap;
-    for (let c = 0; c < nCap; c++) if (sims[row + c] > pos[c]) counts[c]++;
-  }
-  // NaN positives (rare): rank = number of non-NaN scores in the column.
-  for (let c = 0; c < nCap; c++) {
-    if (pos[c] === pos[c]) continue;
-    let n = 0;
-    for (let i = 0; i < nImg; i++) if (sims[i * nCap + c] === sims[i * nCap + c]) n++;
-    counts[c] = n;
+    for (let c = 0; c < nCap; c++) if (sims[row + c]! > pos[c]!) counts[c]++;
   }
   return counts;
+}
+
+/** 0-based i2t rank per image: entries of row i strictly above its best caption (see the tie rule). */
+export function i2tRanks(sims: ScoreMatrix, nImg: number, nCap: number): Int32Array {
+  checkShape(sims, nImg, nCap);
+  checkFiniteScores(sims, nCap);
+  return rankI2t(sims, nImg, nCap);
+}
+
+/** 0-based t2i rank per caption: entries of column c strictly above the score of image floor(c/5). */
+export function t2iRanks(sims: ScoreMatrix, nImg: number, nCap: number): Int32Array {
+  checkShape(sims, nImg, nCap);
+  checkFiniteScores(sims, nCap);
+  return rankT2i(sims, nImg, nCap);
 }
 
 /** Image → text: for each image, the best position of its 5 captions in its row sorted descending. */
@@ -152,10 +171,6 @@ export function t2i(sims: ScoreMatrix, nImg: number, nCap: number): RankedMetric
   return { ...metricsFromRanks(ranks), ranks };
 }
 
-function strip(m: RankedMetrics): RecallMetrics {
-  return { r1: m.r1, r5: m.r5, r10: m.r10, medr: m.medr, meanr: m.meanr };
-}
-
 /** rsum, ar and ari from the two directions. */
 export function combine(a: RecallMetrics, b: RecallMetrics): EvalResult {
   const i2tSum = a.r1 + a.r5 + a.r10;
@@ -163,19 +178,29 @@ export function combine(a: RecallMetrics, b: RecallMetrics): EvalResult {
   return { i2t: { ...a }, t2i: { ...b }, rsum: i2tSum + t2iSum, ar: i2tSum / 3, ari: t2iSum / 3 };
 }
 
-/** Both directions, rsum, ar, ari on one score matrix; with `{ ranks: true }` also the per-query ranks. */
-export function evaluate(sims: ScoreMatrix, nImg: number, nCap: number): EvalResult;
-export function evaluate(sims: ScoreMatrix, nImg: number, nCap: number, opts: { ranks: true }): EvalResultWithRanks;
+/**
+ * Both directions, rsum, ar, ari on one score matrix; with `{ ranks: true }` also the per-query ranks. A NaN or Inf
+ * score is an error naming `source`, the image and the caption.
+ */
+export function evaluate(sims: ScoreMatrix, nImg: number, nCap: number, opts?: ScoreSource): EvalResult;
 export function evaluate(
   sims: ScoreMatrix,
   nImg: number,
   nCap: number,
-  opts?: { ranks?: boolean },
+  opts: ScoreSource & { ranks: true },
+): EvalResultWithRanks;
+export function evaluate(
+  sims: ScoreMatrix,
+  nImg: number,
+  nCap: number,
+  opts?: ScoreSource & { ranks?: boolean },
 ): EvalResult | EvalResultWithRanks {
-  const a = i2t(sims, nImg, nCap);
-  const b = t2i(sims, nImg, nCap);
-  const result = combine(strip(a), strip(b));
-  return opts?.ranks ? { ...result, ranks: { i2t: a.ranks, t2i: b.ranks } } : result;
+  checkShape(sims, nImg, nCap);
+  checkFiniteScores(sims, nCap, opts);
+  const ri = rankI2t(sims, nImg, nCap);
+  const rt = rankT2i(sims, nImg, nCap);
+  const result = combine(metricsFromRanks(ri), metricsFromRanks(rt));
+  return opts?.ranks ? { ...result, ranks: { i2t: ri, t2i: rt } } : result;
 }
 
 /**

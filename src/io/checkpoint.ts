@@ -17,17 +17,18 @@
 import fs from 'node:fs';
 import nodePath from 'node:path';
 import h5wasm from 'h5wasm/node';
-import { badInput, VslError } from '../util/errors.js';
+import { badInput, systemCause, systemCode, VslError } from '../util/errors.js';
 import {
   createH5,
   h5,
   h5ErrorSummary,
   h5module,
   numericRecordProblem,
-  openH5,
+  readH5,
   readNumeric,
   withH5Errors,
   writeNumeric,
+  type H5Reader,
 } from './h5.js';
 
 export const CHECKPOINT_FORMAT = 'vsl-checkpoint-1';
@@ -64,6 +65,7 @@ type H5Group = InstanceType<typeof h5wasm.Group>;
 
 function describe(e: unknown): string {
   if (e instanceof VslError) return e.message;
+  if (systemCode(e)) return systemCause(e);
   if (e instanceof Error) return e.message.includes('HDF5-DIAG') ? h5ErrorSummary(e) : e.message;
   return String(e);
 }
@@ -132,11 +134,19 @@ function checkOptimizer(file: string, ck: CheckpointData): void {
   }
 }
 
+/**
+ * A string attribute of fixed length: stored in the object header, which HDF5 checksums, where a variable-length
+ * string would sit in the global heap, which it does not.
+ */
+function stringAttr(f: H5File, name: string, value: string): void {
+  f.create_attribute(name, value, [], `S${Math.max(1, Buffer.byteLength(value))}`);
+}
+
 function writeCheckpointFile(f: H5File, target: string, ck: CheckpointData): void {
-  f.create_attribute('format', CHECKPOINT_FORMAT);
-  f.create_attribute('options_json', jsonAttr(target, 'options', ck.options));
-  if (ck.dataOrder !== undefined) f.create_attribute('data_order_json', jsonAttr(target, 'dataOrder', ck.dataOrder));
-  if (ck.extra !== undefined) f.create_attribute('extra_json', jsonAttr(target, 'extra', ck.extra));
+  stringAttr(f, 'format', CHECKPOINT_FORMAT);
+  stringAttr(f, 'options_json', jsonAttr(target, 'options', ck.options));
+  if (ck.dataOrder !== undefined) stringAttr(f, 'data_order_json', jsonAttr(target, 'dataOrder', ck.dataOrder));
+  if (ck.extra !== undefined) stringAttr(f, 'extra_json', jsonAttr(target, 'extra', ck.extra));
   f.create_attribute('epoch', new BigInt64Array([BigInt(ck.epoch)]), [], '<q');
   f.create_attribute('iteration', new BigInt64Array([BigInt(ck.iteration)]), [], '<q');
   f.create_attribute('best_rsum', new Float64Array([ck.bestRsum]), [], '<d');
@@ -177,10 +187,10 @@ function removeQuietly(p: string): void {
   }
 }
 
-function closeQuietly(f: H5File | null): void {
+function closeQuietly(mod: Awaited<ReturnType<typeof h5module>>, f: H5File | null): void {
   if (!f) return;
   try {
-    f.close();
+    withH5Errors(mod, () => f.close());
   } catch {
     // the file is being abandoned anyway
   }
@@ -241,16 +251,10 @@ export async function saveCheckpoint(path: string, ck: CheckpointData): Promise<
       writeCheckpointFile(file, path, ck);
       file.flush();
     });
-    const status = f.close();
+    const status = withH5Errors(mod, () => file.close());
     f = null;
     if (status < 0) throw new Error('closing the file failed');
-
-    const r = await openH5(tmp);
-    try {
-      withH5Errors(mod, () => verifyWritten(r, ck));
-    } finally {
-      r.close();
-    }
+    await readH5(tmp, (r) => verifyWritten(r.file, ck));
 
     const fd = fs.openSync(tmp, 'r+');
     try {
@@ -260,7 +264,7 @@ export async function saveCheckpoint(path: string, ck: CheckpointData): Promise<
     }
     fs.renameSync(tmp, path);
   } catch (e) {
-    closeQuietly(f);
+    closeQuietly(mod, f);
     removeQuietly(tmp);
     throw fail(describe(e));
   }
@@ -277,96 +281,89 @@ export async function saveCheckpoint(path: string, ck: CheckpointData): Promise<
   }
 }
 
-function readRecords(f: H5File, file: string, groupPath: string): Map<string, ArrayRecord> {
-  const g = f.get(groupPath);
+function readRecords(r: H5Reader, groupPath: string): Map<string, ArrayRecord> {
+  const g = r.get(groupPath);
   if (!(g instanceof h5wasm.Group)) {
     const found = g === null ? 'nothing of that name' : `a ${(g as { type?: string }).type ?? 'non-group'}`;
-    throw badInput(file, groupPath, 'a group of float32/int64 datasets', found);
+    throw badInput(r.path, groupPath, 'a group of float32/int64 datasets', found);
   }
   const out = new Map<string, ArrayRecord>();
-  for (const key of g.keys()) out.set(key, readNumeric(g.get(key), file, `${groupPath}/${key}`));
+  for (const key of r.at(`${groupPath}/`, () => g.keys())) {
+    const name = `${groupPath}/${key}`;
+    out.set(
+      key,
+      r.at(name, () => readNumeric(g.get(key), r.path, name)),
+    );
+  }
   return out;
 }
 
-function readJsonAttr(f: H5File, file: string, name: string, required: boolean): Record<string, unknown> | undefined {
-  const a = f.attrs[name];
-  if (a === undefined) {
-    if (required) throw badInput(file, `attribute ${name}`, 'a JSON string', 'no such attribute');
+function readJsonAttr(r: H5Reader, name: string, required: boolean): Record<string, unknown> | undefined {
+  const v = r.attr(name);
+  const field = `attribute ${name}`;
+  if (v === undefined) {
+    if (required) throw badInput(r.path, field, 'a JSON string', 'no such attribute');
     return undefined;
   }
-  const v = a.value;
-  if (typeof v !== 'string') throw badInput(file, `attribute ${name}`, 'a JSON string', `a ${typeof v}`);
+  if (typeof v !== 'string') throw badInput(r.path, field, 'a JSON string', `a ${typeof v}`);
   let parsed: unknown;
   try {
     parsed = JSON.parse(v);
   } catch (e) {
-    throw badInput(file, `attribute ${name}`, 'valid JSON', `invalid JSON (${(e as Error).message})`);
+    throw badInput(r.path, field, 'valid JSON', `invalid JSON (${(e as Error).message})`);
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw badInput(file, `attribute ${name}`, 'a JSON object', Array.isArray(parsed) ? 'an array' : String(parsed));
+    throw badInput(r.path, field, 'a JSON object', Array.isArray(parsed) ? 'an array' : String(parsed));
   }
   return parsed as Record<string, unknown>;
 }
 
-function readNumberAttr(f: H5File, file: string, name: string, integer: boolean): number {
-  const a = f.attrs[name];
-  if (a === undefined)
-    throw badInput(file, `attribute ${name}`, integer ? 'an integer' : 'a number', 'no such attribute');
-  const v = a.value;
+function readNumberAttr(r: H5Reader, name: string, integer: boolean): number {
+  const v = r.attr(name);
+  const field = `attribute ${name}`;
+  const expected = integer ? 'an integer' : 'a number';
+  if (v === undefined) throw badInput(r.path, field, expected, 'no such attribute');
   const n = typeof v === 'bigint' ? Number(v) : v;
-  if (typeof n !== 'number' || (integer && !Number.isSafeInteger(n))) {
-    throw badInput(file, `attribute ${name}`, integer ? 'an integer' : 'a number', `${typeof v} ${String(v)}`);
-  }
+  if (typeof n !== 'number' || (integer && !Number.isSafeInteger(n)))
+    throw badInput(r.path, field, expected, `${typeof v} ${String(v)}`);
   return n;
 }
 
 /** Load a checkpoint written by saveCheckpoint; VslErrors name the file and the field that is wrong. */
 export async function loadCheckpoint(path: string): Promise<CheckpointData> {
-  const mod = await h5module();
-  const f = await openH5(path);
-  try {
-    return withH5Errors(mod, () => {
-      const fmt = f.attrs['format'];
-      if (fmt === undefined) {
-        const hint =
-          f.attrs['opt_json'] !== undefined ? ' (a reference/golden file? read it with loadWeightsGroup)' : '';
-        throw badInput(
-          path,
-          'attribute format',
-          `"${CHECKPOINT_FORMAT}" (a vsl checkpoint)`,
-          `no format attribute${hint}`,
-        );
-      }
-      if (fmt.value !== CHECKPOINT_FORMAT) {
-        throw badInput(path, 'attribute format', `"${CHECKPOINT_FORMAT}"`, JSON.stringify(fmt.value));
-      }
-      const ck: CheckpointData = {
-        weights: readRecords(f, path, 'weights'),
-        options: readJsonAttr(f, path, 'options_json', true)!,
-        epoch: readNumberAttr(f, path, 'epoch', true),
-        iteration: readNumberAttr(f, path, 'iteration', true),
-        bestRsum: readNumberAttr(f, path, 'best_rsum', false),
+  return readH5(path, (r) => {
+    const fmt = r.attr('format');
+    if (fmt === undefined) {
+      const hint = r.attr('opt_json') !== undefined ? ' (a reference/golden file? read it with loadWeightsGroup)' : '';
+      throw badInput(
+        path,
+        'attribute format',
+        `"${CHECKPOINT_FORMAT}" (a vsl checkpoint)`,
+        `no format attribute${hint}`,
+      );
+    }
+    if (fmt !== CHECKPOINT_FORMAT)
+      throw badInput(path, 'attribute format', `"${CHECKPOINT_FORMAT}"`, JSON.stringify(fmt));
+    const ck: CheckpointData = {
+      weights: readRecords(r, 'weights'),
+      options: readJsonAttr(r, 'options_json', true)!,
+      epoch: readNumberAttr(r, 'epoch', true),
+      iteration: readNumberAttr(r, 'iteration', true),
+      bestRsum: readNumberAttr(r, 'best_rsum', false),
+    };
+    if (r.get('optimizer') !== null) {
+      ck.optimizer = {
+        step: readNumberAttr(r, 'optimizer_step', true),
+        m: readRecords(r, 'optimizer/m'),
+        v: readRecords(r, 'optimizer/v'),
       };
-      const opt = f.get('optimizer');
-      if (opt !== null) {
-        ck.optimizer = {
-          step: readNumberAttr(f, path, 'optimizer_step', true),
-          m: readRecords(f, path, 'optimizer/m'),
-          v: readRecords(f, path, 'optimizer/v'),
-        };
-      }
-      const dataOrder = readJsonAttr(f, path, 'data_order_json', false);
-      if (dataOrder !== undefined) ck.dataOrder = dataOrder;
-      const extra = readJsonAttr(f, path, 'extra_json', false);
-      if (extra !== undefined) ck.extra = extra;
-      return ck;
-    });
-  } catch (e) {
-    if (e instanceof VslError) throw e;
-    throw badInput(path, 'file', `a ${CHECKPOINT_FORMAT} file`, `unreadable (${describe(e)})`);
-  } finally {
-    f.close();
-  }
+    }
+    const dataOrder = readJsonAttr(r, 'data_order_json', false);
+    if (dataOrder !== undefined) ck.dataOrder = dataOrder;
+    const extra = readJsonAttr(r, 'extra_json', false);
+    if (extra !== undefined) ck.extra = extra;
+    return ck;
+  });
 }
 
 /**
@@ -374,14 +371,5 @@ export async function loadCheckpoint(path: string): Promise<CheckpointData> {
  * checkpoints and on the golden reference files (`weights/<state_dict key>`, options in `opt_json`).
  */
 export async function loadWeightsGroup(path: string, group = 'weights'): Promise<Map<string, ArrayRecord>> {
-  const mod = await h5module();
-  const f = await openH5(path);
-  try {
-    return withH5Errors(mod, () => readRecords(f, path, group));
-  } catch (e) {
-    if (e instanceof VslError) throw e;
-    throw badInput(path, group, 'a group of float32/int64 datasets', `unreadable (${describe(e)})`);
-  } finally {
-    f.close();
-  }
+  return readH5(path, (r) => readRecords(r, group));
 }

@@ -1,6 +1,7 @@
 // Thin helpers over h5wasm (ESM-only; `h5wasm/node` reads and writes the real filesystem).
+import { crc32 } from 'node:zlib';
 import h5wasm from 'h5wasm/node';
-import { badInput, VslError } from '../util/errors.js';
+import { badInput, systemCause, systemCode, VslError } from '../util/errors.js';
 
 export type H5Data = Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array | string[];
 
@@ -47,31 +48,82 @@ function toTyped(value: unknown, path: string, name: string): H5Data {
 
 /** Read every dataset directly below `group` (or the whole file when group is '') into a map by name. */
 export async function readGroup(path: string, group: string): Promise<Map<string, NamedArray>> {
-  const f = await openH5(path);
-  try {
-    const g = group ? f.get(group) : f;
-    const lib = await h5();
-    if (!(g instanceof lib.Group)) throw badInput(path, group, 'an HDF5 group', 'nothing of that name');
+  return readH5(path, (r) => {
+    const g = r.get(group || '/');
+    if (!(g instanceof h5wasm.Group)) throw badInput(path, group, 'an HDF5 group', 'nothing of that name');
     const out = new Map<string, NamedArray>();
-    for (const k of g.keys()) {
-      const d = g.get(k);
-      if (d instanceof lib.Dataset) out.set(k, { shape: d.shape ?? [], data: toTyped(d.value, path, `${group}/${k}`) });
+    for (const k of r.at(`${group}/`, () => g.keys())) {
+      const name = `${group}/${k}`;
+      const d = r.get(name);
+      if (d instanceof h5wasm.Dataset)
+        out.set(
+          k,
+          r.at(name, () => ({ shape: d.shape ?? [], data: toTyped(d.value, path, name) })),
+        );
     }
     return out;
-  } finally {
-    f.close();
-  }
+  });
 }
 
 /** A file-level attribute as a string (e.g. JSON of options), or undefined when absent. */
 export async function readStringAttr(path: string, name: string): Promise<string | undefined> {
+  return readH5(path, (r) => {
+    const v = r.attr(name);
+    return v === undefined ? undefined : String(v);
+  });
+}
+
+/**
+ * An HDF5 file open for reading. Every access goes through `at`, so that any HDF5 or h5wasm failure (a damaged
+ * attribute, object header or dataset) becomes one VslError naming the file and the object.
+ */
+export class H5Reader {
+  constructor(
+    readonly path: string,
+    readonly file: H5File,
+  ) {}
+
+  /** Run `fn`, which reads `object`; a failure that is not already a VslError names the file and the object. */
+  at<T>(object: string, fn: () => T): T {
+    try {
+      return fn();
+    } catch (e) {
+      if (e instanceof VslError) throw e;
+      throw badInput(this.path, object, 'a readable HDF5 object', `a damaged one (${h5ErrorSummary(e)})`);
+    }
+  }
+
+  /** The value of a root attribute, or undefined when there is none of that name. */
+  attr(name: string): unknown {
+    const attrs = this.at('attributes of the root group', () => this.file.attrs);
+    if (!Object.hasOwn(attrs, name)) return undefined;
+    return this.at(`attribute ${name}`, () => attrs[name]!.value);
+  }
+
+  /** The group or dataset at `path` ('/' for the root), or null. */
+  get(path: string): ReturnType<H5File['get']> {
+    return this.at(path, () => this.file.get(path));
+  }
+}
+
+/**
+ * Open `path`, run `fn` on it with HDF5 errors thrown (never printed to the terminal), close it. The one way vsl
+ * reads HDF5: errors name the file and the object (see H5Reader).
+ */
+export async function readH5<T>(path: string, fn: (r: H5Reader) => T): Promise<T> {
+  const mod = await h5module();
   const f = await openH5(path);
   try {
-    const a = f.attrs[name];
-    if (a === undefined) return undefined;
-    return String(a.value);
+    return withH5Errors(mod, () => {
+      const r = new H5Reader(path, f);
+      return r.at('file', () => fn(r));
+    });
   } finally {
-    f.close();
+    try {
+      withH5Errors(mod, () => f.close());
+    } catch {
+      // a file that failed to read may also fail to close; the read's error is the one to report
+    }
   }
 }
 
@@ -90,6 +142,7 @@ export interface NumericRecord {
 }
 
 type H5Module = Awaited<typeof h5wasm.ready>;
+type H5File = InstanceType<typeof h5wasm.File>;
 let throwingDepth = 0;
 
 /**
@@ -97,13 +150,26 @@ let throwingDepth = 0;
  * given an async function: the handler is process-wide and is switched off when `fn` returns.
  */
 export function withH5Errors<T>(module: H5Module, fn: () => T): T {
-  if (throwingDepth === 0) module.activate_throwing_error_handler();
+  if (throwingDepth > 0) return fn();
+  module.activate_throwing_error_handler();
   throwingDepth++;
+  // What the wasm module prints itself (abort notices, string decoding warnings) goes to console.error, bound at
+  // load time to process.stderr: held back here, and added to the error when the block fails.
+  const write = process.stderr.write;
+  let printed = '';
+  process.stderr.write = ((chunk: string | Uint8Array): boolean => {
+    if (printed.length < 4096) printed += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString();
+    return true;
+  }) as typeof process.stderr.write;
   try {
     return fn();
+  } catch (e) {
+    if (printed && e instanceof Error && !(e instanceof VslError)) e.message += `\n${printed.trim()}`;
+    throw e;
   } finally {
+    process.stderr.write = write;
     throwingDepth--;
-    if (throwingDepth === 0) module.deactivate_throwing_error_handler();
+    module.deactivate_throwing_error_handler();
   }
 }
 
@@ -119,6 +185,8 @@ export async function h5module(): Promise<H5Module> {
  */
 export function h5ErrorSummary(e: unknown): string {
   const msg = e instanceof Error ? e.message : String(e);
+  const sys = /error message = '([^']*)'/.exec(msg);
+  if (sys) return systemCode(e) ? systemCause(e) : sys[1]!;
   const frames = msg.split('\n').filter((l) => /^\s*#\d+:/.test(l));
   if (frames.length === 0) return msg.split('\n')[0]?.trim() || 'unknown error';
   const last = frames[frames.length - 1];
@@ -196,7 +264,19 @@ export function writeNumeric(
     throw badInput(file, field, 'a dataset name without "/"', JSON.stringify(name));
   }
   const dtype = rec.data instanceof Float32Array ? '<f' : '<q';
-  group.create_dataset({ name, data: rec.data, shape: rec.shape, dtype });
+  const d = group.create_dataset({ name, data: rec.data, shape: rec.shape, dtype });
+  d.create_attribute(CRC_ATTRIBUTE, new Uint32Array([crcOf(d.path, rec.data)]), [], '<I');
+}
+
+/**
+ * A CRC-32 of each dataset's path and data, kept as an attribute of the dataset: HDF5 checksums its metadata
+ * (superblock v2, object headers v2) but not raw data or every link name, so without it a damaged weight, or one
+ * renamed by damage, would load as a valid one.
+ */
+export const CRC_ATTRIBUTE = 'crc32';
+
+function crcOf(path: string, data: Float32Array | BigInt64Array): number {
+  return crc32(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), crc32(path));
 }
 
 /**
@@ -222,5 +302,16 @@ export function readNumeric(entity: unknown, file: string, field: string): Numer
   else throw badInput(file, field, 'a float32 or int64 dataset', `an unreadable value (${typeof value})`);
   const n = shape.reduce((a, b) => a * b, 1);
   if (n !== data.length) throw badInput(file, field, `${n} elements for shape [${shape.join(',')}]`, `${data.length}`);
+  const attrs = entity.attrs;
+  if (Object.hasOwn(attrs, CRC_ATTRIBUTE)) {
+    const want = Number(attrs[CRC_ATTRIBUTE]!.value);
+    const got = crcOf(entity.path, data);
+    if (got !== want)
+      throw badInput(file, field, `data with CRC-32 ${hex32(want)}`, `${hex32(got)} (the data is damaged)`);
+  }
   return { shape: [...shape], data };
+}
+
+function hex32(n: number): string {
+  return '0x' + (n >>> 0).toString(16).padStart(8, '0');
 }

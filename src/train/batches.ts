@@ -52,17 +52,15 @@ export class TrainData {
         out,
       );
     }
+    const rows = Array.from(capIdx, (c) => this.split.imageOf(c));
     const fh = await fs.promises.open(h.path, 'r');
     try {
       const buf = new Uint8Array(out.buffer);
-      await Promise.all(
-        Array.from(capIdx, (c, i) =>
-          fh.read(buf, i * rowBytes, rowBytes, h.dataOffset + this.split.imageOf(c) * rowBytes),
-        ),
-      );
+      await Promise.all(rows.map((r, i) => fh.read(buf, i * rowBytes, rowBytes, h.dataOffset + r * rowBytes)));
     } finally {
       await fh.close();
     }
+    h.checkRows(out, rows); // read past the reader, so checked here: NaN/Inf names the file and row
     return out;
   }
 

@@ -10,7 +10,7 @@ import type { ModelConfig } from '../model/config.js';
 import { ParamRegistry } from '../model/params.js';
 import { loadCheckpoint, saveCheckpoint, type ArrayRecord } from '../io/checkpoint.js';
 import { detectModelFormat } from '../eval/loadModel.js';
-import { VslError } from '../util/errors.js';
+import { fileError, VslError } from '../util/errors.js';
 import { log } from '../util/log.js';
 import { Adam } from './adam.js';
 import { mixSeed } from '../util/rng.js';
@@ -210,9 +210,14 @@ export async function writeCheckpoint(
 
 /** Copy checkpoint_last.h5 to model_best.h5 (temporary file + rename). */
 export function keepAsBest(run: Run): void {
-  const tmp = path.join(run.dir, 'model_best.h5.tmp');
-  fs.copyFileSync(path.join(run.dir, 'checkpoint_last.h5'), tmp);
-  fs.renameSync(tmp, path.join(run.dir, 'model_best.h5'));
+  const best = path.join(run.dir, 'model_best.h5');
+  try {
+    fs.copyFileSync(path.join(run.dir, 'checkpoint_last.h5'), `${best}.tmp`);
+    fs.renameSync(`${best}.tmp`, best);
+  } catch (e) {
+    fs.rmSync(`${best}.tmp`, { force: true });
+    throw fileError(best, e, 'write');
+  }
 }
 
 /**

@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import type pino from 'pino';
 import type { EvalResult } from '../eval/metrics.js';
 import { log } from '../util/log.js';
+import { fileError } from '../util/errors.js';
 import type { TrainProgress } from './progress.js';
 import type { StepResult } from './step.js';
 import type { SemanticLossKind } from '../loss/semantic.js';
@@ -107,7 +108,11 @@ export function logValidation(
   const { epoch, iteration, where, seconds, weights, threads } = at;
   // weights: the sha256 of the model state validated, so that a resumed run can tell it already did this one
   const record = { epoch, iteration, where, i2t: r.i2t, t2i: r.t2i, rsum: r.rsum, seconds, threads, weights };
-  fs.appendFileSync(metricsFile, JSON.stringify(record) + '\n');
+  try {
+    fs.appendFileSync(metricsFile, JSON.stringify(record) + '\n');
+  } catch (e) {
+    throw fileError(metricsFile, e, 'write');
+  }
   runLog.info(record, 'validation');
   log().info(
     `epoch ${at.epoch} ${at.where}: i2t R@1/5/10 ${r.i2t.r1.toFixed(1)}/${r.i2t.r5.toFixed(1)}/${r.i2t.r10.toFixed(1)}  ` +

@@ -33,11 +33,19 @@ test('readCaptions reads UTF-8 and names the file and line of invalid bytes', ()
     fs.writeFileSync(f, 'un café\r\nÉcole\n');
     assert.deepEqual(readCaptions(f), ['un café', 'École']);
     fs.writeFileSync(f, Buffer.concat([Buffer.from('ok\nok\nbad '), Buffer.from([0xff, 0xfe]), Buffer.from('\n')]));
-    assert.throws(() => readCaptions(f), (e: unknown) => {
-      assert.ok(e instanceof VslError);
-      assert.match(e.message, new RegExp(`^${f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: line 3: expected UTF-8 text, found bytes that are not valid UTF-8`));
-      return true;
-    });
+    assert.throws(
+      () => readCaptions(f),
+      (e: unknown) => {
+        assert.ok(e instanceof VslError);
+        assert.match(
+          e.message,
+          new RegExp(
+            `^${f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: line 3: expected UTF-8 text, found bytes that are not valid UTF-8`,
+          ),
+        );
+        return true;
+      },
+    );
     const missing = path.join(dir, 'nope_caps.txt');
     assert.throws(() => readCaptions(missing), new RegExp(`${missing}: file not found`));
   });

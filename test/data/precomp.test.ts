@@ -62,11 +62,20 @@ test('openSplit reads the SCAN layout: counts, im_div, caption -> image, rows', 
 test('openSplit errors: missing files, wrong img_dim, caption count', () => {
   withData((dp) => {
     const p = splitPaths(dp, 'f30k_precomp', 'val');
-    throwsWith(() => openSplit(dp, 'f30k_precomp', 'val'), [p.images, 'file not found', "split 'val'", "data name 'f30k_precomp'"]);
-    throwsWith(() => openSplit(dp, 'coco_precomp', 'train'), [path.join(dp, 'coco_precomp'), "data name 'coco_precomp'"]);
+    throwsWith(
+      () => openSplit(dp, 'f30k_precomp', 'val'),
+      [p.images, 'file not found', "split 'val'", "data name 'f30k_precomp'"],
+    );
+    throwsWith(
+      () => openSplit(dp, 'coco_precomp', 'train'),
+      [path.join(dp, 'coco_precomp'), "data name 'coco_precomp'"],
+    );
     throwsWith(() => openSplit(path.join(dp, 'nowhere'), 'f30k_precomp', 'train'), ['nowhere', 'data path not found']);
     const t = splitPaths(dp, 'f30k_precomp', 'test');
-    throwsWith(() => openSplit(dp, 'f30k_precomp', 'test', { imgDim: 2048 }), [t.images, 'img_dim', 'expected 2048', 'found 8']);
+    throwsWith(
+      () => openSplit(dp, 'f30k_precomp', 'test', { imgDim: 2048 }),
+      [t.images, 'img_dim', 'expected 2048', 'found 8'],
+    );
     fs.rmSync(t.captions);
     throwsWith(() => openSplit(dp, 'f30k_precomp', 'test'), [t.captions, 'file not found', "split 'test'"]);
     const d = splitPaths(dp, 'f30k_precomp', 'dev');
@@ -76,14 +85,31 @@ test('openSplit errors: missing files, wrong img_dim, caption count', () => {
 });
 
 function vsl(args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, VSL_LOG_LEVEL: 'error' } });
+  const r = spawnSync(process.execPath, [BIN, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, VSL_LOG_LEVEL: 'error' },
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 test('CLI: vsl synth, vsl vocab build / check, and a clear error on bad input', () => {
   const dp = fs.mkdtempSync(path.join(os.tmpdir(), 'vsl-cli-'));
   try {
-    const s = vsl(['synth', '--out', dp, '--name', 'coco_precomp', '--images', '10', '--eval-images', '2', '--img-dim', '4', '--seed', '2']);
+    const s = vsl([
+      'synth',
+      '--out',
+      dp,
+      '--name',
+      'coco_precomp',
+      '--images',
+      '10',
+      '--eval-images',
+      '2',
+      '--img-dim',
+      '4',
+      '--seed',
+      '2',
+    ]);
     assert.equal(s.code, 0, s.stderr);
     assert.match(s.stdout, /train: 10 images, 50 captions/);
     assert.match(s.stdout, /testall: 10 images, 50 captions/);
@@ -109,7 +135,10 @@ test('CLI: vsl synth, vsl vocab build / check, and a clear error on bad input', 
     assert.match(e.stderr, /^vsl: .*bad\.json: word2idx: expected the special token <unk> \(id 3\), found no <unk>/m);
     const m = vsl(['vocab', 'build', '--data-path', dp, '--data-name', 'f30k_precomp']);
     assert.notEqual(m.code, 0);
-    assert.match(m.stderr, /train_caps\.txt: file not found \(the captions of split 'train' of data name 'f30k_precomp'/);
+    assert.match(
+      m.stderr,
+      /train_caps\.txt: file not found \(the captions of split 'train' of data name 'f30k_precomp'/,
+    );
     const z = vsl(['synth', '--out', dp, '--images', 'many']);
     assert.notEqual(z.code, 0);
     assert.match(z.stderr, /--images: expected an integer >= 1, found "many"/);

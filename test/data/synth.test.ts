@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { readCaptions } from '../../src/data/captions.js';
-import { openNpy, readNpy } from '../../src/data/npy.js';
+import { openNpy, readNpy } from '../../src/io/npyRead.js';
 import { CONCEPT_WORDS, generateSynth, synthWorld } from '../../src/data/synth.js';
 import { buildVocab, loadVocab } from '../../src/data/vocab.js';
 import { VslError } from '../../src/util/errors.js';
@@ -37,9 +37,13 @@ test('same seed -> identical bytes; different seed -> different data', () => {
     const fa = filesOf(a);
     assert.deepEqual(fa, filesOf(b));
     assert.deepEqual(fa, filesOf(c));
-    for (const f of fa) assert.ok(fs.readFileSync(path.join(a, f)).equals(fs.readFileSync(path.join(b, f))), `${f} differs between runs`);
+    for (const f of fa)
+      assert.ok(fs.readFileSync(path.join(a, f)).equals(fs.readFileSync(path.join(b, f))), `${f} differs between runs`);
     for (const f of fa.filter((x) => !x.endsWith('_vocab.json'))) {
-      assert.ok(!fs.readFileSync(path.join(a, f)).equals(fs.readFileSync(path.join(c, f))), `${f} same for seeds 7 and 8`);
+      assert.ok(
+        !fs.readFileSync(path.join(a, f)).equals(fs.readFileSync(path.join(c, f))),
+        `${f} same for seeds 7 and 8`,
+      );
     }
   } finally {
     for (const d of [a, b, c]) fs.rmSync(d, { recursive: true, force: true });
@@ -59,7 +63,10 @@ test('SCAN layout: splits, shapes, 5 captions per image, testall starts with tes
       assert.deepEqual([...h.shape], [sizes[s], 36, 24]);
       assert.equal(h.dtype, '<f4');
       const all = h.readRows(0, h.nRows);
-      assert.ok(all.every((v) => v >= 0 && Number.isFinite(v)), 'non-negative features');
+      assert.ok(
+        all.every((v) => v >= 0 && Number.isFinite(v)),
+        'non-negative features',
+      );
       h.close();
       const caps = readCaptions(path.join(dir, `${s}_caps.txt`));
       assert.equal(caps.length, 5 * sizes[s]!);
@@ -74,7 +81,10 @@ test('SCAN layout: splits, shapes, 5 captions per image, testall starts with tes
 
     assert.equal(res.vocabPath, path.join(out, 'coco_precomp_vocab.json'));
     const v = loadVocab(res.vocabPath);
-    const expected = buildVocab([...readCaptions(path.join(dir, 'train_caps.txt')), ...readCaptions(path.join(dir, 'dev_caps.txt'))], 4);
+    const expected = buildVocab(
+      [...readCaptions(path.join(dir, 'train_caps.txt')), ...readCaptions(path.join(dir, 'dev_caps.txt'))],
+      4,
+    );
     assert.deepEqual(v.idx2word, expected.idx2word);
   } finally {
     fs.rmSync(out, { recursive: true, force: true });
@@ -91,7 +101,8 @@ test('planted structure: captions name the concepts whose prototypes appear amon
     const concepts: Set<string>[] = [];
     for (let i = 0; i < 40; i++) {
       const sets = caps.slice(5 * i, 5 * i + 5).map((c) => new Set(c.split(' ').filter((w) => conceptSet.has(w))));
-      for (const s of sets) assert.deepEqual([...s].sort(), [...sets[0]!].sort(), `image ${i}: all 5 captions name the same concepts`);
+      for (const s of sets)
+        assert.deepEqual([...s].sort(), [...sets[0]!].sort(), `image ${i}: all 5 captions name the same concepts`);
       assert.ok(sets[0]!.size >= 2 && sets[0]!.size <= 4);
       concepts.push(sets[0]!);
     }
@@ -113,7 +124,8 @@ test('planted structure: captions name the concepts whose prototypes appear amon
     for (let i = 0; i < 40; i++) {
       CONCEPT_WORDS.forEach((c, k) => {
         let close = 0;
-        for (let r = 0; r < 36; r++) if (cos(feats.subarray((i * 36 + r) * D, (i * 36 + r + 1) * D), world.prototypes[k]!) > 0.8) close++;
+        for (let r = 0; r < 36; r++)
+          if (cos(feats.subarray((i * 36 + r) * D, (i * 36 + r + 1) * D), world.prototypes[k]!) > 0.8) close++;
         if (concepts[i]!.has(c)) assert.ok(close >= 3 && close <= 6, `image ${i}, concept ${c}: ${close} regions`);
         else assert.equal(close, 0, `image ${i} has a region of concept ${c} that its captions do not name`);
       });
@@ -126,9 +138,18 @@ test('planted structure: captions name the concepts whose prototypes appear amon
 test('bad options are errors', () => {
   const out = tmp();
   try {
-    assert.throws(() => generateSynth({ out, name: 'x', images: 0, seed: 1 }), (e: unknown) => e instanceof VslError && /images: expected an integer >= 1, found 0/.test(e.message));
-    assert.throws(() => generateSynth({ out, name: 'a/b', images: 2, seed: 1 }), (e: unknown) => e instanceof VslError && /name/.test(e.message));
-    assert.throws(() => generateSynth({ out, name: 'x', images: 2, seed: 1.5 }), (e: unknown) => e instanceof VslError && /seed/.test(e.message));
+    assert.throws(
+      () => generateSynth({ out, name: 'x', images: 0, seed: 1 }),
+      (e: unknown) => e instanceof VslError && /images: expected an integer >= 1, found 0/.test(e.message),
+    );
+    assert.throws(
+      () => generateSynth({ out, name: 'a/b', images: 2, seed: 1 }),
+      (e: unknown) => e instanceof VslError && /name/.test(e.message),
+    );
+    assert.throws(
+      () => generateSynth({ out, name: 'x', images: 2, seed: 1.5 }),
+      (e: unknown) => e instanceof VslError && /seed/.test(e.message),
+    );
   } finally {
     fs.rmSync(out, { recursive: true, force: true });
   }
@@ -141,7 +162,9 @@ test('speed: 200 train images at img_dim 2048 (+ dev, test, testall) in a few se
     const res = generateSynth({ out, name: 'f30k_precomp', images: 200, evalImages: 40, imgDim: 2048, seed: 1 });
     const s = (performance.now() - t0) / 1000;
     const images = res.splits.reduce((n, x) => n + x.nImages, 0);
-    console.log(`# synth: ${images} images x 36 x 2048 written in ${s.toFixed(2)} s (${(images / s).toFixed(0)} images/s)`);
+    console.log(
+      `# synth: ${images} images x 36 x 2048 written in ${s.toFixed(2)} s (${(images / s).toFixed(0)} images/s)`,
+    );
     assert.equal(images, 200 + 40 + 40 + 200);
     assert.ok(s < 20, `took ${s.toFixed(1)} s`);
   } finally {

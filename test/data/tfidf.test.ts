@@ -21,21 +21,30 @@ test('TF-IDF, image_cider and caption_cider match the golden file', { skip: NO_S
   const t = fitTfidf(corpus);
   assert.equal(t.nDocs, 20);
   assert.deepEqual([t.nDocs, t.nTerms], golden.shape);
-  const dense = denseRows(t, Array.from({ length: t.nDocs }, (_, i) => i));
+  const dense = denseRows(
+    t,
+    Array.from({ length: t.nDocs }, (_, i) => i),
+  );
   assert.ok(maxAbsDiff(dense, golden.data as Float32Array) <= 1e-6);
 
   // The batch: caption k of the 6 is corpus caption caption_index[k], whose image is img_of_cap[k]
   // (= floor(caption_index / 5)); image_cider averages over the 5 captions of each image.
   const capIdx = Array.from(inputs.get('caption_index')!.data as BigInt64Array, Number);
   const imgOf = Array.from(inputs.get('img_of_cap')!.data as BigInt64Array, Number);
-  assert.deepEqual(imgOf, capIdx.map((c) => Math.floor(c / 5)));
+  assert.deepEqual(
+    imgOf,
+    capIdx.map((c) => Math.floor(c / 5)),
+  );
   const ic = imageCider(t, imgOf, 5);
   const cc = captionCider(t, capIdx);
   assert.ok(maxAbsDiff(ic, outputs.get('image_cider')!.data as Float32Array) <= 1e-5);
   assert.ok(maxAbsDiff(cc, outputs.get('caption_cider')!.data as Float32Array) <= 1e-5);
   // and the per-item tensors a training batch carries
   assert.ok(maxAbsDiff(denseRows(t, capIdx), inputs.get('tfidf_for_caption')!.data as Float32Array) <= 1e-6);
-  const forImage = denseRows(t, imgOf.flatMap((i) => [0, 1, 2, 3, 4].map((p) => 5 * i + p)));
+  const forImage = denseRows(
+    t,
+    imgOf.flatMap((i) => [0, 1, 2, 3, 4].map((p) => 5 * i + p)),
+  );
   assert.ok(maxAbsDiff(forImage, inputs.get('tfidf_for_image')!.data as Float32Array) <= 1e-6);
 });
 
@@ -56,7 +65,16 @@ test('identical terms and values to scikit-learn on tricky Unicode captions', ()
 });
 
 test('sklearn token rules: lower-case, Unicode word runs of >= 2 characters', () => {
-  assert.deepEqual(tfidfTokens("A man's café-bar, x_y 3 45 ÉCOLE über  I a 😀ok"), ['man', 'café', 'bar', 'x_y', '45', 'école', 'über', 'ok']);
+  assert.deepEqual(tfidfTokens("A man's café-bar, x_y 3 45 ÉCOLE über  I a 😀ok"), [
+    'man',
+    'café',
+    'bar',
+    'x_y',
+    '45',
+    'école',
+    'über',
+    'ok',
+  ]);
 });
 
 test('columns sort by code point like Python, not by UTF-16 unit', () => {
@@ -84,11 +102,17 @@ test('hand-computed smooth idf, raw tf and L2 rows; empty captions give zero row
 });
 
 test('image_cider equals the mean of the 25 caption-pair cosines; bad indices are errors', () => {
-  const caps = Array.from({ length: 30 }, (_, i) => `w${i % 7} w${(i * 3) % 11} shared${Math.floor(i / 5)} extra${i % 4}`);
+  const caps = Array.from(
+    { length: 30 },
+    (_, i) => `w${i % 7} w${(i * 3) % 11} shared${Math.floor(i / 5)} extra${i % 4}`,
+  );
   const t = fitTfidf(caps);
   const imgs = [3, 0, 5, 3];
   const ic = imageCider(t, imgs);
-  const all = captionCider(t, Array.from({ length: 30 }, (_, i) => i));
+  const all = captionCider(
+    t,
+    Array.from({ length: 30 }, (_, i) => i),
+  );
   for (let a = 0; a < 4; a++) {
     for (let b = 0; b < 4; b++) {
       let s = 0;
@@ -103,7 +127,7 @@ test('image_cider equals the mean of the 25 caption-pair cosines; bad indices ar
 test('fits a COCO-sized split (566,435 captions) sparsely in seconds', () => {
   const words = Array.from({ length: 25000 }, (_, i) => `w${i.toString(36)}`);
   let x = 12345;
-  const rnd = () => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  const rnd = () => (x = (Math.imul(x, 1103515245) + 12345) >>> 0) / 2 ** 32;
   const caps = Array.from({ length: 566435 }, () => {
     const n = 8 + Math.floor(rnd() * 8);
     let s = 'a';
@@ -124,5 +148,7 @@ test('fits a COCO-sized split (566,435 captions) sparsely in seconds', () => {
   assert.ok(Math.abs(ic[0]! - ic[0]!) === 0 && ic[0]! > 0);
   assert.ok(fitMs < 20000, `fit took ${fitMs.toFixed(0)} ms`);
   assert.ok(ciderMs < 500, `image_cider took ${ciderMs.toFixed(0)} ms`);
-  console.log(`# tfidf: fit 566,435 captions in ${(fitMs / 1000).toFixed(2)} s (V=${t.nTerms}, nnz=${t.values.length}); 128x128 image_cider in ${ciderMs.toFixed(1)} ms`);
+  console.log(
+    `# tfidf: fit 566,435 captions in ${(fitMs / 1000).toFixed(2)} s (V=${t.nTerms}, nnz=${t.values.length}); 128x128 image_cider in ${ciderMs.toFixed(1)} ms`,
+  );
 });

@@ -3,7 +3,14 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { asciiLower, encodeCaption, sentTokenize, tokenizeCaption, treebankTokenize, wordTokenize } from '../../src/data/tokenizer.js';
+import {
+  asciiLower,
+  encodeCaption,
+  sentTokenize,
+  tokenizeCaption,
+  treebankTokenize,
+  wordTokenize,
+} from '../../src/data/tokenizer.js';
 import { vocabFromWords } from '../../src/data/vocab.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -28,7 +35,11 @@ function checkAll(fx: Fixture, minCases: number): void {
       wrong.push(`${JSON.stringify(c.raw)}\n   vsl:  ${JSON.stringify(got)}\n   nltk: ${JSON.stringify(c.tokens)}`);
     }
   }
-  assert.equal(wrong.length, 0, `${wrong.length}/${fx.cases.length} captions differ from NLTK ${fx.nltk}:\n${wrong.slice(0, 10).join('\n')}`);
+  assert.equal(
+    wrong.length,
+    0,
+    `${wrong.length}/${fx.cases.length} captions differ from NLTK ${fx.nltk}:\n${wrong.slice(0, 10).join('\n')}`,
+  );
 }
 
 test('tokens identical to NLTK word_tokenize on the hand-picked tricky captions', () => {

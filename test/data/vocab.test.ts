@@ -47,12 +47,19 @@ test('encoding the golden captions reproduces the golden token ids and lengths',
     assert.equal(ids.length, lengths[i], `length of caption ${i}`);
     const row = Array.from((caps.data as BigInt64Array).subarray(i * L, (i + 1) * L), Number);
     assert.deepEqual(ids, row.slice(0, lengths[i]), `ids of ${JSON.stringify(t)}`);
-    assert.ok(row.slice(lengths[i]).every((x) => x === 0), 'padding is <pad>');
+    assert.ok(
+      row.slice(lengths[i]).every((x) => x === 0),
+      'padding is <pad>',
+    );
   });
 });
 
 test('validation names the file and what is wrong', () => {
-  const ok = { word2idx: { '<pad>': 0, '<start>': 1, '<end>': 2, '<unk>': 3, dog: 4 }, idx2word: { 0: '<pad>', 1: '<start>', 2: '<end>', 3: '<unk>', 4: 'dog' }, idx: 5 };
+  const ok = {
+    word2idx: { '<pad>': 0, '<start>': 1, '<end>': 2, '<unk>': 3, dog: 4 },
+    idx2word: { 0: '<pad>', 1: '<start>', 2: '<end>', 3: '<unk>', 4: 'dog' },
+    idx: 5,
+  };
   assert.equal(parseVocab(ok, 'v.json').size, 5);
   const noUnk = { word2idx: { '<pad>': 0, '<start>': 1, '<end>': 2, dog: 3 } };
   throwsWith(() => parseVocab(noUnk, 'v.json'), ['v.json', 'word2idx', '<unk>', 'no <unk>']);
@@ -65,7 +72,10 @@ test('validation names the file and what is wrong', () => {
   const dup = { word2idx: { '<pad>': 0, '<start>': 1, '<end>': 2, '<unk>': 3, dog: 3 } };
   throwsWith(() => parseVocab(dup, 'v.json'), ['v.json', 'id 3 used by both']);
   throwsWith(() => parseVocab({ ...ok, idx: 7 }, 'v.json'), ['v.json', 'idx', 'expected 5', 'found 7']);
-  throwsWith(() => parseVocab({ ...ok, idx2word: { ...ok.idx2word, 4: 'cat' } }, 'v.json'), ['v.json', 'idx2word["4"]', '"dog"', '"cat"']);
+  throwsWith(
+    () => parseVocab({ ...ok, idx2word: { ...ok.idx2word, 4: 'cat' } }, 'v.json'),
+    ['v.json', 'idx2word["4"]', '"dog"', '"cat"'],
+  );
   throwsWith(() => parseVocab({ idx: 3 }, 'v.json'), ['v.json', 'word2idx', 'no such field']);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vsl-vocab-'));
   try {
@@ -101,6 +111,33 @@ test('save and load round-trip in the SCAN format (string keys in idx2word)', ()
     assert.deepEqual(back.idx2word, v.idx2word);
     assert.equal(back.word2idx.get('__proto__'), v.word2idx.get('__proto__'));
     assert.deepEqual(vocabToJson(back), raw);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a vocabulary must be UTF-8 and hold word2idx, idx2word and idx (as the reference reads it)', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vsl-vocab-'));
+  try {
+    const ok = {
+      word2idx: { '<pad>': 0, '<start>': 1, '<end>': 2, '<unk>': 3, café: 4 },
+      idx2word: { 0: '<pad>', 1: '<start>', 2: '<end>', 3: '<unk>', 4: 'café' },
+      idx: 5,
+    };
+    const f = path.join(dir, 'v.json');
+    fs.writeFileSync(f, JSON.stringify(ok));
+    assert.equal(loadVocab(f).idx2word[4], 'café');
+    // one byte of é damaged: lenient decoding would turn it into U+FFFD in both maps and agree with itself
+    const b = fs.readFileSync(f);
+    for (let i = b.indexOf(0xc3); i >= 0; i = b.indexOf(0xc3, i + 1)) b[i] = 0xff;
+    fs.writeFileSync(f, b);
+    throwsWith(() => loadVocab(f), [f, 'content: expected UTF-8 JSON']);
+    const { idx2word: _i, ...noIdx2word } = ok;
+    throwsWith(() => parseVocab(noIdx2word, 'v.json'), ['v.json', 'idx2word', 'no such field']);
+    const { idx: _n, ...noIdx } = ok;
+    throwsWith(() => parseVocab(noIdx, 'v.json'), ['v.json', 'idx', 'no such field']);
+    fs.writeFileSync(f, '[]');
+    throwsWith(() => loadVocab(f), [f, 'top level', 'found an array']);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

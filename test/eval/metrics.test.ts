@@ -152,33 +152,26 @@ test('ties: a positive tied with negatives is ranked optimistically (count of st
   assert.equal(r.rsum, 600);
 });
 
-test('NaN scores rank below every number', () => {
-  const s = new Float32Array([
-    NaN,
-    NaN,
-    NaN,
-    NaN,
-    NaN,
-    0.1,
-    NaN,
-    0.2,
-    0.3,
-    NaN, // image 0: all positives NaN -> after the 3 numbers -> rank 3
-    0.9,
-    NaN,
-    0.1,
-    0.1,
-    0.1,
-    0.4,
-    NaN,
-    0.3,
-    0.2,
-    0.1, // image 1: best positive 0.4; 0.9 above; NaN never above -> 1
-  ]);
-  assert.deepEqual([...i2tRanks(s, 2, 10)], [3, 1]);
-  // c0: own NaN, other 0.9 -> 1; c1: both NaN -> 0; c2..c4: own NaN vs 0.1 -> 1; c5: own 0.4 vs 0.1 -> 0;
-  // c6: both NaN -> 0; c7: 0.3 vs 0.2 -> 0; c8: 0.2 vs 0.3 -> 1; c9: 0.1 vs NaN -> 0
-  assert.deepEqual([...t2iRanks(s, 2, 10)], [1, 0, 1, 1, 1, 0, 0, 0, 1, 0]);
+test('a NaN or Inf score is an error naming the image and the caption, never a rank', () => {
+  const good = matrix(3, (i, c) => (Math.floor(c / 5) === i ? 1 : 0));
+  assert.doesNotThrow(() => evaluate(good, 3, 15));
+  // an image whose scores are all NaN used to count as R@1 = 100
+  const nanRow = Float32Array.from(good);
+  nanRow.fill(NaN, 15, 30);
+  for (const f of [() => evaluate(nanRow, 3, 15, { source: 'sims.npy' }), () => i2t(nanRow, 3, 15)]) {
+    assert.throws(f, (e: unknown) => {
+      assert.ok(e instanceof VslError);
+      assert.match(e.message, /score of image 1, caption 0: expected a finite number, found NaN \(and 14 more/);
+      return true;
+    });
+  }
+  assert.throws(() => evaluate(nanRow, 3, 15, { source: 'sims.npy' }), /^VslError: sims\.npy: /);
+  const inf = Float64Array.from(good);
+  inf[2 * 15 + 7] = -Infinity;
+  assert.throws(() => t2i(inf, 3, 15), /image 2, caption 7: expected a finite number, found -Infinity;/);
+  // fold blocks name the image and caption of the whole matrix
+  const block = Float32Array.from([1, 1, 1, NaN, 1]);
+  assert.throws(() => evaluate(block, 1, 5, { imageOffset: 4, captionOffset: 20 }), /image 4, caption 23:/);
 });
 
 test('medr and meanr on odd and even counts (numpy median, then floor, then +1)', () => {

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { setLogLevel } from '../../src/util/log.js';
 import { selectBackend } from '../../src/engine/backend.js';
-import { readNpy } from '../../src/data/npy.js';
+import { readNpy } from '../../src/io/npyRead.js';
 import { runEval } from '../../src/cli/eval.js';
 import { runEvalOverall } from '../../src/cli/evalOverall.js';
 import {

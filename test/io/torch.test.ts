@@ -9,17 +9,11 @@ import { fileURLToPath } from 'node:url';
 import { zipSync } from 'fflate';
 import h5wasm from 'h5wasm/node';
 import { RefusedGlobalError } from '../../src/io/pickle.js';
-import {
-  flattenModel,
-  loadTorch,
-  readTorchCheckpoint,
-  readTorchFile,
-  readZip,
-  TORCH_ALLOWED_GLOBALS,
-  toCheckpoint,
-  type TensorRecord,
-  type TorchCheckpoint,
-} from '../../src/io/torch.js';
+import { flattenModel, readTorchCheckpoint, toCheckpoint, type TorchCheckpoint } from '../../src/io/sgrafCheckpoint.js';
+import { loadTorch, readTorchFile } from '../../src/io/torch.js';
+import { TORCH_ALLOWED_GLOBALS } from '../../src/io/torchGlobals.js';
+import type { TensorRecord } from '../../src/io/torchTensor.js';
+import { readZip } from '../../src/io/zip.js';
 
 const FIX = fileURLToPath(new URL('../../../test/fixtures/torch/', import.meta.url));
 const fx = (name: string): string => join(FIX, name);

@@ -13,7 +13,7 @@ import zlib from 'node:zlib';
 import { unpickle, PyObject } from '../../src/io/pickle.js';
 import { pickle, py, type PyValue } from '../../src/io/pickleWrite.js';
 import { storedZip } from '../../src/io/zipWrite.js';
-import { readTorchCheckpoint } from '../../src/io/torch.js';
+import { readTorchCheckpoint } from '../../src/io/sgrafCheckpoint.js';
 import { saveCheckpoint, type ArrayRecord } from '../../src/io/checkpoint.js';
 import { readModelFile } from '../../src/eval/loadModel.js';
 import { runConvert } from '../../src/cli/convert.js';

@@ -7,7 +7,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { readNpy } from '../../src/data/npy.js';
+import { readNpy } from '../../src/io/npyRead.js';
 import {
   DATA_NAME,
   REF_FIXTURES,

@@ -4,20 +4,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import {
-  createNpyWriter,
-  encodeNpyHeader,
-  expectFeatures,
-  openNpy,
-  readNpy,
-  readNpyHeader,
-  toHalfBits,
-  writeNpy,
-  type NpyDtype,
-} from '../../src/data/npy.js';
+import { toHalfBits } from '../../src/io/binary.js';
+import { encodeNpyHeader, type NpyDtype } from '../../src/io/npyHeader.js';
+import { expectFeatures, openNpy, readNpy, readNpyHeader } from '../../src/io/npyRead.js';
+import { createNpyWriter, writeNpy } from '../../src/io/npyWrite.js';
 import { VslError } from '../../src/util/errors.js';
 
-// dist/test/data/x.test.js -> repo root
+// dist/test/io/x.test.js -> repo root
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const FIX = path.join(ROOT, 'test/fixtures/npy');
 
@@ -34,7 +27,8 @@ function tmpDir(): string {
 function assertThrowsWith(fn: () => unknown, parts: string[]): void {
   assert.throws(fn, (e: unknown) => {
     assert.ok(e instanceof VslError, `expected a VslError, got ${String(e)}`);
-    for (const p of parts) assert.ok(e.message.includes(p), `message ${JSON.stringify(e.message)} lacks ${JSON.stringify(p)}`);
+    for (const p of parts)
+      assert.ok(e.message.includes(p), `message ${JSON.stringify(e.message)} lacks ${JSON.stringify(p)}`);
     return true;
   });
 }
@@ -45,7 +39,11 @@ test('reads every numpy-written fixture (versions 1.0/2.0/3.0; f4, f2, f8, i4, i
     assert.deepEqual(r.shape, exp.shape, name);
     assert.equal(r.dtype, exp.dtype, name);
     assert.equal(readNpyHeader(path.join(FIX, name)).version, exp.version, name);
-    assert.deepEqual(Array.from(r.data), exp.values.map((v) => Math.fround(v)), name);
+    assert.deepEqual(
+      Array.from(r.data),
+      exp.values.map((v) => Math.fround(v)),
+      name,
+    );
   }
 });
 
@@ -77,7 +75,11 @@ test('round-trips every dtype and version through the writer, and numpy-compatib
         assert.equal(h.dataOffset % 64, 0, 'header padded to 64 bytes as numpy does');
         const r = readNpy(file);
         assert.deepEqual(r.shape, shape);
-        assert.deepEqual(Array.from(r.data), data.map((v) => Math.fround(v)), `${dtype} v${version}`);
+        assert.deepEqual(
+          Array.from(r.data),
+          data.map((v) => Math.fround(v)),
+          `${dtype} v${version}`,
+        );
       }
     }
     // The file layout is byte-identical to numpy's for the fixture content.
@@ -118,7 +120,8 @@ test('random access: readRows ranges and readRowsIndexed in requested order with
       assert.equal(h.rowSize, rowSize);
       const rows = h.readRows(7, 10);
       assert.equal(rows.length, 3 * rowSize);
-      for (let r = 0; r < 3; r++) for (let k = 0; k < rowSize; k++) assert.equal(rows[r * rowSize + k], (7 + r) * 1000 + k);
+      for (let r = 0; r < 3; r++)
+        for (let k = 0; k < rowSize; k++) assert.equal(rows[r * rowSize + k], (7 + r) * 1000 + k);
       assert.equal(h.readRows(5, 5).length, 0);
       const idx = [42, 3, 4, 3, 49, 0, 5, 17, 16];
       const got = h.readRowsIndexed(idx);
@@ -142,14 +145,20 @@ test('random access: readRows ranges and readRowsIndexed in requested order with
 test('expectFeatures reports shape and img_dim mismatches', () => {
   const h = openNpy(path.join(FIX, 'v1_f4.npy'));
   try {
-    assertThrowsWith(() => expectFeatures(h, { regions: 36, dim: 2048 }), [h.path, 'shape', '(N, 36, 2048)', '(2, 3, 4)']);
+    assertThrowsWith(
+      () => expectFeatures(h, { regions: 36, dim: 2048 }),
+      [h.path, 'shape', '(N, 36, 2048)', '(2, 3, 4)'],
+    );
   } finally {
     h.close();
   }
   const f = openNpy(path.join(FIX, 'feat_2x36x8.npy'));
   try {
     expectFeatures(f, { regions: 36, dim: 8 });
-    assertThrowsWith(() => expectFeatures(f, { regions: 36, dim: 2048 }), [f.path, 'img_dim', 'expected 2048', 'found 8']);
+    assertThrowsWith(
+      () => expectFeatures(f, { regions: 36, dim: 2048 }),
+      [f.path, 'img_dim', 'expected 2048', 'found 8'],
+    );
   } finally {
     f.close();
   }
@@ -216,10 +225,11 @@ test('reading rows of a ~2 GB file keeps RSS under 300 MB (positioned reads, not
       for (let s = 0; s < n; s += 128) {
         const e = Math.min(n, s + 128);
         h.readRows(s, e, buf);
-        for (const r of marked) if (r >= s && r < e) {
-          assert.equal(buf[(r - s) * rowSize], r);
-          checked++;
-        }
+        for (const r of marked)
+          if (r >= s && r < e) {
+            assert.equal(buf[(r - s) * rowSize], r);
+            checked++;
+          }
         peak = Math.max(peak, process.memoryUsage().rss);
       }
       assert.equal(checked, marked.length);
