@@ -18,6 +18,7 @@ import path from 'node:path';
 import cliProgress from 'cli-progress';
 import { VslError } from '../util/errors.js';
 import { log } from '../util/log.js';
+import { isInteractive } from '../util/terminal.js';
 import { selectBackend, type BackendChoice } from '../backend.js';
 import { openSplit, type PrecompSplit } from '../data/precomp.js';
 import { loadVocab } from '../data/vocab.js';
@@ -90,7 +91,7 @@ export interface Progress {
 export function makeProgress(label: string, total: number, enabled: boolean): Progress {
   if (!enabled || total <= 0) return { update: () => {}, stop: () => {} };
   const t0 = Date.now();
-  const fancy = process.stderr.isTTY === true && !process.env.CI;
+  const fancy = isInteractive(process.stderr);
   if (fancy) {
     const bar = new cliProgress.SingleBar(
       {
