@@ -23,6 +23,7 @@ import { modelConfigOf, type TrainOptions } from './options.js';
 import { NonFiniteLossError, trainStep } from './step.js';
 import { trainProgress } from './progress.js';
 import { validate } from './validate.js';
+import { refreshRunReport } from '../report/runReport.js';
 import type { EvalResult } from '../eval/metrics.js';
 import { Rng } from '../util/rng.js';
 
@@ -171,6 +172,7 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
     };
     fs.appendFileSync(metricsFile, JSON.stringify(record) + '\n');
     runLog.info(record, 'validation');
+    await refreshRunReport(runDir);
     log().info(
       `epoch ${epoch} ${where}: i2t R@1/5/10 ${r.i2t.r1.toFixed(1)}/${r.i2t.r5.toFixed(1)}/${r.i2t.r10.toFixed(1)}  ` +
         `t2i ${r.t2i.r1.toFixed(1)}/${r.t2i.r5.toFixed(1)}/${r.t2i.r10.toFixed(1)}  rsum ${r.rsum.toFixed(1)}`,
@@ -186,6 +188,7 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
       ? await RemoteBlockWorker.start({ backend: backendName, config, chunkBytes: o.chunkMb * 2 ** 20 })
       : undefined;
   log().info({ threads }, `training step on ${threads} thread${threads > 1 ? 's' : ''}`);
+  runLog.info({ backend: backendName, threads, train: trainSplit.nCaptions, dev: dev.nCaptions, options }, 'run');
   try {
     for (let epoch = startEpoch; epoch < o.numEpochs; epoch++) {
       adam.lr = o.learningRate * 0.1 ** Math.floor(epoch / o.lrUpdate);
@@ -291,6 +294,7 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
           progress.resume();
         }
       }
+      runLog.info({ epoch, steps: meters.batch.n, seconds: meters.batch.sum, dataSeconds: meters.data.sum }, 'epoch');
       progress.stop();
       const r = await runValidation(epoch, 'end of epoch');
       const isBest = r.rsum > bestRsum;
