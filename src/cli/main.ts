@@ -11,6 +11,8 @@ import { register as registerVocab } from './vocab.js';
 import { register as registerSynth } from './synth.js';
 import { register as registerTrain } from './train.js';
 import { register as registerDemo } from './demo.js';
+import { register as registerReport } from './report.js';
+import { register as registerQuery } from './query.js';
 
 export function buildProgram(): Command {
   const program = new Command('vsl')
@@ -35,6 +37,8 @@ export function buildProgram(): Command {
   registerSynth(program);
   registerTrain(program);
   registerDemo(program);
+  registerReport(program);
+  registerQuery(program);
   return program;
 }
 

@@ -21,12 +21,12 @@ import { log } from '../util/log.js';
 import { isInteractive } from '../util/terminal.js';
 import { selectBackend, type BackendChoice } from '../backend.js';
 import { openSplit, type PrecompSplit } from '../data/precomp.js';
-import { loadVocab } from '../data/vocab.js';
+import { loadVocab, type Vocab } from '../data/vocab.js';
 import { encodeCaption } from '../data/tokenizer.js';
 import { Weights } from '../model/weights.js';
 import { encodeCaptionTokens, encodeImages, type EncodedCaptions, type EncodedImages } from './encodeSplit.js';
 import { CAPS_PER_IMAGE, evaluate, evaluateFold5, type EvalResult, type ScoreMatrix } from './metrics.js';
-import { buildModel, readModelFile, type ModelSource } from './loadModel.js';
+import { buildModel, readModelFile, type LoadedModel, type ModelSource } from './loadModel.js';
 import { createScorer, defaultWorkers } from './parallel.js';
 
 export const FOLDS = 5;
@@ -197,7 +197,14 @@ export function evaluateScores(
 
 // ------------------------------------------------------------------------------------------------ evaluate
 
-function openEvalSplit(
+/** Rows of images [s, e): image i is row i (one row per image) or 5i (one per caption, as the reference). */
+export function imageRows(split: PrecompSplit): (s: number, e: number) => Float32Array {
+  return split.imDiv === CAPS_PER_IMAGE
+    ? (s, e) => split.images.readRows(s, e)
+    : (s, e) => split.images.readRowsIndexed(Int32Array.from({ length: e - s }, (_, k) => (s + k) * CAPS_PER_IMAGE));
+}
+
+export function openEvalSplit(
   dataPath: string,
   dataName: string,
   split: string,
@@ -217,15 +224,25 @@ function openEvalSplit(
   }
 }
 
-/** Load, encode, score and evaluate one model on one split (see the header). */
-export async function evaluateModel(o: EvaluateModelOptions): Promise<EvaluateModelOutput> {
-  const backend = await selectBackend(o.backend ?? 'auto');
+/** A model file and the vocabulary of its data (the overrides first, then the checkpoint's options). */
+export async function loadModelAndVocab(o: {
+  modelPath: string;
+  dataPath?: string;
+  vocabPath?: string;
+  dataName?: string;
+}): Promise<{ model: LoadedModel; dataName: string; dataPath: string; vocabFile: string; vocab: Vocab }> {
   const file = await readModelFile(o.modelPath);
   const dataName = o.dataName ?? file.options.data.dataName;
   const dataPath = o.dataPath ?? file.options.data.dataPath;
   const vocabFile = resolveVocabFile(dataName, o.vocabPath, file.options.data.vocabPath, dataPath);
   const vocab = loadVocab(vocabFile);
-  const model = buildModel(file, vocab.size);
+  return { model: buildModel(file, vocab.size), dataName, dataPath, vocabFile, vocab };
+}
+
+/** Load, encode, score and evaluate one model on one split (see the header). */
+export async function evaluateModel(o: EvaluateModelOptions): Promise<EvaluateModelOutput> {
+  const backend = await selectBackend(o.backend ?? 'auto');
+  const { model, dataName, dataPath, vocabFile, vocab } = await loadModelAndVocab(o);
   const c = model.config;
   const split = openEvalSplit(dataPath, dataName, o.split, c.imgDim, o.modelPath);
   const workers = o.workers ?? defaultWorkers(backend.name);
@@ -255,12 +272,7 @@ export async function evaluateModel(o: EvaluateModelOptions): Promise<EvaluateMo
       nImg = FOLDS * foldImages;
     }
     const nCap = nImg * CAPS_PER_IMAGE;
-    // Image row of image i: i (one row per image) or 5i (one row per caption, as the reference stores them).
-    const readRows =
-      split.imDiv === CAPS_PER_IMAGE
-        ? (s: number, e: number) => split.images.readRows(s, e)
-        : (s: number, e: number) =>
-            split.images.readRowsIndexed(Int32Array.from({ length: e - s }, (_, k) => (s + k) * CAPS_PER_IMAGE));
+    const readRows = imageRows(split);
 
     log().info(
       {
