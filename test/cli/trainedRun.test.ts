@@ -228,6 +228,9 @@ test(
   },
 );
 
+/** `vsl query` on the trained checkpoint. */
+const query = (...args: string[]) => runVsl(['query', '--model', path.join(run, 'model_best.h5'), ...args]);
+
 /** argmax over the images of caption c's column (the lowest index among ties, as the metrics' rule). */
 function bestImage(c: number): number {
   let best = 0;
@@ -239,7 +242,7 @@ function bestImage(c: number): number {
 test('vsl query on the trained checkpoint: test captions rank their own image first, with the eval scores', async () => {
   const captions = readCaptions(path.join(dataPath, DATA_NAME, 'test_caps.txt'));
   const nCap = 5 * TEST_IMAGES;
-  const q = await runVsl(['query', '--model', path.join(run, 'model_best.h5'), '--top', '3', '--json', ...captions]);
+  const q = await query('--top', '3', '--json', ...captions);
   assert.equal(q.code, 0, q.stderr);
   const out = JSON.parse(q.stdout) as {
     nImages: number;
@@ -263,7 +266,7 @@ test('vsl query on the trained checkpoint: test captions rank their own image fi
 
   // the text a person reads: the caption's own image on the first line of the list
   const c = out.sentences.findIndex((s, k) => s.hits[0]!.image === Math.floor(k / 5));
-  const t = await runVsl(['query', '--model', path.join(run, 'model_best.h5'), '--top', '2', captions[c]!]);
+  const t = await query('--top', '2', captions[c]!);
   assert.equal(t.code, 0, t.stderr);
   assert.match(t.stdout, new RegExp(`\\n +1\\. image ${Math.floor(c / 5)} +score `));
   assert.ok(t.stdout.includes(captions[c]!.trim()));
@@ -273,16 +276,7 @@ test('vsl query --image N: the captions ranked for the image, ground truth marke
   const nCap = 5 * TEST_IMAGES;
   const ranks = i2tRanks(sims, TEST_IMAGES, nCap);
   const image = 7;
-  const q = await runVsl([
-    'query',
-    '--model',
-    path.join(run, 'model_best.h5'),
-    '--image',
-    String(image),
-    '--top',
-    '8',
-    '--json',
-  ]);
+  const q = await query('--image', String(image), '--top', '8', '--json');
   assert.equal(q.code, 0, q.stderr);
   const out = JSON.parse(q.stdout).image as {
     image: number;
@@ -299,15 +293,7 @@ test('vsl query --image N: the captions ranked for the image, ground truth marke
     assert.equal(h.groundTruth, Math.floor(h.caption / 5) === image);
     assert.ok(Math.abs(h.score - sims[image * nCap + h.caption]!) < 1e-5);
   }
-  const t = await runVsl([
-    'query',
-    '--model',
-    path.join(run, 'model_best.h5'),
-    '--image',
-    String(image),
-    '--top',
-    '100',
-  ]);
+  const t = await query('--image', String(image), '--top', '100');
   assert.equal(t.code, 0, t.stderr);
   const marked = t.stdout.split('\n').filter((l) => /^ +\d+\. \* caption/.test(l));
   assert.deepEqual(
