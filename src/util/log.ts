@@ -35,7 +35,7 @@ export function fieldsText(rec: Record<string, unknown>, prefix = ''): string {
   return out.join(' ');
 }
 
-/** The pretty stream: `12:04:31 INFO: message  key=value ...`, written synchronously to fd 2. */
+/** The pretty stream: `[12:04:31] INFO: message  key=value ...`, written synchronously to fd 2. */
 export function prettyStream(colorize = process.stderr.isTTY === true): PinoPretty.PrettyStream {
   return PinoPretty({
     destination: 2,
