@@ -69,7 +69,8 @@ function concat(parts: Int32Array[]): Int32Array {
 function pickExamples(ranks: Int32Array, spread: number, worst: number): { index: number; tag: string }[] {
   const n = ranks.length;
   const picked = new Map<number, string>();
-  for (let k = 0; k < spread && k < n; k++) picked.set(Math.round((k * (n - 1)) / Math.max(1, spread - 1)), 'evenly spaced');
+  for (let k = 0; k < spread && k < n; k++)
+    picked.set(Math.round((k * (n - 1)) / Math.max(1, spread - 1)), 'evenly spaced');
   const order = [...ranks.keys()].sort((a, b) => ranks[b]! - ranks[a]! || a - b);
   for (const i of order.slice(0, worst)) if (!picked.has(i) && ranks[i]! > 0) picked.set(i, 'among the worst ranked');
   return [...picked].map(([index, tag]) => ({ index, tag }));
