@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createH5 } from '../../src/io/h5.js';
+import { saveCheckpoint } from '../../src/io/checkpoint.js';
 import { topK } from '../../src/eval/topk.js';
 import { rankBins } from '../../src/report/evalReport.js';
 import { readRun } from '../../src/report/runData.js';
@@ -116,6 +117,24 @@ test('without the semantic term the report says so instead of drawing zeros; no 
   assert.match(html, /No visual semantic loss in this run/);
   assert.match(html, /No validation yet/);
   assert.deepEqual(lineVertices(html, 'hinge'), [3, 3]);
+});
+
+test('a train.log without run records (older runs): the options come from the checkpoint beside it', async () => {
+  const dir = runDir('older', [step(0, 1), step(0, 2)]);
+  const weights = new Map([['x', { shape: [1], data: new Float32Array(1) }]]);
+  await saveCheckpoint(path.join(dir, 'checkpoint_last.h5'), {
+    weights,
+    options: OPTIONS,
+    epoch: 1,
+    iteration: 2,
+    bestRsum: 0,
+  });
+  const run = await readRun(dir);
+  assert.deepEqual(run.options, OPTIONS);
+  assert.equal(run.optionsFrom, path.join(dir, 'checkpoint_last.h5'));
+  const html = await runReportHtml(run);
+  assert.match(html, /backend<\/th><td>not logged/);
+  assert.match(html, /time per epoch<\/th><td>not logged; last step took 0\.1 s/);
 });
 
 test('bad run directories: one clear error naming the file and what was expected', async () => {
