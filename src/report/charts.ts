@@ -93,15 +93,19 @@ export function learningRateChart(points: SeriesPoint[]): Promise<string> {
   });
 }
 
-/** The global gradient norm before clipping, per logged step, with the clip level as a dashed rule. */
+/**
+ * The global gradient norm before clipping, per logged step, with the clip level as a dashed rule; log y (symlog where a norm is 0), as
+ * norms span decades (thousands on a plateau, tenths once trained) and the clip level must stay visible.
+ */
 export function gradNormChart(points: SeriesPoint[], clip: number): Promise<string> {
+  const logY = points.every((p) => p.value > 0) ? 'log' : 'symlog';
   const layers: TopLevelSpec[] = [
     {
       data: { values: points },
       mark: { type: 'line', color: '#e45756', strokeWidth: 1.2 },
       encoding: {
         x: x(),
-        y: { field: 'value', type: 'quantitative', title: 'gradient norm' },
+        y: { field: 'value', type: 'quantitative', title: 'gradient norm', scale: { type: logY } },
         order: { field: 'iteration' },
       },
     } as TopLevelSpec,

@@ -83,6 +83,7 @@ function summary(run: RunData): string {
 
 async function lossCharts(run: RunData): Promise<string> {
   const s = run.steps;
+  const start = run.starts.at(-1);
   const withSemantic = s.filter((r) => r.semanticLoss !== 'none');
   let html = figure(
     'hinge',
@@ -109,6 +110,9 @@ async function lossCharts(run: RunData): Promise<string> {
       html += `<p class="note">The semantic term is drawn where it was part of the loss: ${s.length - withSemantic.length} of ${s.length} logged steps trained on the hinge alone (--semantic-warmup-epochs).</p>\n`;
   } else
     html += `<p class="note">No visual semantic loss in this run (--semantic-loss none): the loss is the hinge.</p>\n`;
+  const rest = start?.train !== undefined ? start.train % Number(run.options.train.batchSize) : 0;
+  if (rest > 0)
+    html += `<p class="note">The losses are summed over a batch: they dip at each epoch's last step, whose batch holds the ${rest} captions left over.</p>\n`;
   html += figure(
     'total',
     await stepCurve(
