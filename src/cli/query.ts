@@ -74,7 +74,7 @@ export function register(program: Command): void {
     .option('--split <name>', 'split to search: test, testall, dev', 'test')
     .option('--top <n>', 'results to show', '10')
     .option('--image <n>', "rank the split's captions for image n (0-based), the ground truth marked")
-    .option('--workers <n>', 'score worker threads for sentences (default as vsl eval)')
+    .option('--workers <n>', 'score worker threads for sentences (default: 1 below 20,000 pairs, else as vsl eval)')
     .option('--backend <name>', 'auto, tensorflow-gpu, tensorflow, wasm or cpu', 'auto')
     .option('--json', 'print one JSON object instead of the lists', false)
     .action(async (sentences: string[], o: QueryCliOptions) => {

@@ -2,8 +2,8 @@
 // ranks the split's captions (image -> text). Built from the evaluation's parts: the checkpoint and vocabulary
 // are found as `vsl eval` finds them, sentences are tokenised as in training, the split is encoded with
 // encodeSplit (images once per run, whatever the number of sentences) and scored by the eval scorer (the
-// worker pool for sentences; one image against every caption runs in process, where a pool has no second
-// shard to give a worker).
+// worker pool where the pairs are many, in process otherwise; one image against every caption runs in process,
+// where a pool has no second shard to give a worker).
 import { selectBackend, type BackendChoice } from '../backend.js';
 import { tokenizeCaption, encodeCaption } from '../data/tokenizer.js';
 import type { Vocab } from '../data/vocab.js';
@@ -18,6 +18,13 @@ import { topK } from '../eval/topk.js';
 import { Weights } from '../model/weights.js';
 import { VslError } from '../util/errors.js';
 import { log } from '../util/log.js';
+
+/**
+ * Fewest pairs worth a worker pool: each worker loads its own tfjs and the weights (~2 s), while one sentence
+ * against 1,000 images scores in about as long in process (measured at the demo's dims: 1.9 s in process,
+ * 7.4 s with 2 workers, on a loaded machine).
+ */
+export const POOL_MIN_PAIRS = 20_000;
 
 export interface QueryOptions {
   modelPath: string;
@@ -82,7 +89,8 @@ export class Retrieval {
     readonly split: PrecompSplit,
     readonly nImages: number,
     readonly backend: string,
-    readonly workers: number,
+    /** --workers; by default a pool only for many pairs (below, starting the workers costs more than it saves) */
+    readonly workers: number | undefined,
   ) {}
 
   static async open(o: QueryOptions): Promise<Retrieval> {
@@ -97,8 +105,7 @@ export class Retrieval {
         `${split.paths.captions}: expected ${CAPS_PER_IMAGE} captions per image, found ${split.nCaptions}`,
       );
     }
-    const workers = o.workers ?? defaultWorkers(backend.name);
-    const r = new Retrieval(model, vocab, vocabFile, split, split.nCaptions / CAPS_PER_IMAGE, backend.name, workers);
+    const r = new Retrieval(model, vocab, vocabFile, split, split.nCaptions / CAPS_PER_IMAGE, backend.name, o.workers);
     r.seconds.load = (performance.now() - t0) / 1000;
     return r;
   }
@@ -153,8 +160,10 @@ export class Retrieval {
       250,
       Math.max(DEFAULT_IMAGE_BLOCK, Math.floor((DEFAULT_IMAGE_BLOCK * DEFAULT_CAPTION_BLOCK) / sentences.length)),
     );
+    const pairs = this.nImages * sentences.length;
+    const workers = this.workers ?? (pairs >= POOL_MIN_PAIRS ? defaultWorkers(this.backend) : 1);
     const scorer = await createScorer({
-      workers: Math.min(this.workers, Math.ceil(this.nImages / imageBlock)),
+      workers: Math.min(workers, Math.ceil(this.nImages / imageBlock)),
       backend: this.backend,
       reg: this.model.reg,
       config: this.model.config,

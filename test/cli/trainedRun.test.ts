@@ -242,7 +242,7 @@ function bestImage(c: number): number {
 test('vsl query on the trained checkpoint: test captions rank their own image first, with the eval scores', async () => {
   const captions = readCaptions(path.join(dataPath, DATA_NAME, 'test_caps.txt'));
   const nCap = 5 * TEST_IMAGES;
-  const q = await query('--top', '3', '--json', ...captions);
+  const q = await query('--top', '3', '--json', '--workers', '2', ...captions); // the worker pool
   assert.equal(q.code, 0, q.stderr);
   const out = JSON.parse(q.stdout) as {
     nImages: number;
