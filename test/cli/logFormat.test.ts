@@ -50,27 +50,10 @@ function vslLine(args: string[]): string {
   return [process.execPath, BIN, ...args].map(q).join(' ');
 }
 
-function trainArgs(run: string, extra: string[] = []): string[] {
+function trainArgs(run: string): string[] {
   return [
-    ...extra,
-    'train',
-    '--data-path',
-    dataPath,
-    '--data-name',
-    DATA_NAME,
-    '--model-name',
-    run,
-    ...TINY_MODEL,
-    '--batch-size',
-    '10',
-    '--num-epochs',
-    '1',
-    '--log-step',
-    '1',
-    '--max-dev-captions',
-    '20',
-    '--backend',
-    'wasm',
+    ...['train', '--data-path', dataPath, '--data-name', DATA_NAME, '--model-name', run, ...TINY_MODEL],
+    ...['--batch-size', '10', '--num-epochs', '1', '--log-step', '1', '--max-dev-captions', '20', '--backend', 'wasm'],
   ];
 }
 
