@@ -52,6 +52,7 @@ export function register(program: Command): void {
       process.stdout.write(
         `trained ${opts.module} for ${s.epochs} epochs in ${minutes.toFixed(1)} min; best dev rsum ${s.bestRsum.toFixed(1)}\n`,
       );
+      process.stdout.write(`run report (open in a browser): ${path.join(opts.modelName, 'report.html')}\n`);
       process.stdout.write(`test split (${opts.dataName}), model ${path.join(opts.modelName, 'model_best.h5')}:\n`);
       process.stdout.write(
         await runEval({

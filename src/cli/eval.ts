@@ -27,6 +27,7 @@ import { releaseBlocks, scoreSplit } from '../eval/scoreSplit.js';
 import { parseShard } from '../eval/shards.js';
 import { StopOnSignal } from '../eval/stop.js';
 import { foldsToJson, formatFolds, formatResult, resultToJson } from '../eval/report.js';
+import { writeEvalReport } from '../report/evalReport.js';
 
 export function parseIntOption(name: string, value: string, min: number): number {
   const v = Number(value);
@@ -45,6 +46,8 @@ export interface EvalCliOptions {
   fold5?: boolean;
   foldImages?: string;
   saveSims?: string;
+  /** HTML report: recall table, rank distributions, example queries */
+  report?: string;
   workers?: string;
   backend?: string;
   json?: boolean;
@@ -117,13 +120,14 @@ function stoppedError(e: EvalStopped, sig: NodeJS.Signals | null, command: strin
 }
 
 /** `vsl eval --merge PART...`: the parts' matrix, reported as an unsharded run would be. */
-function runMerge(o: EvalCliOptions): string {
+async function runMerge(o: EvalCliOptions): Promise<string> {
   if (o.model || o.shard || o.out)
     throw new VslError('--merge: give the parts only (no --model, --shard or --out: the parts say what they hold)');
   const merged = mergeParts(o.merge!);
   const s = mergedSplit(merged);
   const r = outputOf(s, { pairs: s.pairsScored });
   if (o.saveSims) saveSims(o.saveSims, r.sims, r.simsShape);
+  if (o.report) await writeEvalReport(o.report, r);
   return o.json
     ? JSON.stringify({ ...evalJson(r, o.saveSims), parts: merged.files }) + '\n'
     : evalText(r) +
@@ -186,6 +190,7 @@ export async function runEval(o: EvalCliOptions): Promise<string> {
       progress: o.progress ?? false,
       keep: file ? (sims, shape) => saveSims(file, sims, shape) : undefined,
     });
+    if (o.report) await writeEvalReport(o.report, r);
     return o.json
       ? JSON.stringify(evalJson(r, o.saveSims)) + '\n'
       : evalText(r) + (o.saveSims ? `scores (${r.simsShape.join(' x ')}) written to ${o.saveSims}\n` : '');
@@ -207,6 +212,7 @@ const EvalConfigSchema = z
     fold5: z.boolean(),
     foldImages: z.union([z.number().int(), z.string()]).transform(String),
     saveSims: z.string(),
+    report: z.string(),
     workers: z.union([z.number().int(), z.string()]).transform(String),
     backend: z.string(),
     json: z.boolean(),
@@ -258,6 +264,7 @@ export function register(program: Command): void {
     .option('--fold5', 'COCO-1K: mean over 5 folds of --fold-images images (use with --split testall)', false)
     .option('--fold-images <n>', 'images per fold with --fold5', '1000')
     .option('--save-sims <file.npy>', 'write the float32 score matrix: (images, captions), or (5, k, 5k) with --fold5')
+    .option('--report <file.html>', 'also write an HTML report: recall table, rank distributions, example queries')
     .option(
       '--workers <n>',
       'score worker threads (default: min(2, cores) on wasm/cpu, 1 on tensorflow); 1 = in-process',

@@ -1,7 +1,7 @@
 // The `vsl` command line: a thin layer that parses options and calls into data / model / train / eval.
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { VslError } from '../util/errors.js';
-import { setLogLevel } from '../util/log.js';
+import { configureLog, defaultLogFormat, LOG_FORMATS, type LogFormat } from '../util/log.js';
 // Each subcommand lives in its own module and exports `register(program)`.
 // (register-commands: keep one import per line so that parallel edits do not collide)
 import { register as registerEval } from './eval.js';
@@ -12,14 +12,23 @@ import { register as registerVocab } from './vocab.js';
 import { register as registerSynth } from './synth.js';
 import { register as registerTrain } from './train.js';
 import { register as registerDemo } from './demo.js';
+import { register as registerReport } from './report.js';
+import { register as registerQuery } from './query.js';
 
 export function buildProgram(): Command {
   const program = new Command('vsl')
     .description('SGR / SAF image-text matching with the Visual Semantic Loss, on SCAN precomp features')
     .option('--log-level <level>', 'pino log level: fatal, error, warn, info, debug, trace', 'info')
+    .addOption(
+      new Option(
+        '--log-format <format>',
+        'stderr logs: json lines, or pretty lines (default: pretty on a terminal)',
+      ).choices(LOG_FORMATS),
+    )
     .showHelpAfterError()
     .hook('preAction', (cmd) => {
-      setLogLevel(String(cmd.opts().logLevel));
+      const o = cmd.opts();
+      configureLog(String(o.logLevel), (o.logFormat as LogFormat | undefined) ?? defaultLogFormat());
     });
   // register-calls
   registerEval(program);
@@ -30,6 +39,8 @@ export function buildProgram(): Command {
   registerSynth(program);
   registerTrain(program);
   registerDemo(program);
+  registerReport(program);
+  registerQuery(program);
   return program;
 }
 

@@ -70,7 +70,7 @@ export function register(program: Command): void {
     if (s.stoppedBySignal) process.exitCode = s.stoppedBySignal === 'SIGINT' ? 130 : 143;
     else
       process.stdout.write(
-        `trained ${s.epochs} epochs (${s.iterations} iterations), best dev rsum ${s.bestRsum.toFixed(1)}; checkpoints in ${s.runDir}\n`,
+        `trained ${s.epochs} epochs (${s.iterations} iterations), best dev rsum ${s.bestRsum.toFixed(1)}; checkpoints and report.html in ${s.runDir}\n`,
       );
   });
 }

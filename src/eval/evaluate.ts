@@ -16,6 +16,7 @@
 import cliProgress from 'cli-progress';
 import { VslError } from '../util/errors.js';
 import { log } from '../util/log.js';
+import { isInteractive } from '../util/terminal.js';
 import { CAPS_PER_IMAGE, evaluate, evaluateFold5, type EvalResult, type ScoreMatrix } from './metrics.js';
 import type { ModelSource } from './loadModel.js';
 import { releaseBlocks, scoreSplit, type ScoredSplit, type ScoreSplitOptions } from './scoreSplit.js';
@@ -67,7 +68,7 @@ export interface Progress {
 export function makeProgress(label: string, total: number, enabled: boolean): Progress {
   if (!enabled || total <= 0) return { update: () => {}, stop: () => {} };
   const t0 = Date.now();
-  const fancy = process.stderr.isTTY === true && !process.env.CI;
+  const fancy = isInteractive(process.stderr);
   if (fancy) {
     const bar = new cliProgress.SingleBar(
       {

@@ -16,12 +16,12 @@ import { vslVersion } from '../util/version.js';
 import { selectBackend, type BackendChoice } from '../engine/backend.js';
 import { createScorer, defaultWorkers } from '../engine/scorePool.js';
 import { openSplit, type PrecompSplit } from '../data/precomp.js';
-import { loadVocab } from '../data/vocab.js';
+import { loadVocab, type Vocab } from '../data/vocab.js';
 import { encodeCaption } from '../data/tokenizer.js';
 import { Weights } from '../model/weights.js';
 import { encodeCaptionTokens, encodeImages, type EncodedCaptions, type EncodedImages } from './encodeSplit.js';
 import { CAPS_PER_IMAGE } from './metrics.js';
-import { buildModel, readModelFile, type ModelSource } from './loadModel.js';
+import { buildModel, readModelFile, type LoadedModel, type ModelFile, type ModelSource } from './loadModel.js';
 import { DEFAULT_CAPTION_BLOCK, DEFAULT_IMAGE_BLOCK } from './scoreMatrix.js';
 import { BlockStore, type Identity } from './blockStore.js';
 import { scoreBlocks } from './scoreBlocks.js';
@@ -101,7 +101,7 @@ export interface ScoredSplit {
   workDir: string | null;
 }
 
-function openEvalSplit(
+export function openEvalSplit(
   dataPath: string,
   dataName: string,
   split: string,
@@ -119,6 +119,36 @@ function openEvalSplit(
     }
     throw e;
   }
+}
+
+/** Rows of images [s, e) from image `offset` on: image i is row i (one row per image) or 5i (one row per caption, as the reference stores them). */
+export function imageRows(split: PrecompSplit, offset = 0): (s: number, e: number) => Float32Array {
+  return split.imDiv === CAPS_PER_IMAGE
+    ? (s, e) => split.images.readRows(offset + s, offset + e)
+    : (s, e) =>
+        split.images.readRowsIndexed(Int32Array.from({ length: e - s }, (_, k) => (offset + s + k) * CAPS_PER_IMAGE));
+}
+
+/** A model file and the vocabulary of its data (the overrides first, then the checkpoint's options). */
+export async function loadModelAndVocab(o: {
+  modelPath: string;
+  dataPath?: string;
+  vocabPath?: string;
+  dataName?: string;
+}): Promise<{
+  model: LoadedModel;
+  file: ModelFile;
+  dataName: string;
+  dataPath: string;
+  vocabFile: string;
+  vocab: Vocab;
+}> {
+  const file = await readModelFile(o.modelPath);
+  const dataName = o.dataName ?? file.options.data.dataName;
+  const dataPath = o.dataPath ?? file.options.data.dataPath;
+  const vocabFile = resolveVocabFile(dataName, o.vocabPath, file.options.data.vocabPath, dataPath);
+  const vocab = loadVocab(vocabFile);
+  return { model: buildModel(file, vocab.size), file, dataName, dataPath, vocabFile, vocab };
 }
 
 /** The evaluation's layout: every image, or 5 folds of foldImages (the split must hold them). */
@@ -151,12 +181,7 @@ export function defaultWorkDir(identity: Identity, rows: Range): string {
 
 export async function scoreSplit(o: ScoreSplitOptions): Promise<ScoredSplit> {
   const backend = await selectBackend(o.backend ?? 'auto');
-  const file = await readModelFile(o.modelPath);
-  const dataName = o.dataName ?? file.options.data.dataName;
-  const dataPath = o.dataPath ?? file.options.data.dataPath;
-  const vocabFile = resolveVocabFile(dataName, o.vocabPath, file.options.data.vocabPath, dataPath);
-  const vocab = loadVocab(vocabFile);
-  const model = buildModel(file, vocab.size);
+  const { model, file, dataName, dataPath, vocabFile, vocab } = await loadModelAndVocab(o);
   const c = model.config;
   const split = openEvalSplit(dataPath, dataName, o.split, c.imgDim, o.modelPath);
   const workers = o.workers ?? defaultWorkers(backend.name);
@@ -192,12 +217,7 @@ export async function scoreSplit(o: ScoreSplitOptions): Promise<ScoredSplit> {
     const store = workDir === null ? undefined : BlockStore.open(workDir, identity, L);
     const blocks = planBlocks(layout, rows, imageBlock);
     const [e0, e1] = encodeRange(blocks, nImg, IMAGE_ENCODE_BATCH);
-    // Image row of image i: i (one row per image) or 5i (one row per caption, as the reference stores them).
-    const readRows =
-      split.imDiv === CAPS_PER_IMAGE
-        ? (s: number, e: number) => split.images.readRows(e0 + s, e0 + e)
-        : (s: number, e: number) =>
-            split.images.readRowsIndexed(Int32Array.from({ length: e - s }, (_, k) => (e0 + s + k) * CAPS_PER_IMAGE));
+    const readRows = imageRows(split, e0);
 
     log().info(
       {

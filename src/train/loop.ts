@@ -19,7 +19,8 @@ import type { TrainOptions } from './options.js';
 import { NonFiniteLossError, trainStep } from './step.js';
 import { trainProgress } from './progress.js';
 import { cores, defaultValThreads, loggedValidation, validate, weightsDigest } from './validate.js';
-import { initOrResume, keepAsBest, openRun, StopOnSignal, writeCheckpoint } from './run.js';
+import { initOrResume, keepAsBest, openRun, runOptions, StopOnSignal, writeCheckpoint } from './run.js';
+import { refreshRunReport } from '../report/runReport.js';
 import { EpochLog, logValidation, type EpochPlan } from './stepLog.js';
 
 export interface TrainSummary {
@@ -97,6 +98,7 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
     const result = await validate(reg, run.config, run.dev, devTokens, { threads, backend });
     last = result;
     logValidation(run.runLog, run.metricsFile, { ...at, seconds: (performance.now() - t0) / 1000, threads }, result);
+    await refreshRunReport(run.dir);
     return result;
   };
 
@@ -105,6 +107,8 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
   const chunkBytes = o.chunkMb * 2 ** 20;
   const { engine, close: closeEngine } = await startStepEngine({ threads, backend, config: run.config, chunkBytes });
   log().info({ threads }, `training step on ${threads} thread${threads > 1 ? 's' : ''}`);
+  const record = { backend, threads, train: run.train.nCaptions, dev: run.dev.nCaptions, options: runOptions(o, run) };
+  run.runLog.info(record, 'run');
   try {
     for (let epoch = s.epoch; epoch < o.numEpochs; epoch++) {
       const batches = data.batchesOf(data.epochOrder(o.seed, epoch), o.batchSize);
@@ -162,6 +166,7 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
           progress.resume();
         }
       }
+      run.runLog.info({ epoch, ...epochLog.summary() }, 'epoch');
       progress.stop();
       const r = await runValidation(epoch, 'end of epoch');
       const isBest = r.rsum > s.bestRsum;

@@ -3,6 +3,7 @@
 // log_step, as before. train.log is written by the loop itself and does not depend on this module.
 import cliProgress from 'cli-progress';
 import { log } from '../util/log.js';
+import { isInteractive } from '../util/terminal.js';
 
 /** The state of the epoch after one training step. */
 export interface StepStatus {
@@ -29,16 +30,13 @@ export interface ProgressStream {
   write(s: string): boolean;
 }
 
-/**
- * A bar only where someone watches it redraw: a TTY outside CI (CI logs are files, where a redrawn line is
- * noise), and not at log level silent (the user asked for no output). Same TTY/CI rule as `vsl eval`.
- */
+/** A bar only where someone watches it redraw (isInteractive), and not at log level silent. */
 export function useProgressBar(
   stream: { isTTY?: boolean },
   env: Record<string, string | undefined>,
   logLevel: string,
 ): boolean {
-  return stream.isTTY === true && !env.CI && logLevel !== 'silent';
+  return isInteractive(stream, env) && logLevel !== 'silent';
 }
 
 /** The plain stderr line of a logged step (unchanged from before the bar existed). */

@@ -172,6 +172,15 @@ async function resumeVsl(o: TrainOptions, run: Run, adam: Adam): Promise<TrainSt
   return s;
 }
 
+/** The options a run records (in its checkpoints and train.log's run record): the model's, the data's, training's. */
+export function runOptions(o: TrainOptions, run: Run) {
+  return {
+    model: run.config,
+    data: { dataName: o.dataName, dataPath: o.dataPath, vocabPath: o.vocabPath ?? o.dataPath },
+    train: o,
+  };
+}
+
 /**
  * Write `file` in the run directory (temporary file + rename, in saveCheckpoint): weights, options, Adam's state
  * and the position to resume at (epoch, step within it).
@@ -190,11 +199,7 @@ export async function writeCheckpoint(
   const out = path.join(run.dir, file);
   await saveCheckpoint(out, {
     weights,
-    options: {
-      model: run.config,
-      data: { dataName: o.dataName, dataPath: o.dataPath, vocabPath: o.vocabPath ?? o.dataPath },
-      train: o,
-    },
+    options: runOptions(o, run),
     epoch,
     iteration: s.iteration,
     bestRsum: s.bestRsum,

@@ -48,6 +48,11 @@ export class EpochLog {
     private readonly logStep: number,
   ) {}
 
+  /** The epoch's steps and seconds (all, and reading data), for train.log's epoch record. */
+  summary(): { steps: number; seconds: number; dataSeconds: number } {
+    return { steps: this.m.batch.n, seconds: this.m.batch.sum, dataSeconds: this.m.data.sum };
+  }
+
   /** After step `step` (0-based) of the epoch, the run's `iteration`-th; times in seconds. */
   step(step: number, iteration: number, r: StepResult, batchSeconds: number, dataSeconds: number): void {
     const { m, plan } = this;
