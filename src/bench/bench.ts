@@ -57,7 +57,7 @@ function parseArgs(argv: string[]): Args {
     measureImages: 20,
     child: null,
     roofline: null,
-    chunkMb: 1024,
+    chunkMb: 2048,
     profile: false,
   };
   const value = (i: number, flag: string) => {

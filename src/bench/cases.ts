@@ -213,7 +213,7 @@ export async function trainCase(
   module: ModuleName,
   B: number,
   warmup: number,
-  chunkMb = 1024,
+  chunkMb = 2048,
 ): Promise<BenchRecord> {
   const c = defaultModelConfig({ module, vocabSize: VOCAB });
   // vsl train's --workers: with 2, the training worker encodes the captions and takes part of the score block
@@ -285,7 +285,7 @@ export async function trainCase(
 export function encodeImagesCase(ctx: BenchContext, n = 1000): BenchRecord {
   const c = defaultModelConfig({ module: 'SGR', vocabSize: VOCAB });
   const reg = ParamRegistry.init(c, SEED);
-  const w = Weights.of(reg, true);
+  const w = Weights.of(reg);
   const batch = 100;
   const feats = randomRegionFeatures(batch, c.imgDim, SEED + 11); // every batch reads the same random rows
   try {
@@ -315,7 +315,7 @@ export function encodeImagesCase(ctx: BenchContext, n = 1000): BenchRecord {
 export function encodeCaptionsCase(ctx: BenchContext, n = 5000): BenchRecord {
   const c = defaultModelConfig({ module: 'SGR', vocabSize: VOCAB });
   const reg = ParamRegistry.init(c, SEED);
-  const w = Weights.of(reg, true);
+  const w = Weights.of(reg);
   const tokens = randomTokens(captionLengths(n, SEED + 12), VOCAB, SEED + 13);
   try {
     encodeCaptionTokens(w, c, tokens.slice(0, 128)); // warm-up

@@ -1,6 +1,9 @@
-// The (B, B) score matrix of a training batch, computed in caption chunks with recomputation in the
-// backward pass. All 16,384 pairs of a batch of 128 at 1024-d do not fit the wasm heap as one graph: the
-// forward keeps only the scores, and the gradient recomputes one chunk at a time under its own tape.
+// The (nImg, nCap) training scores of a batch (or of one thread's share of it) on this thread, in caption chunks
+// that fit the device. At batch 128 and 1024-d the pairs of one share do not all fit the wasm heap with their
+// gradients: then every chunk but the last keeps only its scores in the forward pass and is recomputed under a
+// tape of its own in the backward pass, while the last one stays on the caller's tape (its backward runs first
+// and frees its memory before the recomputations start). Within a chunk, captions (sorted by length) are scored
+// in length buckets, each padded to its own longest caption rather than the chunk's.
 import * as tf from '@tensorflow/tfjs';
 import type { ModelConfig } from '../model/config.js';
 import {
@@ -13,6 +16,8 @@ import {
 import { Weights } from '../model/weights.js';
 import { checkHeap, refuseIfTooLarge } from './memoryGuard.js';
 import { valueAndGradients } from './tape.js';
+
+type Range = [number, number];
 
 /** Parameters the block scores read (everything of sim_enc but the two global-attention modules). */
 export function blockParamNames(names: string[]): string[] {
@@ -28,26 +33,60 @@ export function blockParamNames(names: string[]): string[] {
 }
 
 /**
- * Bytes one image-caption pair of Lp tokens takes in the wasm heap while its chunk is differentiated.
- * Measured, not derived: with the hand-written gradients of localSimilarity.ts and graphReasoning.ts the
- * heap grew by 0.58 MB per pair for SGR and 0.35 MB for SAF at Lp 14, D 1024 (32 images x 16 and 48
- * captions), i.e. ~10 and ~6 (Lp, D) float32 tensors' worth; 11 covers both.
+ * Peak bytes one image-caption pair of Lp tokens takes in the wasm heap while its chunk is differentiated,
+ * counted in similarity vectors (S floats) per token. Measured (the heap's allocations, 2026-12-02, D 1024,
+ * S 256, Lp 17-18, batches of 32 and 64): the peak of a step grew by 170 KB per pair for SGR (3 steps) and 121 KB
+ * for SAF, i.e. ~9.2 and ~6.6 vectors per token; SGR's steps keep ~1.8 vectors per token each (x's successor y,
+ * and q: sgr.grad.ts recomputes the rest).
  */
-export function bytesPerPair(Lp: number, D: number): number {
-  return 11 * Lp * D * 4;
+export function bytesPerPair(Lp: number, c: ModelConfig): number {
+  const vectors = c.module === 'SGR' ? 4 + 1.8 * c.sgrStep : 7;
+  return vectors * Lp * c.simDim * 4;
 }
 
-/** Caption ranges [start, end) of at most `budget` bytes each; captions are sorted by length, longest first. */
-export function captionChunks(lengths: number[], nImg: number, D: number, budgetBytes: number): [number, number][] {
-  const chunks: [number, number][] = [];
+/**
+ * Caption ranges of at most `budget` bytes each; captions are sorted by length, longest first. The last range
+ * (the one kept on the tape: see chunkedScores) is made as large as the budget allows, so that as few captions
+ * as possible are recomputed; the ones before it are cut from the start.
+ */
+export function captionChunks(lengths: number[], nImg: number, c: ModelConfig, budgetBytes: number): Range[] {
+  const bytes = (a: number, b: number) => (b - a) * nImg * bytesPerPair(lengths[a], c); // padded to its first
+  let tail = lengths.length - 1;
+  while (tail > 0 && bytes(tail - 1, lengths.length) <= budgetBytes) tail--;
+  const chunks: Range[] = [];
   let start = 0;
-  while (start < lengths.length) {
-    const per = nImg * bytesPerPair(lengths[start], D); // the first caption of a chunk is its longest
-    const n = Math.max(1, Math.min(lengths.length - start, Math.floor(budgetBytes / per)));
-    chunks.push([start, start + n]);
-    start += n;
+  while (start < tail) {
+    let end = start + 1;
+    while (end < tail && bytes(start, end + 1) <= budgetBytes) end++;
+    chunks.push([start, end]);
+    start = end;
   }
+  chunks.push([tail, lengths.length]);
   return chunks;
+}
+
+/**
+ * Length buckets of captions [a, b) (sorted longest first): each bucket is padded to its first caption, and
+ * grows while that padding stays under `maxWaste` of its tokens, or while it holds fewer than `minSize`
+ * captions (a bucket costs a pass over the images of its own).
+ */
+export function lengthBuckets(lengths: number[], [a, b]: Range, maxWaste = 0.1, minSize = 4): Range[] {
+  const out: Range[] = [];
+  let start = a;
+  while (start < b) {
+    let end = start + 1;
+    let tokens = lengths[start];
+    while (end < b) {
+      const waste = 1 - (tokens + lengths[end]) / ((end + 1 - start) * lengths[start]);
+      if (waste > maxWaste && end - start >= minSize) break;
+      tokens += lengths[end++];
+    }
+    // a short tail joins the bucket before it rather than paying for a pass of its own
+    if (b - end < minSize) end = b;
+    out.push([start, end]);
+    start = end;
+  }
+  return out;
 }
 
 export interface ChunkedScoresOptions {
@@ -80,10 +119,25 @@ export function keepSafStats(into: SafCaptionStats[] | undefined, mean: tf.Tenso
   into?.push({ mean: tf.keep(mean), varUnbiased: tf.keep(varUnbiased) });
 }
 
+/** Scores of captions [a, b) of `cap` against every image, bucket by bucket, under the current tape. */
+function rangeScores(
+  w: Weights,
+  c: ModelConfig,
+  img: ImageSide,
+  cap: CaptionSide,
+  range: Range,
+  safStats?: SafCaptionStats[],
+): tf.Tensor2D {
+  const parts = lengthBuckets(cap.lengths, range).map(([a, b]) => {
+    const r = blockScores(w, c, img, captionRange(cap.words, cap.tGlobal, cap.lengths, a, b), true);
+    if (r.safStats) keepSafStats(safStats, r.safStats.mean, r.safStats.varUnbiased);
+    return r.sims;
+  });
+  return parts.length === 1 ? parts[0] : (tf.concat(parts, 1) as tf.Tensor2D);
+}
+
 /**
- * Differentiable (nImg, nCap) scores of a training batch on this thread, in caption chunks that fit the heap:
- * one chunk is differentiated under the caller's tape; several keep only their scores in the forward pass and
- * recompute one chunk at a time under a tape of their own in the backward pass.
+ * Differentiable (nImg, nCap) scores of a training batch on this thread, in caption chunks that fit the heap.
  * @param params the block parameters by name (tensors the gradient is taken for)
  */
 export function chunkedScores(
@@ -94,9 +148,10 @@ export function chunkedScores(
   opts: ChunkedScoresOptions,
 ): tf.Tensor2D {
   const names = [...params.keys()];
-  const [nImg, , D] = img.regions.shape;
-  const chunks = captionChunks(cap.lengths, nImg, D, opts.chunkBytes);
-  const largest = Math.max(...chunks.map(([a, b]) => (b - a) * nImg * bytesPerPair(cap.lengths[a], D)));
+  const nImg = img.regions.shape[0];
+  const nCap = cap.lengths.length;
+  const chunks = captionChunks(cap.lengths, nImg, c, opts.chunkBytes);
+  const largest = Math.max(...chunks.map(([a, b]) => (b - a) * nImg * bytesPerPair(cap.lengths[a], c)));
   refuseIfTooLarge(`training step (${chunks.length} chunks)`, largest);
   const weightsOf = (ts: tf.Tensor[]) => {
     const byName = new Map(names.map((n, i) => [n, ts[i]]));
@@ -106,13 +161,34 @@ export function chunkedScores(
       return t;
     });
   };
-  if (chunks.length === 1) {
-    // One chunk holds every pair: differentiate it under the caller's tape, no recomputation needed.
-    const r = blockScores(weightsOf(names.map((n) => params.get(n)!)), c, img, cap, true);
-    if (r.safStats) keepSafStats(opts.safStats, r.safStats.mean, r.safStats.varUnbiased);
-    checkHeap('training step, forward');
-    return r.sims;
-  }
+  const last = chunks[chunks.length - 1];
+  // recorded first, so that its recomputations run after the last chunk's backward has freed its memory
+  const head = chunks.length > 1 ? recomputed(c, img, cap, params, chunks.slice(0, -1), weightsOf, opts) : null;
+  const w = weightsOf(names.map((n) => params.get(n)!));
+  const tail = rangeScores(w, c, img, cap, last, opts.safStats);
+  w.dispose(); // the tape keeps what it needs of the derived weights
+  checkHeap('training step, forward');
+  if (!head) return tail;
+  if (last[1] !== nCap) throw new Error('chunkedScores: the last chunk must end the block');
+  return tf.concat([head, tail], 1) as tf.Tensor2D;
+}
+
+/**
+ * Scores of the caption chunks `chunks` (the first ones of the block) as one op that keeps only its inputs:
+ * its gradient recomputes each chunk under a tape of its own and adds up the chunks' gradients.
+ */
+function recomputed(
+  c: ModelConfig,
+  img: ImageSide,
+  cap: CaptionSide,
+  params: Map<string, tf.Tensor>,
+  chunks: Range[],
+  weightsOf: (ts: tf.Tensor[]) => Weights,
+  opts: ChunkedScoresOptions,
+): tf.Tensor2D {
+  const names = [...params.keys()];
+  const nImg = img.regions.shape[0];
+  const end = chunks[chunks.length - 1][1];
   const f = tf.customGrad(((...args: unknown[]) => {
     const save = args.pop() as tf.GradSaveFunc;
     const inputs = args as tf.Tensor[];
@@ -124,18 +200,18 @@ export function chunkedScores(
       tf.Tensor2D,
       ...tf.Tensor[],
     ];
-    const parts = chunks.map(([a, b]) =>
+    const side = { words, tGlobal, lengths: cap.lengths };
+    const w = weightsOf(ps);
+    const parts = chunks.map((range) =>
       tf.tidy(() => {
-        const capChunk = captionRange(words, tGlobal, cap.lengths, a, b);
-        const r = blockScores(weightsOf(ps), c, { regions, vGlobal }, capChunk, true);
-        if (r.safStats) keepSafStats(opts.safStats, r.safStats.mean, r.safStats.varUnbiased);
+        const s = rangeScores(w, c, { regions, vGlobal }, side, range, opts.safStats);
         checkHeap('training step, forward');
-        return r.sims;
+        return s;
       }),
     );
-    const value = parts.length === 1 ? parts[0] : tf.concat(parts, 1);
+    w.dispose();
     return {
-      value,
+      value: parts.length === 1 ? parts[0] : tf.concat(parts, 1),
       gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
         const dS = dy as tf.Tensor2D;
         const [sRegions, sVGlobal, sWords, sTGlobal, ...sPs] = saved as [
@@ -145,62 +221,43 @@ export function chunkedScores(
           tf.Tensor2D,
           ...tf.Tensor[],
         ];
-        let dRegions: tf.Tensor = tf.zerosLike(sRegions);
-        let dVGlobal: tf.Tensor = tf.zerosLike(sVGlobal);
-        let dPs: tf.Tensor[] = sPs.map((p) => tf.zerosLike(p));
-        const dWords: tf.Tensor[] = [];
-        const dTGlobal: tf.Tensor[] = [];
-        const Lp = sWords.shape[1];
+        const sums: tf.Tensor[] = [sRegions, sVGlobal, sWords, sTGlobal, ...sPs].map((t) => tf.zerosLike(t));
         for (const [a, b] of chunks) {
-          const part = captionRange(sWords, sTGlobal, cap.lengths, a, b);
           const dSc = tf.slice(dS, [0, a], [nImg, b - a]);
-          const { value: chunkValue, grads: g } = valueAndGradients(
+          let wc: Weights | undefined;
+          const { value, grads } = valueAndGradients(
             (r, v, wd, tg, ...pp) =>
               tf.sum(
                 tf.mul(
-                  blockScores(
-                    weightsOf(pp),
+                  rangeScores(
+                    (wc = weightsOf(pp)),
                     c,
                     { regions: r as tf.Tensor3D, vGlobal: v as tf.Tensor2D },
-                    { words: wd as tf.Tensor3D, tGlobal: tg as tf.Tensor2D, lengths: part.lengths },
-                    true,
-                  ).sims,
+                    { words: wd as tf.Tensor3D, tGlobal: tg as tf.Tensor2D, lengths: cap.lengths },
+                    [a, b],
+                  ),
                   dSc,
                 ),
               ),
-            [sRegions, sVGlobal, part.words, part.tGlobal, ...sPs],
+            [sRegions, sVGlobal, sWords, sTGlobal, ...sPs],
             true,
           );
-          chunkValue.dispose();
+          wc?.dispose();
           checkHeap('training step, backward');
-          const [gr, gv, gw, gt, ...gp] = g;
-          const acc = (x: tf.Tensor, y: tf.Tensor) => {
-            const s = tf.add(x, y);
-            x.dispose();
-            y.dispose();
-            return s;
-          };
-          dRegions = acc(dRegions, gr);
-          dVGlobal = acc(dVGlobal, gv);
-          dPs = dPs.map((d, i) => acc(d, gp[i]));
-          dWords.push(
-            tf.pad(gw, [
-              [0, 0],
-              [0, Lp - gw.shape[1]!],
-              [0, 0],
-            ]),
-          );
-          gw.dispose();
-          dTGlobal.push(gt);
-          part.words.dispose();
-          part.tGlobal.dispose();
-          dSc.dispose();
+          grads.forEach((g, i) => {
+            const s = tf.add(sums[i], g);
+            tf.dispose([sums[i], g]);
+            sums[i] = s;
+          });
+          tf.dispose([value, dSc]);
         }
-        return [dRegions, dVGlobal, tf.concat(dWords, 0), tf.concat(dTGlobal, 0), ...dPs];
+        return sums;
       },
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
-  return f(img.regions, img.vGlobal, cap.words, cap.tGlobal, ...names.map((n) => params.get(n)!)) as tf.Tensor2D;
+  const out = f(img.regions, img.vGlobal, cap.words, cap.tGlobal, ...names.map((n) => params.get(n)!)) as tf.Tensor2D;
+  if (out.shape[1] !== end) throw new Error('chunkedScores: recomputed chunks do not start the block');
+  return out;
 }
 
 /** The one-thread training scorer: chunkedScores over the block parameters `names`, SAF's statistics in caption order. */

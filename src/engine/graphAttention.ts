@@ -97,27 +97,47 @@ function backwardOps(q: tf.Tensor3D, x: tf.Tensor3D, E: tf.Tensor3D, dAgg: tf.Te
   return { dq, dx };
 }
 
+/** E (P, R, N) and agg (P, R, S) for queries q (P, R, S) over nodes x (P, N, S): the fused kernel on wasm. */
+export function attendForward(
+  q: tf.Tensor3D,
+  x: tf.Tensor3D,
+  layout: NodeLayout,
+): { E: tf.Tensor3D; agg: tf.Tensor3D } {
+  if (tf.getBackend() !== 'wasm') return forwardOps(q, x, layout);
+  const [E, agg] = tf.engine().runKernel(FWD, { q, x, count: layout.count }, { nCap: layout.nCap }) as tf.Tensor3D[];
+  return { E, agg };
+}
+
+/** The gradient of attendForward: dq (P, R, S) and dx (P, N, S) from dAgg (P, R, S). */
+export function attendBackward(
+  q: tf.Tensor3D,
+  x: tf.Tensor3D,
+  E: tf.Tensor3D,
+  dAgg: tf.Tensor3D,
+  layout: NodeLayout,
+): { dq: tf.Tensor3D; dx: tf.Tensor3D } {
+  if (tf.getBackend() !== 'wasm')
+    return tf.tidy(() => backwardOps(q, x, E, dAgg)) as { dq: tf.Tensor3D; dx: tf.Tensor3D };
+  const [dq, dx] = tf
+    .engine()
+    .runKernel(BWD, { q, x, E, dAgg, count: layout.count }, { nCap: layout.nCap }) as tf.Tensor3D[];
+  return { dq, dx };
+}
+
 /**
  * agg (P, R, S) for queries q (P, R, S) over nodes x (P, N, S); R = N, or 1 for node 0's query alone. Its
- * gradient flows to q and x. On the wasm backend the fused kernels run, elsewhere tf ops.
+ * gradient flows to q and x.
  */
 export function graphAttention(q: tf.Tensor3D, x: tf.Tensor3D, layout: NodeLayout): tf.Tensor3D {
-  const wasm = tf.getBackend() === 'wasm';
-  const attrs = { nCap: layout.nCap };
   const f = tf.customGrad(((qi: tf.Tensor, xi: tf.Tensor, save: tf.GradSaveFunc) => {
-    const { E, agg } = wasm
-      ? (() => {
-          const [e, a] = tf.engine().runKernel(FWD, { q: qi, x: xi, count: layout.count }, attrs) as tf.Tensor3D[];
-          return { E: e, agg: a };
-        })()
-      : forwardOps(qi as tf.Tensor3D, xi as tf.Tensor3D, layout);
-    save([qi, xi, E, layout.count]);
+    const { E, agg } = attendForward(qi as tf.Tensor3D, xi as tf.Tensor3D, layout);
+    save([qi, xi, E, layout.count]); // the count too: the backward pass runs after the forward's scope freed it
     return {
       value: agg,
       gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
         const [sq, sx, sE, count] = saved as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D, tf.Tensor1D];
-        if (!wasm) return tf.tidy(() => Object.values(backwardOps(sq, sx, sE, dy as tf.Tensor3D)));
-        return tf.engine().runKernel(BWD, { q: sq, x: sx, E: sE, dAgg: dy as tf.Tensor, count }, attrs) as tf.Tensor[];
+        const { dq, dx } = attendBackward(sq, sx, sE, dy as tf.Tensor3D, { nCap: layout.nCap, count });
+        return [dq, dx];
       },
     };
   }) as unknown as CustomFn);

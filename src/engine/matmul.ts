@@ -41,12 +41,30 @@ export interface AffineOptions {
  * tfjs-wasm's fused product checks the rank of the bias's buffer as it was created, not of the tensor: a rank-1
  * view of a (1, S) product is refused. Such a bias gets a buffer of its own (S values).
  */
-function rank1Buffer(bias: tf.Tensor1D): tf.Tensor1D {
+export function rank1Buffer(bias: tf.Tensor1D): tf.Tensor1D {
   if (tf.getBackend() !== 'wasm') return bias;
   const data = (tf.backend() as unknown as { dataIdMap: { get(id: unknown): { shape: number[] } } }).dataIdMap.get(
     bias.dataId,
   );
   return data.shape.length === 1 ? bias : (tf.add(bias, 0) as tf.Tensor1D);
+}
+
+/**
+ * act(a @ b + bias) for 2-D a, b as one kernel call. tf.fused.matMul itself falls back to three separate ops
+ * (product, add, relu) while a gradient tape records, which is when it matters most here; the kernel is called
+ * directly instead (the callers differentiate it themselves).
+ */
+export function fusedProduct(a: tf.Tensor2D, b: tf.Tensor2D, bias?: tf.Tensor1D, relu = false): tf.Tensor2D {
+  const [m, k] = a.shape;
+  const n = b.shape[1];
+  const out = tf
+    .engine()
+    .runKernel(
+      '_FusedMatMul',
+      { a: a.reshape([1, m, k]), b: b.reshape([1, k, n]), ...(bias ? { bias: rank1Buffer(bias) } : {}) },
+      { transposeA: false, transposeB: false, activation: relu ? 'relu' : 'linear' },
+    ) as tf.Tensor3D;
+  return out.reshape([m, n]);
 }
 
 function fusedAffine(
@@ -60,12 +78,7 @@ function fusedAffine(
   const f = tf.customGrad(((...args: unknown[]) => {
     const save = args.pop() as tf.GradSaveFunc;
     const [a] = args as tf.Tensor2D[];
-    const value = tf.fused.matMul({
-      a,
-      b: layout === 'in-out' ? (args[1] as tf.Tensor2D) : right,
-      bias: o.bias && rank1Buffer(o.bias),
-      activation: o.relu ? 'relu' : 'linear',
-    });
+    const value = fusedProduct(a, layout === 'in-out' ? (args[1] as tf.Tensor2D) : right, o.bias, o.relu);
     save(o.relu ? [a, args[1] as tf.Tensor2D, value] : [a, args[1] as tf.Tensor2D]);
     return {
       value,

@@ -10,7 +10,7 @@ export const GiB = 1024 ** 3;
 /** Warn once when the wasm heap has grown past this (the cap is ~3.84 GiB). */
 export const HEAP_WARN_BYTES = 3.5 * GiB;
 /** The largest working set one scoring chunk may be estimated to need. */
-export const CHUNK_LIMIT_BYTES = 1.5 * GiB;
+export const CHUNK_LIMIT_BYTES = 2.5 * GiB;
 
 /** Size of the wasm heap in bytes, or null on other backends. */
 export function wasmHeapBytes(): number | null {

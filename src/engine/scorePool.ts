@@ -97,7 +97,7 @@ export class InProcessScorer implements Scorer {
     private readonly imageBlock = DEFAULT_IMAGE_BLOCK,
     private readonly captionBlock = DEFAULT_CAPTION_BLOCK,
   ) {
-    this.w = Weights.of(reg, true);
+    this.w = Weights.of(reg);
   }
   async score(imageRange: Range, captionRange: Range, onProgress?: ProgressFn): Promise<Float32Array> {
     return scoreMatrix(this.w, this.config, this.img, this.cap, {

@@ -56,7 +56,7 @@ async function run(): Promise<void> {
     const { scoreMatrix } = await import('../eval/scoreMatrix.js');
     const reg = ParamRegistry.fromArrays(init.config, new Map(init.weights), 'weights');
     init.weights = []; // the registry holds its own copy
-    const w = Weights.of(reg, true);
+    const w = Weights.of(reg);
     return {
       score: (m: ToWorker) => {
         let last = 0;

@@ -83,10 +83,11 @@ async function run(): Promise<void> {
       const blockByName = new Map(r.blockNames.map(([n], i) => [n, blockParams[i]]));
       const mode = trainMode(r.stepSeed, r.dropout);
       const held: TF.Tensor[] = [...captionParams, ...blockParams];
+      let w: InstanceType<typeof Weights> | undefined;
       try {
         const { value, grads } = valueAndGradients((...cp) => {
           const byName = new Map(r.captionNames.map(([n], i) => [n, cp[i]]));
-          const w = new Weights((n) => {
+          w = new Weights((n) => {
             const t = byName.get(n) ?? blockByName.get(n);
             if (!t) throw new Error(`training worker: parameter ${n} was not sent`);
             return t;
@@ -146,6 +147,7 @@ async function run(): Promise<void> {
         tf.dispose([value, ...grads]);
         publish(WorkerPhase.CaptionGrads);
       } finally {
+        w?.dispose();
         tf.dispose(held);
       }
     };

@@ -9,9 +9,9 @@
 // for the worker's scores; gradient, which runs first: send dLoss/dScores, so that the worker's backward
 // overlaps the main share's). The caption encoder's gradients arrive after the tape, in finish().
 import * as tf from '@tensorflow/tfjs';
-import { REGIONS } from '../model/config.js';
+import { REGIONS, type ModelConfig } from '../model/config.js';
 import type { SafCaptionStats } from '../model/similarity.js';
-import { blockParamNames, bytesPerPair, captionRange, chunkedScores, keepSafStats } from './chunkedScores.js';
+import { blockParamNames, captionChunks, captionRange, chunkedScores, keepSafStats } from './chunkedScores.js';
 import { checkHeap } from './memoryGuard.js';
 import { stage } from './profile.js';
 import { sharedFloat32, sharedInt32 } from './shared.js';
@@ -27,21 +27,26 @@ export function captionParamNames(names: string[]): string[] {
 
 /**
  * The first caption of the worker's share, chosen to balance the two score phases (the threads meet when the
- * scores are complete, and when the share gradients are). A share costs its caption count times its padded
- * length (its first caption's) per forward; its backward twice that in one chunk, three times when the share
- * needs recomputation in chunks.
+ * scores are complete, and when the share gradients are). A caption costs its length plus a little per caption
+ * (its global node and score) per forward, as each length bucket is padded to its own longest caption; a
+ * backward costs twice that, plus one forward more for the chunks that are recomputed (all but a share's last).
  */
-export function splitPoint(lengths: number[], nImg: number, D: number, chunkBytes: number): number {
+export function splitPoint(lengths: number[], nImg: number, c: ModelConfig, chunkBytes: number): number {
   const n = lengths.length;
+  const cost = (a: number, b: number) => {
+    const share = lengths.slice(a, b);
+    const chunks = captionChunks(share, nImg, c, chunkBytes);
+    const tokens = (x: number, y: number) => share.slice(x, y).reduce((s, L) => s + L + 2, 0);
+    const fwd = tokens(0, share.length);
+    return { fwd, bwd: 2 * fwd + (chunks.length > 1 ? tokens(0, chunks[chunks.length - 1][0]) : 0) };
+  };
   let best = 1;
   let bestCost = Infinity;
   for (let h = 1; h < n; h++) {
-    const head = h * lengths[0];
-    const tail = (n - h) * lengths[h];
-    const back = (count: number, L: number) => (count * nImg * bytesPerPair(L, D) <= chunkBytes ? 2 : 3);
-    const cost = Math.max(head, tail) + Math.max(head * back(h, lengths[0]), tail * back(n - h, lengths[h]));
-    if (cost < bestCost) {
-      bestCost = cost;
+    const [m, w] = [cost(0, h), cost(h, n)];
+    const total = Math.max(m.fwd, w.fwd) + Math.max(m.bwd, w.bwd);
+    if (total < bestCost) {
+      bestCost = total;
       best = h;
     }
   }
@@ -109,7 +114,7 @@ export function twoThreadEngine(partner: StepPartner, chunkBytes: number): StepE
       const blockNames = blockParamNames(names);
       const shapes = (ns: string[]) => ns.map((n) => [n, [...s.reg.get(n).shape]] as [string, number[]]);
       const size = (ns: string[]) => ns.reduce((a, n) => a + sizeOf([...s.reg.get(n).shape]), 0);
-      const h = splitPoint(s.tokens.lengths, s.nImg, s.config.embedSize, chunkBytes);
+      const h = splitPoint(s.tokens.lengths, s.nImg, s.config, chunkBytes);
       const buf = buffers(s, h, size(captionNames), size(blockNames));
       stage('thread handover', () => {
         writeParams(s, captionNames, buf.captionParams);

@@ -237,7 +237,7 @@ export async function scoreSplit(o: ScoreSplitOptions): Promise<ScoredSplit> {
         (rows[0] !== 0 || rows[1] !== nImg ? `; rows [${rows[0]}, ${rows[1]})` : '') +
         (workDir ? `; finished blocks kept in ${workDir}` : ''),
     );
-    const w = Weights.of(model.reg, true);
+    const w = Weights.of(model.reg);
     let img: EncodedImages | undefined;
     let cap: EncodedCaptions | undefined;
     try {

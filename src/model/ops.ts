@@ -3,6 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { NORM_EPS } from './config.js';
 import type { Weights } from './weights.js';
 import { affineW } from '../engine/matmul.js';
+import { l2normalize } from '../engine/norm.js';
 
 /**
  * The Linear `prefix` of `w` (weight [out, in], bias) applied to x of any rank (..., in), with an optional relu
@@ -26,13 +27,13 @@ export function linear(
 }
 
 /**
- * x / (‖x‖₂ + 1e-8) along `axis` (the reference adds the eps to the norm; it does not clamp).
+ * x / (‖x‖₂ + 1e-8) along the last axis (the reference adds the eps to the norm; it does not clamp).
  * The 1e-30 under the root changes no float32 value of a non-zero norm; it keeps the gradient of an
  * all-zero vector (a padded token) finite instead of 0·∞ = NaN. (PyTorch gets NaN there too, but packed
  * sequences drop the padded positions before it can spread.)
  */
-export function l2norm(x: tf.Tensor, axis = -1): tf.Tensor {
-  return tf.div(x, tf.add(tf.sqrt(tf.add(tf.sum(tf.square(x), axis, true), 1e-30)), NORM_EPS));
+export function l2norm(x: tf.Tensor): tf.Tensor {
+  return l2normalize(x, NORM_EPS); // over the last axis, with a gradient that keeps only the output (engine/norm.ts)
 }
 
 /** x / (Σ|x| + 1e-8) along `axis`. */

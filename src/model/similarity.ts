@@ -90,11 +90,9 @@ export function blockScores(
     dbg('sim_tranloc_w', local);
     dbg('sim_tranglo_w', glob);
   }
-  // the nodes of each pair: its global similarity vector first, then its words'
-  const nodes = block(
-    'similarity nodes',
-    () => tf.concat([tf.expandDims(l2norm(glob), 2), l2norm(local)], 2) as tf.Tensor4D,
-  );
+  // the nodes of each pair, l2-normalised: its global similarity vector first, then its words'
+  const nodes = block('similarity nodes', () => l2norm(tf.concat([tf.expandDims(glob, 2), local], 2)) as tf.Tensor4D);
+  tf.dispose([local, glob]); // the tape keeps what it needs of them
   const { valid, layout } = nodesOf(cap.lengths, N);
   let vec: tf.Tensor3D;
   let safStats: SafCaptionStats | undefined;

@@ -7,16 +7,15 @@ import type { ParamRegistry } from './params.js';
 export class Weights {
   private cache = new Map<string, tf.Tensor>();
   /**
+   * Derived tensors live until dispose(), whatever tf.tidy scope made them (a model block frees its
+   * intermediates when it returns, and the next block, or the next caption bucket, may use the same transpose).
+   * Call dispose() when done: after a forward pass (a gradient tape keeps its own references), or after scoring.
    * @param lookup name -> tensor (a registry variable, or a tensor passed to tf.grads)
-   * @param persistent keep derived tensors alive across tf.tidy scopes (evaluation); call dispose() after
    */
-  constructor(
-    private readonly lookup: (name: string) => tf.Tensor,
-    private readonly persistent = false,
-  ) {}
+  constructor(private readonly lookup: (name: string) => tf.Tensor) {}
 
-  static of(reg: ParamRegistry, persistent = false): Weights {
-    return new Weights((n) => reg.get(n), persistent);
+  static of(reg: ParamRegistry): Weights {
+    return new Weights((n) => reg.get(n));
   }
 
   t(name: string): tf.Tensor {
@@ -36,15 +35,14 @@ export class Weights {
   derived(key: string, make: () => tf.Tensor): tf.Tensor {
     let v = this.cache.get(key);
     if (!v) {
-      v = make();
-      if (this.persistent) tf.keep(v);
+      v = tf.keep(make());
       this.cache.set(key, v);
     }
     return v;
   }
 
   dispose(): void {
-    if (this.persistent) for (const v of this.cache.values()) v.dispose();
+    for (const v of this.cache.values()) v.dispose();
     this.cache.clear();
   }
 }

@@ -117,7 +117,7 @@ export class Retrieval {
 
   private encodeImageRange(s: number, e: number): EncodedImages {
     const t0 = performance.now();
-    const w = Weights.of(this.model.reg, true);
+    const w = Weights.of(this.model.reg);
     try {
       const rows = imageRows(this.split);
       return encodeImages(w, this.model.config, e - s, (a, b) => rows(s + a, s + b), 100);
@@ -129,7 +129,7 @@ export class Retrieval {
 
   private encodeTokens(tokens: Int32Array[]) {
     const t0 = performance.now();
-    const w = Weights.of(this.model.reg, true);
+    const w = Weights.of(this.model.reg);
     try {
       return encodeCaptionTokens(w, this.model.config, tokens, 128);
     } finally {

@@ -57,7 +57,7 @@ const TRAIN_OPTIONS = {
     '--dropout <p>',
     "probability of the model's five dropouts (word embeddings, both branches of VisualSA and TextSA); 0 turns them all off",
   ),
-  chunkMb: opt(z.number().positive().default(1024), '--chunk-mb <mb>', 'device memory budget of one scoring chunk'),
+  chunkMb: opt(z.number().positive().default(2048), '--chunk-mb <mb>', 'device memory budget of one scoring chunk'),
   workers: opt(
     z.number().int().min(1).max(2).optional(),
     '--workers <n>',

@@ -131,11 +131,13 @@ export function lossAndGrads(
   let kept: BatchLoss | undefined;
   o.engine.begin({ reg, config: c, tokens: batch.tokens, nImg: B, stepSeed: o.seed, dropout: o.dropout });
   let taped: { value: tf.Tensor; grads: tf.Tensor[] };
+  let w: Weights | undefined;
   try {
     taped = valueAndGradients(
       (...ps: tf.Tensor[]) => {
         const byName = new Map(trainable.map((n, i) => [n, ps[i]]));
-        const r = batchLoss(new Weights((n) => byName.get(n) ?? reg.get(n)), c, t, mode, o, o.engine);
+        w = new Weights((n) => byName.get(n) ?? reg.get(n));
+        const r = batchLoss(w, c, t, mode, o, o.engine);
         kept = {
           ...r,
           bnStats: r.bnStats.map((s) => ({ ...s, mean: tf.keep(s.mean), varUnbiased: tf.keep(s.varUnbiased) })),
@@ -150,6 +152,8 @@ export function lossAndGrads(
   } catch (e) {
     o.engine.abort();
     throw e;
+  } finally {
+    w?.dispose();
   }
   const { value, grads } = taped;
   // gradients computed off this thread's tape (the caption encoder's, on the training worker)

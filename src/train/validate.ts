@@ -59,7 +59,7 @@ export async function validate(
   tokens: Int32Array[],
   o: { threads: number; backend: string } = { threads: 1, backend: 'cpu' },
 ): Promise<EvalResult> {
-  const w = Weights.of(reg, true);
+  const w = Weights.of(reg);
   try {
     const img = encodeImages(w, c, dev.nImages, (s, e) => dev.images.readRows(s, e));
     const cap = encodeCaptionTokens(w, c, tokens);

@@ -312,7 +312,7 @@ test('eval-overall: a model ensembled with itself equals the model; SGR+SAF = me
 test('an error inside a score worker surfaces in the main thread and the pool shuts down', async () => {
   const c = configs.SGR;
   const reg = ParamRegistry.init(c, 9);
-  const w = Weights.of(reg, true);
+  const w = Weights.of(reg);
   const img = encodeImages(w, c, 2, () => new Float32Array(2 * 36 * 64).fill(0.1));
   const vocab = loadVocab(path.join(dataPath, `${NAME}_vocab.json`));
   const cap = encodeCaptionTokens(w, c, [

@@ -1,7 +1,9 @@
 // Each hand-written gradient of the model against tfjs' own autodiff of the same math, at tiny dims on the cpu
 // backend (no ../shared needed): the bi-GRU over packed sequences (model/gru.grad.ts) against a plain per-step
 // GRU over padded, masked captions; the local similarity block (model/localSimilarity.ts) against autodiff of
-// its own forward. (SGR's graph attention: test/engine/graphAttention.test.ts.)
+// its own forward; SGR's reasoning steps (model/sgr.grad.ts, with the query-key fold and node 0 alone in the
+// last step) against autodiff of the reference's unfolded step. (The fused attention kernel alone:
+// test/engine/graphAttention.test.ts.)
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
@@ -11,6 +13,8 @@ import { ParamRegistry } from '../../src/model/params.js';
 import { Weights } from '../../src/model/weights.js';
 import { encodeCaptions, evalMode } from '../../src/model/encoders.js';
 import { localSimilarity, localSimilarityEval } from '../../src/model/localSimilarity.js';
+import { graphReasoning } from '../../src/model/sgr.js';
+import { valueAndGradients } from '../../src/engine/tape.js';
 import { maxAbsDiff } from '../helpers/asserts.js';
 
 before(async () => {
@@ -152,4 +156,74 @@ test('the local similarity block: hand-written gradient = autodiff of its forwar
     const e = maxAbsDiff(a[i].dataSync(), b[i].dataSync());
     assert.ok(e <= 1e-4 * Math.max(1, scale), `${n}: gradient off by ${e} (scale ${scale})`);
   });
+});
+
+test("SGR's reasoning steps: hand-written gradient = autodiff of the reference's unfolded step", () => {
+  const c = defaultModelConfig({ module: 'SGR', vocabSize: 5, embedSize: 8, simDim: 6, sgrStep: 2 });
+  const reg = ParamRegistry.init(c, 6);
+  const counts = [5, 3, 1];
+  const [nImg, nCap, N, S] = [2, counts.length, 5, c.simDim];
+  const P = nImg * nCap;
+  const names = reg
+    .trainable()
+    .map((e) => e.spec.name)
+    .filter((n) => n.startsWith('sim_enc.SGR_module.'));
+  const valid = Float32Array.from({ length: nCap * N }, (_, i) => (i % N < counts[Math.floor(i / N)] ? 1 : 0));
+  const nodes = tf.mul(
+    tf.randomNormal([nImg, nCap, N, S], 0, 1, 'float32', 7),
+    tf.tensor4d(valid, [1, nCap, N, 1]),
+  ) as tf.Tensor4D;
+  const dy = tf.randomNormal([nImg, nCap, S], 0, 1, 'float32', 8);
+  const layout = {
+    nCap,
+    count: tf.tensor1d(
+      counts.map((n) => n),
+      'int32',
+    ),
+  };
+  const byName = (ps: tf.Tensor[]) => new Map(names.map((n, i) => [n, ps[i]]));
+  const mine = (x: tf.Tensor, ...ps: tf.Tensor[]) => {
+    const m = byName(ps);
+    const w = new Weights((n) => m.get(n) ?? reg.get(n));
+    const out = graphReasoning(w, c.sgrStep, x as tf.Tensor4D, layout);
+    w.dispose();
+    return tf.sum(tf.mul(out, dy));
+  };
+  // the reference's step (SPEC §4.4): every node updated, q and k maps apart, keys masked to the valid nodes
+  const plain = (x: tf.Tensor, ...ps: tf.Tensor[]) => {
+    const m = byName(ps);
+    const lin = (t: tf.Tensor, pre: string) =>
+      tf
+        .add(tf.matMul(t.reshape([-1, S]), m.get(`${pre}.weight`)!, false, true), m.get(`${pre}.bias`)!)
+        .reshape(t.shape);
+    const keyMask = tf.tile(
+      tf.tensor3d(
+        valid.map((v) => (v ? 0 : -1e9)),
+        [nCap, 1, N],
+      ),
+      [nImg, 1, 1],
+    );
+    let h = x.reshape([P, N, S]);
+    for (let s = 0; s < c.sgrStep; s++) {
+      const pre = `sim_enc.SGR_module.${s}`;
+      const q = lin(h, `${pre}.graph_query_w`);
+      const k = lin(h, `${pre}.graph_key_w`);
+      const edges = tf.softmax(tf.add(tf.matMul(q, k, false, true), keyMask));
+      h = tf.relu(lin(tf.matMul(edges, h), `${pre}.sim_graph_w`));
+    }
+    return tf.sum(tf.mul(tf.slice(h, [0, 0, 0], [P, 1, S]).reshape([nImg, nCap, S]), dy));
+  };
+  const xs = [nodes, ...names.map((n) => reg.get(n))];
+  const [x0, ...p0] = xs;
+  assert.ok(Math.abs(mine(x0, ...p0).dataSync()[0] - plain(x0, ...p0).dataSync()[0]) <= 1e-5, 'forward');
+  // (graph_key_w.bias cancels in the softmax: no path in the folded step, a zero gradient from valueAndGradients)
+  const a = valueAndGradients((x, ...ps) => mine(x, ...ps), xs).grads;
+  const b = valueAndGradients((x, ...ps) => plain(x, ...ps), xs).grads;
+  ['nodes', ...names].forEach((n, i) => {
+    // padded nodes: the reference has none; their gradient is 0 in both
+    const e = maxAbsDiff(a[i].dataSync(), b[i].dataSync());
+    const scale = Math.max(1e-3, ...Array.from(b[i].dataSync(), Math.abs));
+    assert.ok(e <= 1e-4 * Math.max(1, scale), `${n}: gradient off by ${e} (scale ${scale})`);
+  });
+  reg.dispose();
 });
