@@ -14,6 +14,7 @@
 import os from 'node:os';
 import { spawn } from 'node:child_process';
 import { selectBackend, type BackendChoice } from '../engine/backend.js';
+import { DEFAULT_CHUNK_MB } from '../engine/memoryGuard.js';
 import { setLogLevel } from '../util/log.js';
 import { ALL_CASES, QUICK_CASES, type CaseName } from './figures.js';
 import {
@@ -37,7 +38,7 @@ interface Args {
   child: CaseName | null;
   /** internal: the parent's matMul GFLOP/s, handed to the children */
   roofline: number | null;
-  /** training-step scoring chunk budget in MB (train's --chunk-mb; default 1024) */
+  /** training-step scoring chunk budget in MB (train's --chunk-mb) */
   chunkMb: number;
   /** print a per-stage breakdown of the timed step or block (--profile CASE) */
   profile: boolean;
@@ -57,7 +58,7 @@ function parseArgs(argv: string[]): Args {
     measureImages: 20,
     child: null,
     roofline: null,
-    chunkMb: 2048,
+    chunkMb: DEFAULT_CHUNK_MB,
     profile: false,
   };
   const value = (i: number, flag: string) => {

@@ -15,7 +15,7 @@ import { oneThreadEngine } from '../engine/stepEngine.js';
 import { twoThreadEngine } from '../engine/twoThreadEngine.js';
 import { Adam } from '../train/adam.js';
 import { Rng } from '../util/rng.js';
-import { wasmHeapBytes } from '../engine/memoryGuard.js';
+import { DEFAULT_CHUNK_MB, wasmHeapBytes } from '../engine/memoryGuard.js';
 import { formatProfile, startProfiling, stopProfiling } from '../engine/profile.js';
 import { captionFlops, IMAGE_FLOPS, MEAN_CAPTION_LENGTH, pairFlops, trainStepFlops } from './figures.js';
 import {
@@ -213,7 +213,7 @@ export async function trainCase(
   module: ModuleName,
   B: number,
   warmup: number,
-  chunkMb = 2048,
+  chunkMb = DEFAULT_CHUNK_MB,
 ): Promise<BenchRecord> {
   const c = defaultModelConfig({ module, vocabSize: VOCAB });
   // vsl train's --workers: with 2, the training worker encodes the captions and takes part of the score block
@@ -233,7 +233,7 @@ export async function trainCase(
     semantic: 'visual' as const,
     gradClip: 2.0,
     dropout: 0.4,
-    engine, // train's --chunk-mb (default 1024) and --workers
+    engine, // train's --chunk-mb and --workers
     seed: rng.seed(),
   };
   try {

@@ -40,7 +40,7 @@ export function blockParamNames(names: string[]): string[] {
  * and q: sgr.grad.ts recomputes the rest).
  */
 export function bytesPerPair(Lp: number, c: ModelConfig): number {
-  const vectors = c.module === 'SGR' ? 4 + 1.8 * c.sgrStep : 7;
+  const vectors = c.module === 'SGR' ? 6 + 2 * c.sgrStep : 7;
   return vectors * Lp * c.simDim * 4;
 }
 

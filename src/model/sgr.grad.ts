@@ -16,40 +16,49 @@ export interface StepSaved {
   w: tf.Tensor2D; // (S, S) sim_graph_w.weight, [out, in]
 }
 
-/** d(x, QK, qb, W, b) from dL/dy (P, R, S). */
+/**
+ * d(x, QK, qb, W, b) from dL/dy (P, R, S). Each (P, ·, S) temporary is freed right after its last use (a tidy
+ * would hold all ~10 of them to the end): the step's backward then adds ~4 of them to the heap at once, not ~10.
+ */
 export function stepBackward(dy: tf.Tensor3D, s: StepSaved, layout: NodeLayout): tf.Tensor[] {
   return tf.tidy(() => {
     const [P, R, S] = s.q.shape;
     const N = s.x.shape[1];
     const flat = (t: tf.Tensor) => t.reshape([-1, S]) as tf.Tensor2D;
+    const free = (...ts: tf.Tensor[]) => tf.dispose(ts);
     // y = relu(agg Wᵀ + b)
-    const g = flat(tf.mul(dy, tf.step(s.y)));
+    const mask = tf.step(s.y);
+    const g = flat(tf.mul(dy, mask));
+    free(mask);
     const db = tf.sum(g, 0);
     const agg = attendForward(s.q, s.x, layout).agg;
-    const dW = tf.matMul(tf.transpose(g), flat(agg));
-    agg.dispose();
+    const gT = tf.transpose(g);
+    const dW = tf.matMul(gT, flat(agg));
+    free(gT, agg);
     const dAgg = tf.matMul(g, s.w).reshape([P, R, S]) as tf.Tensor3D;
-    g.dispose();
+    free(g);
     // agg = softmax(q xᵀ) x
     const { dq, dx: dxAttention } = attendBackward(s.q, s.x, s.E, dAgg, layout);
-    dAgg.dispose();
+    free(dAgg);
     // q = x_R QK + qb
-    const queries = flat(R === N ? s.x : tf.slice(s.x, [0, 0, 0], [P, 1, S]));
+    const queries = R === N ? s.x : tf.slice(s.x, [0, 0, 0], [P, 1, S]);
+    const queriesT = tf.transpose(flat(queries));
     const dq2 = flat(dq);
-    const dqk = tf.matMul(tf.transpose(queries), dq2);
+    const dqk = tf.matMul(queriesT, dq2);
+    free(queriesT);
     const dqb = tf.sum(dq2, 0);
     const dxQuery = tf.matMul(dq2, tf.transpose(s.qk)).reshape([P, R, S]);
-    dq.dispose();
-    const dx = tf.add(
-      dxAttention,
+    free(dq, dq2);
+    const dxQueryN =
       R === N
         ? dxQuery
         : tf.pad(dxQuery, [
             [0, 0],
             [0, N - R],
             [0, 0],
-          ]),
-    );
+          ]);
+    const dx = tf.add(dxAttention, dxQueryN);
+    free(dxAttention, dxQuery, dxQueryN);
     return [dx, dqk, dqb, dW, db];
   });
 }

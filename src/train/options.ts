@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import { z } from 'zod';
 import { VslError } from '../util/errors.js';
+import { DEFAULT_CHUNK_MB } from '../engine/memoryGuard.js';
 import { DROPOUT, MODEL_OPTIONS, modelConfigFromOptions, type ModelConfig } from '../model/config.js';
 import { opt, shapeOf, type OptionSpec } from '../util/optionSpec.js';
 
@@ -57,7 +58,11 @@ const TRAIN_OPTIONS = {
     '--dropout <p>',
     "probability of the model's five dropouts (word embeddings, both branches of VisualSA and TextSA); 0 turns them all off",
   ),
-  chunkMb: opt(z.number().positive().default(2048), '--chunk-mb <mb>', 'device memory budget of one scoring chunk'),
+  chunkMb: opt(
+    z.number().positive().default(DEFAULT_CHUNK_MB),
+    '--chunk-mb <mb>',
+    'device memory budget of one scoring chunk',
+  ),
   workers: opt(
     z.number().int().min(1).max(2).optional(),
     '--workers <n>',
