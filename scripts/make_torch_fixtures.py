@@ -41,7 +41,7 @@ OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'test', 'fi
 MARKER = '/tmp/vsl-hostile-pickle-ran'
 
 
-# ---------------------------------------------------------------- the option parser of SGRAF/VSL opts.py (SPEC §9)
+# ---------------------------------------------------------------- the option parser of SGRAF/VSL opts.py
 def make_parser():
     p = argparse.ArgumentParser()
     p.add_argument('--data_path', default='./data')

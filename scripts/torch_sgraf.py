@@ -1,6 +1,6 @@
-"""A PyTorch re-statement of SGR/SAF (SPEC.md sections 3-5), for diagnosing training behaviour on vsl's data.
+"""A PyTorch re-statement of SGR/SAF (the encoders, SGR, SAF and the losses), for diagnosing training behaviour on vsl's data.
 
-Not the reference itself: written from SPEC.md, checked against the golden files (`check`), then used to train on
+Not the reference itself: written from the reference's description, checked against the golden files (`check`), then used to train on
 a vsl dataset with the same recipe as vsl (`train`), so that "does SGR learn on this data?" can be asked of torch's
 autograd and optimiser rather than of vsl's. Hinge loss only (no VSL term). Defaults = the demo recipe's dims,
 batch, lr and dropout (configs/demo_synthetic.json); the last partial batch of an epoch is dropped.

@@ -1,6 +1,6 @@
 // `npm run bench`: throughput of the SGR/SAF score matrix, the training step and split encoding on one backend.
 // stdout: one JSON object per line, each with a "case" key (grep '"case"'); a summary table goes to stderr at the
-// end. Every case reports GFLOP/s from SPEC §12's FLOP counts beside the same run's plain matMul GFLOP/s (the
+// end. Every case reports GFLOP/s from the reference modules' matmul FLOP counts (figures.ts) beside the same run's plain matMul GFLOP/s (the
 // roofline, and peak RSS. The comparison with the reference comes from the workbench's sidebyside.sh (both timed
 // in one run on one machine), not from figures kept here.
 //
@@ -207,7 +207,7 @@ function table(records: BenchRecord[], totalS: number, backend: string): string 
     line(rows[0]),
     widths.map((w) => '-'.repeat(w)).join('  '),
     ...rows.slice(1).map(line),
-    `FLOP counts: SPEC §12 (SGR ${24.4} / SAF ${8.6} MFLOP per pair; training ≈ 3 x forward). ` +
+    `FLOP counts: the reference modules' matmuls (SGR ${24.4} / SAF ${8.6} MFLOP per pair; training ≈ 3 x forward). ` +
       'Against the reference: REF_WORK=... bash ../shared/reference/workbench/sidebyside.sh (both in one run).',
   ].join('\n');
 }

@@ -1,17 +1,17 @@
-// Fixed figures of the benchmark: the per-pair and per-item FLOP counts of SPEC §12 (default dims, 36 regions,
+// Fixed figures of the benchmark: the per-pair and per-item FLOP counts of the reference modules' matrix products (default dims, 36 regions,
 // 12-token captions), the caption lengths the cases draw, and the case catalogue with what --quick runs.
 
 export const MFLOP = 1e6;
 
-/** Forward FLOPs per image-caption pair (SPEC §12: matmul FLOPs of the reference modules). */
+/** Forward FLOPs per image-caption pair (the matmul FLOPs of the reference modules). */
 export const PAIR_FLOPS = { SGR: 24.4 * MFLOP, SAF: 8.6 * MFLOP } as const;
 
-/** Forward FLOPs per image: the fc 2048->1024 on 36 regions (2·36·2048·1024) plus VisualSA (SPEC §12: 77.7 M). */
+/** Forward FLOPs per image: the fc 2048->1024 on 36 regions (2·36·2048·1024) plus VisualSA (77.7 M). */
 export const IMAGE_FLOPS = 2 * 36 * 2048 * 1024 + 77.7 * MFLOP;
 
 /**
  * Forward FLOPs per caption of 12 tokens: the bi-GRU (2 directions × 12 steps × 2·3D·(300 + D), input and hidden
- * products) plus TextSA (SPEC §12: 27.3 M). The embedding lookup is a gather (no FLOPs).
+ * products) plus TextSA (27.3 M). The embedding lookup is a gather (no FLOPs).
  */
 export const CAPTION_FLOPS = 2 * 12 * 2 * 3 * 1024 * (300 + 1024) + 27.3 * MFLOP;
 
@@ -41,7 +41,7 @@ export const MEAN_CAPTION_LENGTH = (() => {
   return e.reduce((a, [L, n]) => a + Number(L) * n, 0) / e.reduce((a, [, n]) => a + n, 0);
 })();
 
-/** Forward FLOPs of one pair / one caption at the benchmark's caption lengths (SPEC §12 counts at 12 tokens). */
+/** Forward FLOPs of one pair / one caption at the benchmark's caption lengths (the counts above are at 12 tokens). */
 export const pairFlops = (module: 'SGR' | 'SAF') => (PAIR_FLOPS[module] * MEAN_CAPTION_LENGTH) / 12;
 export const captionFlops = () => (CAPTION_FLOPS * MEAN_CAPTION_LENGTH) / 12;
 

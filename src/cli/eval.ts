@@ -1,5 +1,5 @@
 // `vsl eval`: evaluate one checkpoint (vsl HDF5, or a SGRAF/VSL `.pth.tar` in either torch container) on a
-// split, as the reference's evalrank (SPEC §8.4), with correctly labelled COCO-1K means (SPEC §14.7).
+// split, as the reference's evalrank, with correctly labelled COCO-1K means.
 //
 //   vsl eval --model FILE [--data-path DIR] [--vocab-path DIR] [--data-name NAME] [--split test|testall|dev]
 //            [--fold5] [--fold-images N] [--save-sims FILE.npy] [--workers N] [--backend auto|wasm|cpu|...] [--json]

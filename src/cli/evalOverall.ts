@@ -1,4 +1,4 @@
-// `vsl eval-overall`: the SGRAF ensemble (SPEC §8.5) = element-wise mean of the SGR and SAF score matrices,
+// `vsl eval-overall`: the SGRAF ensemble = element-wise mean of the SGR and SAF score matrices,
 // through the same i2t / t2i (per fold for COCO-1K).
 //
 //   vsl eval-overall --sgr FILE --saf FILE [--data-path DIR] [--vocab-path DIR] [--data-name NAME]

@@ -7,7 +7,7 @@
 //   row     = tf * idf, then L2-normalised (an empty caption stays an all-zero row)
 //   columns = the split's terms sorted by code point (sklearn's sorted vocabulary)
 //
-// The semantic similarity matrices of a training batch follow from the rows (SPEC.md 7.3).
+// The semantic similarity matrices of a training batch follow from the rows.
 import { VslError } from '../util/errors.js';
 
 export interface Tfidf {

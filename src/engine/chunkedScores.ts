@@ -33,14 +33,13 @@ export function blockParamNames(names: string[]): string[] {
 }
 
 /**
- * Peak bytes one image-caption pair of Lp tokens takes in the wasm heap while its chunk is differentiated,
- * counted in similarity vectors (S floats) per token. Measured (the heap's allocations, 2026-12-02, D 1024,
- * S 256, Lp 17-18, batches of 32 and 64): the peak of a step grew by 170 KB per pair for SGR (3 steps) and 121 KB
- * for SAF, i.e. ~9.2 and ~6.6 vectors per token; SGR's steps keep ~1.8 vectors per token each (x's successor y,
- * and q: sgr.grad.ts recomputes the rest).
+ * Heap bytes one image-caption pair of Lp tokens takes while its chunk is differentiated, counted in similarity
+ * vectors (S floats) per token. Fitted to the wasm heap's growth (2026-12-02, D 1024, S 256, Lp 18, one thread,
+ * batches of 48 and 90 unchunked: SGR ~220 KB a pair); SAF's 10 keeps its batch-128 step under the same RSS.
+ * SGR's forward keeps x, q and y of each step (sgr.grad.ts recomputes the rest); its backward adds ~4 more.
  */
 export function bytesPerPair(Lp: number, c: ModelConfig): number {
-  const vectors = c.module === 'SGR' ? 6 + 2 * c.sgrStep : 7;
+  const vectors = c.module === 'SGR' ? 6 + 2 * c.sgrStep : 10;
   return vectors * Lp * c.simDim * 4;
 }
 

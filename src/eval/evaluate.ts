@@ -1,4 +1,4 @@
-// `evalrank` (SPEC §8.4) for vsl: load a model, encode a split once, score it in shards, compute the metrics.
+// `evalrank` for vsl: load a model, encode a split once, score it in shards, compute the metrics.
 //
 // - Options (data name, data path, vocabulary folder, architecture) come from the checkpoint; `dataPath`,
 //   `vocabPath` and `dataName` override them. The vocabulary is `<vocabPath>/<dataName>_vocab.json`; a path
@@ -215,7 +215,7 @@ export async function evaluateModel(o: EvaluateModelOptions): Promise<EvaluateMo
   return out;
 }
 
-/** Element-wise mean of equally shaped score matrices, in float64 (the SGRAF ensemble, SPEC §8.5). */
+/** Element-wise mean of equally shaped score matrices, in float64 (the SGRAF ensemble). */
 export function averageScores(
   mats: readonly ScoreMatrix[],
   shapes: readonly (readonly number[])[],

@@ -1,4 +1,4 @@
-// Retrieval metrics of the reference evaluation (SPEC §8.3, §8.4): i2t / t2i ranks, R@1/5/10, medr, meanr,
+// Retrieval metrics of the reference evaluation: i2t / t2i ranks, R@1/5/10, medr, meanr,
 // rsum, and the COCO-1K five-fold protocol.
 //
 // Score matrix: row-major (nImg, nCap), rows = images, columns = captions; caption c belongs to image
@@ -206,7 +206,7 @@ export function evaluate(
 /**
  * Mean over folds (5 for COCO-1K) of every metric, medr, meanr, rsum, ar and ari included, as the reference
  * averages its per-fold rows. The reference then prints that mean with shifted labels ("rsum" = 6·mean(ar),
- * "Average i2t Recall" = mean(ari), "Average t2i Recall" = mean(rsum), SPEC §8.4); here each field holds
+ * "Average i2t Recall" = mean(ari), "Average t2i Recall" = mean(rsum)); here each field holds
  * what its name says: rsum is mean(rsum), ar is mean(ar), ari is mean(ari).
  */
 export function evaluateFold5(folds: readonly EvalResult[]): EvalResult {

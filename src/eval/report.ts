@@ -54,7 +54,7 @@ export function formatResult(result: EvalResult, label = 'all'): string {
 
 /**
  * COCO-1K: one row per fold ("fold 0".."fold 4") and the mean row. Unlike the reference's summary, whose
- * labels are shifted (SPEC §8.4), every number here sits under its own name: the rsum column of the mean row
+ * labels are shifted, every number here sits under its own name: the rsum column of the mean row
  * is mean(rsum), and the i2t/t2i averages are given on their own line.
  */
 export function formatFolds(folds: readonly EvalResult[], mean: EvalResult): string {

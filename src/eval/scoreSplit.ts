@@ -1,5 +1,5 @@
-// Load a model, encode a split and score rows of its matrix, resumably (the first half of `evalrank`, SPEC
-// §8.4; evaluate.ts adds the metrics). See evaluate.ts for the data conventions (dev's 5000 captions, fold5,
+// Load a model, encode a split and score rows of its matrix, resumably (the first half of the reference's
+// `evalrank`; evaluate.ts adds the metrics). See evaluate.ts for the data conventions (dev's 5000 captions, fold5,
 // splits stored one row per caption) and shards.ts for the rows of a shard and the block grid.
 //
 // Only the images of the requested rows are encoded (widened to the encoding batches of the unsharded run);

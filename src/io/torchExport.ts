@@ -1,4 +1,4 @@
-// A SGRAF/VSL checkpoint as the reference's train.py saves it (SPEC §10): torch.save's zip container holding
+// A SGRAF/VSL checkpoint as the reference's train.py saves it: torch.save's zip container holding
 // the pickle of {epoch, model: [img_enc, txt_enc, sim_enc state_dicts], best_rsum, opt: argparse.Namespace,
 // Eiters}. Tensors are float32 (num_batches_tracked int64, 0-d), each on a storage of its own
 // (`archive/data/<n>`, 64-byte aligned); the pickle names only OrderedDict, Namespace, torch's tensor rebuild

@@ -1,4 +1,4 @@
-// The contrastive hinge loss of SGRAF/VSE++ (SPEC §5): summed over the batch, not averaged.
+// The contrastive hinge loss of SGRAF/VSE++: summed over the batch, not averaged.
 import * as tf from '@tensorflow/tfjs';
 
 /**

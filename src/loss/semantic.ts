@@ -1,4 +1,4 @@
-// The Visual Semantic Loss of VSL (SPEC §7.4, §7.5): agreement between the soft ranks of the model's
+// The Visual Semantic Loss of VSL: agreement between the soft ranks of the model's
 // scores and the soft ranks of the TF-IDF similarity of the images' captions.
 import * as tf from '@tensorflow/tfjs';
 

@@ -1,4 +1,4 @@
-// Architecture options of one SGR or SAF model, with the reference's defaults (SPEC §9).
+// Architecture options of one SGR or SAF model, with the reference's defaults.
 // The names are camelCase forms of the reference's opts.py names; `fromReferenceOpt` maps a checkpoint's opt.
 import { z } from 'zod';
 import { opt, shapeOf } from '../util/optionSpec.js';

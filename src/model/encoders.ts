@@ -1,4 +1,4 @@
-// The two encoders (SPEC §3): image regions -> (nImg, 36, D); captions -> (nCap, Lp, D) with a
+// The two encoders: image regions -> (nImg, 36, D); captions -> (nCap, Lp, D) with a
 // bidirectional GRU over packed sequences (gru.ts), the two directions averaged.
 import * as tf from '@tensorflow/tfjs';
 import { DROPOUT, type ModelConfig } from './config.js';

@@ -1,4 +1,4 @@
-// VisualSA and TextSA (SPEC §4.1, §4.2): self-attention pooling to one global vector per image / caption.
+// VisualSA and TextSA: self-attention pooling to one global vector per image / caption.
 import * as tf from '@tensorflow/tfjs';
 import { additiveMask, l2norm, linear } from './ops.js';
 import { batchNorm, type BnBatchStats } from './batchnorm.js';

@@ -1,4 +1,4 @@
-// The caption encoder's GRU (SPEC §3.2) over packed sequences, as PyTorch's pack_padded_sequence runs it: step t
+// The caption encoder's GRU over packed sequences, as PyTorch's pack_padded_sequence runs it: step t
 // of the recurrence holds only the captions longer than t (longest first), so no step is computed for padding.
 // PyTorch's cell, gates stacked r, z, n; h0 = 0:
 //   r = σ(W_ir x + b_ir + W_hr h + b_hr),  z = σ(W_iz x + b_iz + W_hz h + b_hz),

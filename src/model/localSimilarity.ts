@@ -1,4 +1,4 @@
-// Local similarity vectors (SPEC §4.3) of every image of a block with every word of a caption block, with a
+// Local similarity vectors of every image of a block with every word of a caption block, with a
 // hand-written gradient. tfjs' own gradient of this block kept ~30 (Lp, D) tensors per image-caption pair
 // (the context, its difference to the word, its square, and their gradients, per image) and transposed
 // (nCap·Lp, D) matrices for its weight gradients. Here the forward keeps only the (nCap·Lp, 36) attention

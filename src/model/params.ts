@@ -120,7 +120,7 @@ export class ParamRegistry {
     return n;
   }
 
-  /** A registry initialised as the reference does (SPEC §4.4), from a seeded generator. */
+  /** A registry initialised as the reference does, from a seeded generator. */
   static init(config: ModelConfig, seed: number): ParamRegistry {
     const reg = new ParamRegistry(config);
     const rng = new Rng(seed);

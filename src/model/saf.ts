@@ -1,4 +1,4 @@
-// SAF, the similarity attention filtration module (SPEC §4.5): gate each node of a pair with
+// SAF, the similarity attention filtration module: gate each node of a pair with
 // sigmoid(BatchNorm1d(1)(Linear(node))), l1-normalise the gates over the caption's nodes, pool the nodes with
 // them and l2-normalise. In training the BatchNorm takes statistics per caption over all its images × nodes
 // (the reference runs the module once per caption), and returns them for the running statistics.

@@ -1,4 +1,4 @@
-// SGR, the similarity graph reasoning module (SPEC §4.4): the nodes of a pair are its global similarity vector
+// SGR, the similarity graph reasoning module: the nodes of a pair are its global similarity vector
 // (node 0) and its caption's word-level ones; each of sgr_step steps lets every node attend to the others and
 // updates it, x' = relu(W (softmax(q xᵀ) x) + b) with q = Wq x + bq, k = Wk x + bk; the score reads node 0.
 //

@@ -1,4 +1,4 @@
-// The similarity encoder (SPEC §4.3) for a block of images x captions, shaped for plain 2-D products:
+// The similarity encoder for a block of images x captions, shaped for plain 2-D products:
 // each image meets the whole caption block at once, so attention, context and the local similarity
 // Linear are large (nCap*Lp, ·) products instead of the reference's per-caption Python loop.
 import * as tf from '@tensorflow/tfjs';

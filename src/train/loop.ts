@@ -1,4 +1,4 @@
-// `vsl train`: the reference's train.py (SPEC §6) as a resumable, observable loop. Epoch e runs at
+// `vsl train`: the reference's train.py as a resumable, observable loop. Epoch e runs at
 // lr·0.1^floor(e/lr_update); each batch is one trainStep; validation at the end of every epoch and every
 // val_step iterations; checkpoint_last.h5 after every epoch (and on SIGINT/SIGTERM), model_best.h5 on a
 // new best rsum. Everything a resumed run needs (weights, Adam state, epoch, position) is in the checkpoint;

@@ -1,4 +1,4 @@
-// The options of `vsl train`, written once: every option of the reference's opts.py (SPEC §9) with its default,
+// The options of `vsl train`, written once: every option of the reference's opts.py with its default,
 // plus vsl's own, each with its flag and help text. The zod schema checks config files (unknown keys are an
 // error naming the key) and the merged result; the commander flags (cli/train.ts) and the model defaults
 // (model/config.ts) are derived from this table.

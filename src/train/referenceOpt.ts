@@ -1,4 +1,4 @@
-// A model's options as the reference's argparse `opt` (opts.py, SPEC §9), for a checkpoint the reference's
+// A model's options as the reference's argparse `opt` (opts.py), for a checkpoint the reference's
 // scripts load: its names, the Python type of each (int, float, bool, str) read off vsl's one options table,
 // and vocab_size as train.py sets it. evalrank builds SGRAF(opt) from these and reads data_name, batch_size and
 // workers; the two options vsl does not have get the reference's defaults.

@@ -1,4 +1,4 @@
-// One training step (SPEC §6): the batch's loss (encode both sides, score every pair, hinge + semantic), its
+// One training step: the batch's loss (encode both sides, score every pair, hinge + semantic), its
 // gradients, global-norm clip, Adam; then the BatchNorm running statistics (VisualSA's once, SAF's once per
 // caption). The score block runs on the engine's scorer (chunks that fit the device, a second thread).
 import * as tf from '@tensorflow/tfjs';
@@ -82,7 +82,7 @@ export interface BatchLoss {
 }
 
 /**
- * The loss of one batch (SPEC §6): encode both sides, score every image with every caption, hinge + semantic.
+ * The loss of one batch: encode both sides, score every image with every caption, hinge + semantic.
  * The engine computes the caption side and the (B, B) scores as the model does (model/sgraf.ts captionSide,
  * model/similarity.ts blockScores): in chunks that fit the device, and with a second thread (engine/).
  */

@@ -1,4 +1,4 @@
-// Validation (SPEC §6): encode the dev split (its first maxCaptions captions), score every image with every
+// Validation: encode the dev split (its first maxCaptions captions), score every image with every
 // caption, R@1/5/10 both ways and rsum. The scores are computed on `threads` threads: the main thread takes the
 // first image blocks and N-1 score workers (engine/scorePool.ts) the rest, side by side; the main thread's heap
 // has grown for the training step already, so only the workers' heaps are new. The workers live for one

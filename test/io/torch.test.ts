@@ -129,7 +129,7 @@ for (const [stem, container, format] of [
   });
 }
 
-test('SPEC §10.1 key names and shape pattern (SGR and SAF at small dims)', async () => {
+test("the reference checkpoint's key names and shape pattern (SGR and SAF at small dims)", async () => {
   const sgr = flattenModel(await readTorchCheckpoint(fx('sgr.zip.pth.tar')));
   const saf = flattenModel(await readTorchCheckpoint(fx('saf.legacy.pth.tar')));
   const shape = (m: Map<string, TensorRecord>, k: string): number[] | undefined => m.get(k)?.shape;

@@ -189,7 +189,7 @@ test("SGR's reasoning steps: hand-written gradient = autodiff of the reference's
     w.dispose();
     return tf.sum(tf.mul(out, dy));
   };
-  // the reference's step (SPEC §4.4): every node updated, q and k maps apart, keys masked to the valid nodes
+  // the reference's step: every node updated, q and k maps apart, keys masked to the valid nodes
   const plain = (x: tf.Tensor, ...ps: tf.Tensor[]) => {
     const m = byName(ps);
     const lin = (t: tf.Tensor, pre: string) =>

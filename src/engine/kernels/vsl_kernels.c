@@ -3,7 +3,7 @@
 // into it. So this code must never touch linear memory of its own: no static data, no arrays on the stack (the
 // build checks that the module has no data section and never uses the stack pointer).
 //
-// SGR's graph attention (one reasoning step, SPEC §4.4), for P pairs of N nodes of S dims, pairs laid out
+// SGR's graph attention (one reasoning step), for P pairs of N nodes of S dims, pairs laid out
 // image-major (pair p belongs to caption p % nCap). Caption c has count[c] valid nodes (the global node and its
 // words); padded nodes are neither keys nor queries: their rows come out 0. R = N (every query node) or 1 (node 0
 // only: the last step, whose other rows nothing reads). q has R rows per pair, x has N.
