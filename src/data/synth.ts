@@ -15,6 +15,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import prand from 'pure-rand';
 import { fileError, VslError } from '../util/errors.js';
+import { tempNameFor } from '../util/atomicFile.js';
 import { createNpyWriter } from '../io/npyWrite.js';
 import { countTokens, saveVocab, vocabFromCounts, type Vocab } from './vocab.js';
 
@@ -317,7 +318,7 @@ function writeSplit(
   const batch = Math.max(1, Math.min(64, Math.floor((16 << 20) / (perImage * 4))));
   const buf = new Float32Array(batch * perImage);
   const writer = createNpyWriter(imagesPath, [plans.length, SYNTH_REGIONS, D], '<f4');
-  const capTmp = path.join(dir, `.${split}_caps.txt.partial-${process.pid}`);
+  const capTmp = tempNameFor(captionsPath);
   let capFd: number;
   try {
     capFd = fs.openSync(capTmp, 'w');

@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { badInput, fileError } from '../util/errors.js';
-import { writeFileAtomic } from '../util/atomicWrite.js';
+import { writeFileAtomic } from '../util/atomicFile.js';
 import { tokenizeCaption } from './tokenizer.js';
 
 export const SPECIAL_TOKENS = ['<pad>', '<start>', '<end>', '<unk>'] as const;

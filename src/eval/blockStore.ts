@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { VslError } from '../util/errors.js';
 import { log } from '../util/log.js';
-import { isTempName, writeFileDurable } from '../util/atomicFile.js';
+import { isTempName, mkdirs, writeFileDurable } from '../util/atomicFile.js';
 import { encodeNpyHeader } from '../io/npyHeader.js';
 import { readNpy } from '../io/npyRead.js';
 import type { Block } from './shards.js';
@@ -19,17 +19,6 @@ const MANIFEST = 'manifest.json';
 
 /** What a work directory's blocks are scores of: flat `field: value` pairs, compared one by one. */
 export type Identity = Record<string, string | number | boolean | null>;
-
-function mkdirs(dir: string): void {
-  if (fs.existsSync(dir)) return;
-  const parent = path.dirname(dir);
-  if (parent !== dir) mkdirs(parent);
-  try {
-    fs.mkdirSync(dir);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-  }
-}
 
 export class BlockStore {
   private constructor(

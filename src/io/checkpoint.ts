@@ -10,7 +10,7 @@
 //                             strings); epoch, iteration, optimizer_step (int64); best_rsum (float64).
 // Groups are created with link creation order tracked, so maps come back in the order they were saved.
 //
-// Writing goes to `<path>.tmp-<pid>` in the same directory; the temp file is closed, reopened to check that it
+// Writing goes to a temporary name beside `path` (tempNameFor); the temp file is closed, reopened to check that it
 // holds every key with the right shape, fsynced, and only then renamed onto `path` (rename within one
 // directory is atomic on POSIX). On any failure the temp file is removed, the previous file at `path` is left
 // untouched, and a VslError names the path and the cause.
@@ -18,6 +18,7 @@ import fs from 'node:fs';
 import nodePath from 'node:path';
 import h5wasm from 'h5wasm/node';
 import { badInput, systemCause, systemCode, VslError } from '../util/errors.js';
+import { tempNameFor } from '../util/atomicFile.js';
 import {
   createH5,
   h5,
@@ -202,7 +203,7 @@ function closeQuietly(mod: Awaited<ReturnType<typeof h5module>>, f: H5File | nul
  */
 export async function saveCheckpoint(path: string, ck: CheckpointData): Promise<void> {
   const dir = nodePath.dirname(nodePath.resolve(path));
-  const tmp = nodePath.join(dir, `${nodePath.basename(path)}.tmp-${process.pid}`);
+  const tmp = tempNameFor(nodePath.join(dir, nodePath.basename(path)));
   const fail = (cause: string): VslError => {
     // Inner VslErrors already start with the path; say it once.
     const own = `${path}: `;

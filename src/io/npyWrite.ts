@@ -1,6 +1,6 @@
 // .npy writer: header first, then rows appended with bounded memory, into a temporary file renamed on close.
 import fs from 'node:fs';
-import { tempPathFor } from '../util/atomicWrite.js';
+import { tempNameFor } from '../util/atomicFile.js';
 import { fileError, VslError } from '../util/errors.js';
 import { LITTLE_ENDIAN_HOST, toHalfBits } from './binary.js';
 import { DTYPE_BYTES, encodeNpyHeader, product, shapeText, type NpyDtype } from './npyHeader.js';
@@ -58,7 +58,7 @@ export function createNpyWriter(
   }
   const rowSize = product(shape.slice(1));
   const nRows = shape[0]!;
-  const tmp = tempPathFor(file);
+  const tmp = tempNameFor(file);
   let fd: number;
   try {
     fd = fs.openSync(tmp, 'w');

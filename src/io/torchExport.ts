@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import nodePath from 'node:path';
 import { VslError } from '../util/errors.js';
+import { tempNameFor } from '../util/atomicFile.js';
 import { pickle, py, type PyValue } from './pickleWrite.js';
 import { storedZip, type ZipEntry } from './zipWrite.js';
 
@@ -90,7 +91,7 @@ export async function writeTorchCheckpoint(
   check: (tmp: string) => Promise<void>,
 ): Promise<void> {
   const dir = nodePath.dirname(nodePath.resolve(path));
-  const tmp = nodePath.join(dir, `${nodePath.basename(path)}.tmp-${process.pid}`);
+  const tmp = tempNameFor(nodePath.join(dir, nodePath.basename(path)));
   try {
     if (fs.existsSync(path) && fs.statSync(path).isDirectory()) throw new Error('the path is a directory');
     const fd = fs.openSync(tmp, 'w');

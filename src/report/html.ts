@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { EvalResult } from '../eval/metrics.js';
 import { VslError } from '../util/errors.js';
+import { tempNameFor } from '../util/atomicFile.js';
 
 export function esc(s: unknown): string {
   return String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -89,7 +90,7 @@ export function recallTable(rows: { label: string; result: EvalResult }[]): stri
 export function writeHtml(file: string, html: string): void {
   const dir = path.dirname(path.resolve(file));
   if (!fs.existsSync(dir)) throw new VslError(`${file}: cannot write the report (directory ${dir} not found)`);
-  const tmp = path.join(dir, `.${path.basename(file)}.tmp-${process.pid}`);
+  const tmp = tempNameFor(path.join(dir, path.basename(file)));
   try {
     fs.writeFileSync(tmp, html);
     fs.renameSync(tmp, file);

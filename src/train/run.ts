@@ -14,21 +14,9 @@ import { fileError, VslError } from '../util/errors.js';
 import { log } from '../util/log.js';
 import { Adam } from './adam.js';
 import { mixSeed } from '../util/rng.js';
+import { mkdirs, tempNameFor } from '../util/atomicFile.js';
 import { modelConfigOf, type TrainOptions } from './options.js';
 import { checkWeightsFit, unshapedDifferences, weightsFromFile } from './weightsFile.js';
-
-// mkdir -p one level at a time: Node 20's fs.mkdirSync(dir, { recursive: true }) never returns when the kernel
-// answers ENOENT for a parent that exists (e.g. --model-name /proc/x loops forever); plain mkdirSync throws.
-function mkdirs(dir: string): void {
-  if (fs.existsSync(dir)) return;
-  const parent = path.dirname(dir);
-  if (parent !== dir) mkdirs(parent);
-  try {
-    fs.mkdirSync(dir);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-  }
-}
 
 function ensureWritableDir(dir: string): void {
   try {
@@ -216,11 +204,12 @@ export async function writeCheckpoint(
 /** Copy checkpoint_last.h5 to model_best.h5 (temporary file + rename). */
 export function keepAsBest(run: Run): void {
   const best = path.join(run.dir, 'model_best.h5');
+  const tmp = tempNameFor(best);
   try {
-    fs.copyFileSync(path.join(run.dir, 'checkpoint_last.h5'), `${best}.tmp`);
-    fs.renameSync(`${best}.tmp`, best);
+    fs.copyFileSync(path.join(run.dir, 'checkpoint_last.h5'), tmp);
+    fs.renameSync(tmp, best);
   } catch (e) {
-    fs.rmSync(`${best}.tmp`, { force: true });
+    fs.rmSync(tmp, { force: true });
     throw fileError(best, e, 'write');
   }
 }

@@ -14,6 +14,32 @@ export function tempNameFor(file: string): string {
   );
 }
 
+/** Write `data` to `file` through a temporary file and a rename (not fsync'd); a failure names the file and the
+ * cause, leaving `file` as it was. */
+export function writeFileAtomic(file: string, data: string | Uint8Array): void {
+  const tmp = tempNameFor(file);
+  try {
+    fs.writeFileSync(tmp, data);
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw fileError(file, e, 'write');
+  }
+}
+
+// mkdir -p one level at a time: Node 20's fs.mkdirSync(dir, { recursive: true }) never returns when the kernel
+// answers ENOENT for a parent that exists (e.g. --model-name /proc/x loops forever); plain mkdirSync throws.
+export function mkdirs(dir: string): void {
+  if (fs.existsSync(dir)) return;
+  const parent = path.dirname(dir);
+  if (parent !== dir) mkdirs(parent);
+  try {
+    fs.mkdirSync(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+  }
+}
+
 export function isTempName(name: string): boolean {
   return name.startsWith('.') && /\.tmp-\d+-[0-9a-f]{8}$/.test(name);
 }
