@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { defaultLogFormat, fieldsText } from '../../src/util/log.js';
 import { isInteractive } from '../../src/util/terminal.js';
-import { BIN, DATA_NAME, TINY_MODEL, makeData, rmrf, tempDir } from '../train/trainHelpers.js';
+import { BIN, makeData, rmrf, tempDir, TINY_MODEL, trainRun } from '../train/trainHelpers.js';
 
 const SCRIPT = '/usr/bin/script';
 const noPty = fs.existsSync(SCRIPT) ? false : `skipped: no ${SCRIPT} (util-linux) to make a pseudo-terminal`;
@@ -52,7 +52,8 @@ function vslLine(args: string[]): string {
 
 function trainArgs(run: string): string[] {
   return [
-    ...['train', '--data-path', dataPath, '--data-name', DATA_NAME, '--model-name', run, ...TINY_MODEL],
+    ...trainRun(dataPath, run),
+    ...TINY_MODEL,
     ...['--batch-size', '10', '--num-epochs', '1', '--log-step', '1', '--max-dev-captions', '20', '--backend', 'wasm'],
   ];
 }

@@ -9,15 +9,15 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { readNpy } from '../../src/io/npyRead.js';
 import {
-  DATA_NAME,
-  REF_FIXTURES,
-  REF_MODEL,
   makeData,
   readMetrics,
   readSteps,
+  REF_FIXTURES,
+  REF_MODEL,
   rmrf,
   runVsl,
   tempDir,
+  trainRun,
 } from './trainHelpers.js';
 
 let tmp = '';
@@ -40,13 +40,7 @@ test('cpu on one thread and wasm on two: the same training run and the same scor
   const t0 = performance.now();
   const train = (name: string) =>
     runVsl([
-      'train',
-      '--data-path',
-      dataPath,
-      '--data-name',
-      DATA_NAME,
-      '--model-name',
-      path.join(tmp, name),
+      ...trainRun(dataPath, path.join(tmp, name)),
       ...REF_MODEL,
       '--init-from',
       path.join(REF_FIXTURES, 'sgr_init.pth.tar'),

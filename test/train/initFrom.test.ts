@@ -5,7 +5,17 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { DATA_NAME, REF_FIXTURES, errorLine, makeData, readSteps, rmrf, runVsl, tempDir } from './trainHelpers.js';
+import {
+  DATA_NAME,
+  errorLine,
+  makeData,
+  readSteps,
+  REF_FIXTURES,
+  rmrf,
+  runVsl,
+  tempDir,
+  trainRun,
+} from './trainHelpers.js';
 
 let tmp = '';
 let dataPath = '';
@@ -22,13 +32,7 @@ after(() => rmrf(tmp));
 function args(run: string, dims: Record<string, string> = {}, data = dataPath): string[] {
   const d = { imgDim: '32', wordDim: '8', embedSize: '16', simDim: '8', module: 'SGR', sgrStep: '3', ...dims };
   return [
-    'train',
-    '--data-path',
-    data,
-    '--data-name',
-    DATA_NAME,
-    '--model-name',
-    run,
+    ...trainRun(data, run),
     '--img-dim',
     d.imgDim,
     '--word-dim',

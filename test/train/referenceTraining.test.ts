@@ -7,16 +7,16 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { loadCheckpoint } from '../../src/io/checkpoint.js';
 import {
-  DATA_NAME,
-  REF_FIXTURES,
-  REF_TRAINING,
   makeData,
   readMetrics,
   readReferenceLog,
   readSteps,
+  REF_FIXTURES,
+  REF_TRAINING,
   rmrf,
   runVsl,
   tempDir,
+  trainRun,
 } from './trainHelpers.js';
 
 let tmp = '';
@@ -31,13 +31,7 @@ after(() => rmrf(tmp));
 const rel = (a: number, b: number) => Math.abs(a - b) / Math.abs(b);
 
 const trainArgs = (run: string, module: string, extra: string[]) => [
-  'train',
-  '--data-path',
-  dataPath,
-  '--data-name',
-  DATA_NAME,
-  '--model-name',
-  run,
+  ...trainRun(dataPath, run),
   ...REF_TRAINING,
   '--module',
   module,

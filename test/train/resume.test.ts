@@ -6,7 +6,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { loadCheckpoint } from '../../src/io/checkpoint.js';
-import { DATA_NAME, TINY_MODEL, makeData, readMetrics, readSteps, rmrf, runVsl, tempDir } from './trainHelpers.js';
+import { makeData, readMetrics, readSteps, rmrf, runVsl, tempDir, TINY_MODEL, trainRun } from './trainHelpers.js';
 
 let tmp = '';
 let dataPath = '';
@@ -18,13 +18,7 @@ before(() => {
 after(() => rmrf(tmp));
 
 const args = (run: string, epochs: number) => [
-  'train',
-  '--data-path',
-  dataPath,
-  '--data-name',
-  DATA_NAME,
-  '--model-name',
-  run,
+  ...trainRun(dataPath, run),
   ...TINY_MODEL,
   '--module',
   'SAF',

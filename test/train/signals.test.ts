@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadCheckpoint } from '../../src/io/checkpoint.js';
-import { DATA_NAME, TINY_MODEL, makeData, readSteps, rmrf, runVsl, startVsl, tempDir } from './trainHelpers.js';
+import { makeData, readSteps, rmrf, runVsl, startVsl, tempDir, TINY_MODEL, trainRun } from './trainHelpers.js';
 
 let tmp = '';
 let dataPath = '';
@@ -20,13 +20,7 @@ before(() => {
 after(() => rmrf(tmp));
 
 const args = (run: string) => [
-  'train',
-  '--data-path',
-  dataPath,
-  '--data-name',
-  DATA_NAME,
-  '--model-name',
-  run,
+  ...trainRun(dataPath, run),
   ...TINY_MODEL,
   '--module',
   'SAF',

@@ -13,6 +13,11 @@ export const DATA_NAME = 'syn_precomp';
 /** The tiny model every training test uses (flags of `vsl train`). */
 export const TINY_MODEL = ['--img-dim', '32', '--word-dim', '16', '--embed-size', '32', '--sim-dim', '16'];
 
+/** The leading arguments of `vsl train` for run directory `run` on the synthetic data at `dataPath`. */
+export function trainRun(dataPath: string, run: string): string[] {
+  return ['train', '--data-path', dataPath, '--data-name', DATA_NAME, '--model-name', run];
+}
+
 export function tempDir(tag: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `vsl-train-${tag}-`));
 }

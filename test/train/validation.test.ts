@@ -8,7 +8,7 @@ import path from 'node:path';
 import { defaultModelConfig } from '../../src/model/config.js';
 import { GiB } from '../../src/engine/memoryGuard.js';
 import { defaultValThreads, loggedValidation } from '../../src/train/validate.js';
-import { DATA_NAME, TINY_MODEL, makeData, readMetrics, rmrf, runVsl, tempDir } from './trainHelpers.js';
+import { makeData, readMetrics, rmrf, runVsl, tempDir, TINY_MODEL, trainRun } from './trainHelpers.js';
 
 let tmp = '';
 let dataPath = '';
@@ -20,13 +20,7 @@ before(() => {
 after(() => rmrf(tmp));
 
 const args = (run: string, epochs: number, extra: string[] = []) => [
-  'train',
-  '--data-path',
-  dataPath,
-  '--data-name',
-  DATA_NAME,
-  '--model-name',
-  run,
+  ...trainRun(dataPath, run),
   ...TINY_MODEL,
   '--module',
   'SAF',
