@@ -13,9 +13,10 @@
 // for its 100 × 500 blocks (10 images per worker).
 import os from 'node:os';
 import { spawn } from 'node:child_process';
-import { selectBackend, type BackendChoice } from '../engine/backend.js';
-import { DEFAULT_CHUNK_MB } from '../engine/memoryGuard.js';
+import { selectBackend, type BackendChoice } from '../ops/backend.js';
+import { DEFAULT_CHUNK_MB } from '../ops/memoryGuard.js';
 import { setLogLevel } from '../util/log.js';
+import { moduleNames, moduleOf } from '../model/modules.js';
 import { ALL_CASES, QUICK_CASES, type CaseName } from './figures.js';
 import {
   encodeCaptionsCase,
@@ -147,7 +148,7 @@ function plan(a: Args): CaseName[] {
 async function runCase(ctx: BenchContext, name: CaseName, a: Args): Promise<BenchRecord> {
   const m = /^score-(sgr|saf)-(\d+)x(\d+)(-w1)?$/.exec(name);
   if (m) {
-    const module = m[1] === 'sgr' ? 'SGR' : 'SAF';
+    const module = m[1].toUpperCase();
     const nImg = Number(m[2]);
     const nCap = Number(m[3]);
     // a profile is taken on this thread: the in-process scorer (one thread), 10 images
@@ -163,7 +164,7 @@ async function runCase(ctx: BenchContext, name: CaseName, a: Args): Promise<Benc
   if (t) {
     const B = Number(t[2]);
     // B = 32: one untimed warm-up step (skipped in --quick to stay under a minute); B = 128: 1 step, no warm-up.
-    return trainCase(ctx, name, t[1] === 'sgr' ? 'SGR' : 'SAF', B, B <= 32 && !a.quick ? 1 : 0, a.chunkMb);
+    return trainCase(ctx, name, t[1].toUpperCase(), B, B <= 32 && !a.quick ? 1 : 0, a.chunkMb);
   }
   if (name === 'encode-images-1000') return encodeImagesCase(ctx, 1000);
   if (name === 'encode-captions-5000') return encodeCaptionsCase(ctx, 5000);
@@ -207,7 +208,9 @@ function table(records: BenchRecord[], totalS: number, backend: string): string 
     line(rows[0]),
     widths.map((w) => '-'.repeat(w)).join('  '),
     ...rows.slice(1).map(line),
-    `FLOP counts: the reference modules' matmuls (SGR ${24.4} / SAF ${8.6} MFLOP per pair; training ≈ 3 x forward). ` +
+    `FLOP counts: the reference modules' matmuls (${moduleNames()
+      .map((n) => `${n} ${moduleOf({ module: n }).pairMflop}`)
+      .join(' / ')} MFLOP per pair at 12 tokens; training ≈ 3 x forward). ` +
       'Against the reference: REF_WORK=... bash ../shared/reference/workbench/sidebyside.sh (both in one run).',
   ].join('\n');
 }

@@ -4,19 +4,19 @@
 // any subset and order; worker pools are always closed (finally), so the process exits by itself.
 import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
-import { defaultModelConfig, type ModuleName } from '../model/config.js';
+import { defaultModelConfig, type ModelConfig } from '../model/config.js';
 import { ParamRegistry } from '../model/params.js';
 import { Weights } from '../model/weights.js';
-import { createScorer, type Scorer } from '../engine/scorePool.js';
-import { encodeCaptionTokens, encodeImages, type EncodedCaptions } from '../eval/encodeSplit.js';
+import { createScorer, type Scorer } from '../runtime/scorePool.js';
+import { encodeCaptionTokens, encodeImages, type EncodedCaptions } from '../runtime/encode.js';
 import { trainStep } from '../train/step.js';
-import { StepPartner } from '../engine/stepPartner.js';
-import { oneThreadEngine } from '../engine/stepEngine.js';
-import { twoThreadEngine } from '../engine/twoThreadEngine.js';
+import { StepPartner } from '../runtime/stepPartner.js';
+import { oneThreadEngine } from '../runtime/stepEngine.js';
+import { twoThreadEngine } from '../runtime/twoThreadEngine.js';
 import { Adam } from '../train/adam.js';
 import { Rng } from '../util/rng.js';
-import { DEFAULT_CHUNK_MB, wasmHeapBytes } from '../engine/memoryGuard.js';
-import { formatProfile, startProfiling, stopProfiling } from '../engine/profile.js';
+import { DEFAULT_CHUNK_MB, wasmHeapBytes } from '../ops/memoryGuard.js';
+import { formatProfile, startProfiling, stopProfiling } from '../ops/profile.js';
 import { captionFlops, IMAGE_FLOPS, MEAN_CAPTION_LENGTH, pairFlops, trainStepFlops } from './figures.js';
 import {
   captionLengths,
@@ -129,7 +129,7 @@ function captionsFor(n: number, D: number): EncodedCaptions {
 }
 
 export interface ScoreCaseOptions {
-  module: ModuleName;
+  module: string;
   nImg: number;
   nCap: number;
   workers: number;
@@ -210,7 +210,7 @@ async function reportProfile(name: string, seconds: number, remote?: StepPartner
 export async function trainCase(
   ctx: BenchContext,
   name: string,
-  module: ModuleName,
+  module: string,
   B: number,
   warmup: number,
   chunkMb = DEFAULT_CHUNK_MB,

@@ -1,10 +1,9 @@
-// Fixed figures of the benchmark: the per-pair and per-item FLOP counts of the reference modules' matrix products (default dims, 36 regions,
-// 12-token captions), the caption lengths the cases draw, and the case catalogue with what --quick runs.
+// Fixed figures of the benchmark: the per-item FLOP counts of the reference's matrix products (default dims, 36
+// regions, 12-token captions; each module's per-pair count is in its record), the caption lengths the cases draw,
+// and the case catalogue with what --quick runs.
+import { moduleOf } from '../model/modules.js';
 
 export const MFLOP = 1e6;
-
-/** Forward FLOPs per image-caption pair (the matmul FLOPs of the reference modules). */
-export const PAIR_FLOPS = { SGR: 24.4 * MFLOP, SAF: 8.6 * MFLOP } as const;
 
 /** Forward FLOPs per image: the fc 2048->1024 on 36 regions (2·36·2048·1024) plus VisualSA (77.7 M). */
 export const IMAGE_FLOPS = 2 * 36 * 2048 * 1024 + 77.7 * MFLOP;
@@ -42,11 +41,11 @@ export const MEAN_CAPTION_LENGTH = (() => {
 })();
 
 /** Forward FLOPs of one pair / one caption at the benchmark's caption lengths (the counts above are at 12 tokens). */
-export const pairFlops = (module: 'SGR' | 'SAF') => (PAIR_FLOPS[module] * MEAN_CAPTION_LENGTH) / 12;
+export const pairFlops = (module: string) => (moduleOf({ module }).pairMflop * MFLOP * MEAN_CAPTION_LENGTH) / 12;
 export const captionFlops = () => (CAPTION_FLOPS * MEAN_CAPTION_LENGTH) / 12;
 
 /** Training step ≈ 3 × forward (backward ≈ 2 × forward): B² pairs plus B images and B captions. */
-export function trainStepFlops(module: 'SGR' | 'SAF', B: number): number {
+export function trainStepFlops(module: string, B: number): number {
   return 3 * (B * B * pairFlops(module) + B * (IMAGE_FLOPS + captionFlops()));
 }
 

@@ -4,9 +4,9 @@
 // that filling hundreds of MB takes well under a second per 100 MB.
 import { REGIONS } from '../model/config.js';
 import { CAPTION_LENGTH_COUNTS } from './figures.js';
-import type { EncodedCaptions, EncodedImages } from '../eval/encodeSplit.js';
+import type { EncodedCaptions, EncodedImages } from '../runtime/encode.js';
 import type { TrainBatch } from '../train/step.js';
-import { sharedFloat32, sharedInt32 } from '../engine/shared.js';
+import { sharedFloat32, sharedInt32 } from '../ops/shared.js';
 
 /** xorshift32 stream of floats in [0, 1). */
 export class FastRandom {

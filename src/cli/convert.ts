@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { VslError } from '../util/errors.js';
 import { saveCheckpoint, type ArrayRecord } from '../io/checkpoint.js';
 import { buildModel, readModelFile } from '../eval/loadModel.js';
-import { activeBackend, selectBackend } from '../engine/backend.js';
+import { activeBackend, selectBackend } from '../ops/backend.js';
 
 export interface ConvertCliOptions {
   output: string;

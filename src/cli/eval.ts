@@ -20,7 +20,7 @@ import type { Command } from 'commander';
 import { z } from 'zod';
 import { VslError } from '../util/errors.js';
 import { writeNpy } from '../io/npyWrite.js';
-import type { BackendChoice } from '../engine/backend.js';
+import type { BackendChoice } from '../ops/backend.js';
 import { EvalStopped, evaluateModel, outputOf, type EvaluateModelOutput } from '../eval/evaluate.js';
 import { mergedSplit, mergeParts, partFiles, writePart } from '../eval/parts.js';
 import { releaseBlocks, scoreSplit } from '../eval/scoreSplit.js';

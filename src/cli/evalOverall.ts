@@ -15,7 +15,7 @@ import { VslError } from '../util/errors.js';
 import { log } from '../util/log.js';
 import { readNpy } from '../io/npyRead.js';
 import { openSplit } from '../data/precomp.js';
-import type { BackendChoice } from '../engine/backend.js';
+import type { BackendChoice } from '../ops/backend.js';
 import { averageScores, DEV_MAX_CAPTIONS, evaluateModel, evaluateScores, FOLDS } from '../eval/evaluate.js';
 import type { EvalResult } from '../eval/metrics.js';
 import { foldsToJson, formatFolds, formatTable, resultToJson } from '../eval/report.js';

@@ -4,7 +4,7 @@
 // written; the file is written to a temporary name, read back and compared, then renamed.
 import type { Command } from 'commander';
 import { VslError } from '../util/errors.js';
-import { activeBackend, selectBackend } from '../engine/backend.js';
+import { activeBackend, selectBackend } from '../ops/backend.js';
 import { buildModel, readModelFile } from '../eval/loadModel.js';
 import { MODEL_PARTS } from '../io/sgrafCheckpoint.js';
 import { writeTorchCheckpoint, type ExportTensor, type ReferenceCheckpoint } from '../io/torchExport.js';

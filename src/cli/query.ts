@@ -1,7 +1,7 @@
 // `vsl query`: the split's images ranked for free sentences, or its captions ranked for one image
 // (src/query/retrieval.ts). stdout: the ranked lists, or one JSON object with --json; logs go to stderr.
 import type { Command } from 'commander';
-import type { BackendChoice } from '../engine/backend.js';
+import type { BackendChoice } from '../ops/backend.js';
 import { Retrieval } from '../query/retrieval.js';
 import { imageText, queryJson, sentencesText } from '../query/format.js';
 import { VslError } from '../util/errors.js';

@@ -18,7 +18,6 @@
 // capitalised; there Punkt keeps the sentence break and vsl removes it (e.g. "a 3. foo" where "foo" is such a
 // word: NLTK gives "3" "." and vsl "3."). Such words are rare and the pattern is rarer still in captions.
 // test/fixtures/tokenizer/ (scripts/make_tokenizer_fixture.py) checks this port against NLTK's own code.
-import type { Vocab } from './vocab.js';
 import { stripAscii } from './captions.js';
 
 // ---------------------------------------------------------------------------------------------------------
@@ -388,14 +387,4 @@ export function wordTokenize(text: string): string[] {
 /** Tokens of one caption line exactly as the reference makes them: strip, ASCII lower-case, word_tokenize. */
 export function tokenizeCaption(raw: string): string[] {
   return wordTokenize(asciiLower(stripAscii(raw)));
-}
-
-/** Token ids of a caption: [<start>] + ids + [<end>], unknown words -> <unk>. */
-export function encodeCaption(vocab: Vocab, text: string): Int32Array {
-  const toks = tokenizeCaption(text);
-  const ids = new Int32Array(toks.length + 2);
-  ids[0] = vocab.start;
-  for (let i = 0; i < toks.length; i++) ids[i + 1] = vocab.word2idx.get(toks[i]!) ?? vocab.unk;
-  ids[toks.length + 1] = vocab.end;
-  return ids;
 }

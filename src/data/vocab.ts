@@ -185,3 +185,13 @@ export function vocabFromCounts(counts: ReadonlyMap<string, number>, threshold =
   }
   return makeVocab(words);
 }
+
+/** Token ids of a caption: [<start>] + ids + [<end>], unknown words -> <unk>. */
+export function encodeCaption(vocab: Vocab, text: string): Int32Array {
+  const toks = tokenizeCaption(text);
+  const ids = new Int32Array(toks.length + 2);
+  ids[0] = vocab.start;
+  for (let i = 0; i < toks.length; i++) ids[i + 1] = vocab.word2idx.get(toks[i]!) ?? vocab.unk;
+  ids[toks.length + 1] = vocab.end;
+  return ids;
+}

@@ -24,6 +24,7 @@ import { readH5 } from '../io/h5.js';
 import { flattenModel, readTorchCheckpoint } from '../io/sgrafCheckpoint.js';
 import { defaultModelConfig, fromReferenceOpt, type ModelConfig } from '../model/config.js';
 import { ParamRegistry, type HostArray } from '../model/params.js';
+import { moduleNames } from '../model/modules.js';
 
 export type ModelSource = 'vsl-hdf5' | 'hdf5-weights' | 'torch-zip' | 'torch-legacy';
 
@@ -139,8 +140,8 @@ export function parseVslOptions(raw: Record<string, unknown>, file: string): Mod
     );
   }
   const mo = m as Record<string, unknown>;
-  if (mo.module !== 'SGR' && mo.module !== 'SAF')
-    throw badInput(file, 'options_json.model.module', '"SGR" or "SAF"', JSON.stringify(mo.module));
+  if (typeof mo.module !== 'string' || !moduleNames().includes(mo.module))
+    throw badInput(file, 'options_json.model.module', `one of ${moduleNames().join(', ')}`, JSON.stringify(mo.module));
   for (const k of MODEL_NUMBER_FIELDS) {
     if (mo[k] !== undefined && (typeof mo[k] !== 'number' || !Number.isSafeInteger(mo[k]) || (mo[k] as number) < 0)) {
       throw badInput(file, `options_json.model.${k}`, 'a non-negative integer', JSON.stringify(mo[k]));

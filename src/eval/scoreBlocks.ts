@@ -3,7 +3,7 @@
 // is the unit that a stop or a crash can lose. `shouldStop` is asked before each new block: once it says yes,
 // the blocks in flight are finished and kept, and the run returns with `stopped` set.
 import { log } from '../util/log.js';
-import type { Scorer } from '../engine/scorePool.js';
+import type { Scorer } from '../runtime/scorePool.js';
 import type { BlockStore } from './blockStore.js';
 import type { Block, Range } from './shards.js';
 

@@ -3,10 +3,8 @@
 import { z } from 'zod';
 import { opt, shapeOf } from '../util/optionSpec.js';
 
-export type ModuleName = 'SGR' | 'SAF';
-
 export interface ModelConfig {
-  module: ModuleName;
+  module: string; // a similarity module of model/modules.ts
   vocabSize: number;
   imgDim: number; // region feature dim (2048)
   wordDim: number; // word embedding dim (300)
@@ -41,7 +39,7 @@ export const MODEL_OPTIONS = {
   biGru: opt(z.boolean().default(true), '--no-bi-gru', 'unidirectional GRU (the reference: passing --bi_gru)'),
   noImgnorm: opt(z.boolean().default(false), '--no-imgnorm', 'skip the l2norm after the image fc'),
   noTxtnorm: opt(z.boolean().default(false), '--no-txtnorm', 'skip the l2norm after the GRU'),
-  module: opt(z.enum(['SGR', 'SAF']).default('SGR'), '--module <name>', 'similarity module'),
+  module: opt(z.string().default('SGR'), '--module <name>', 'similarity module: SGR or SAF (model/modules.ts)'),
   sgrStep: opt(z.number().int().min(1).default(3), '--sgr-step <n>', 'graph reasoning steps'),
 };
 
@@ -76,7 +74,7 @@ export function fromReferenceOpt(ref: Record<string, unknown>): ModelConfig {
   const num = (k: string, dv: number) => (typeof ref[k] === 'number' ? (ref[k] as number) : dv);
   const bool = (k: string, dv: boolean) => (typeof ref[k] === 'boolean' ? (ref[k] as boolean) : dv);
   return {
-    module: ref.module_name === 'SAF' ? 'SAF' : ref.module_name === 'SGR' ? 'SGR' : d.module,
+    module: typeof ref.module_name === 'string' ? ref.module_name : d.module,
     vocabSize: num('vocab_size', d.vocabSize),
     imgDim: num('img_dim', d.imgDim),
     wordDim: num('word_dim', d.wordDim),

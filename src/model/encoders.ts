@@ -3,7 +3,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { DROPOUT, type ModelConfig } from './config.js';
 import { dropout, l2norm, linear } from './ops.js';
-import { gatherRows, scatterRows } from '../engine/gather.js';
+import { gatherRows, scatterRows } from '../ops/gather.js';
 import { gruDirection, packing } from './gru.js';
 import type { Weights } from './weights.js';
 import { siteSeed } from '../util/rng.js';

@@ -3,13 +3,12 @@
 // PyTorch's cell, gates stacked r, z, n; h0 = 0:
 //   r = σ(W_ir x + b_ir + W_hr h + b_hr),  z = σ(W_iz x + b_iz + W_hz h + b_hz),
 //   n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn)),  h' = (1 - z) ⊙ n + z ⊙ h
-// Its gradient is written by hand (gru.grad.ts): the recurrent weight's gradient as one product over all steps
-// instead of one per step.
+// The forward and its hand-written backward sit side by side (gruForward, gruBackward): the recurrent weight's
+// gradient is one product over all steps instead of one per step. plainGru at the end is the same math in plain
+// tf ops over padded captions, what the fast path is tested against.
 import * as tf from '@tensorflow/tfjs';
-import type { CustomFn } from '../engine/tape.js';
-import { gruBackward, type GruSaved } from './gru.grad.js';
+import type { CustomFn } from '../ops/tape.js';
 import type { Weights } from './weights.js';
-
 /**
  * The packed layout of a caption batch: step t holds the first `steps[t]` captions in `order` (by length,
  * longest first), at packed rows offset(t) .. offset(t) + steps[t]. rowsF / rowsR give, for each packed row,
@@ -38,6 +37,15 @@ export function packing(lengths: number[], Lp: number): Packing {
     steps.push(n);
   }
   return { steps, rowsF: Int32Array.from(rowsF), rowsR: Int32Array.from(rowsR) };
+}
+
+/** What the forward pass keeps, all packed (P, H): the gates r and z, the candidate n, W_hn h + b_hn, and h. */
+interface GruSaved {
+  r: tf.Tensor2D;
+  z: tf.Tensor2D;
+  n: tf.Tensor2D;
+  hn: tf.Tensor2D;
+  h: tf.Tensor2D;
 }
 
 /** The forward pass over packed input projections xp (P, 3H); returns h (P, H) and what the gradient needs. */
@@ -79,6 +87,69 @@ function gruForward(
 }
 
 /**
+ * The backward of gruForward, d(x, W_ih, W_hh, b_ih, b_hh) from dL/dh (P, H). Backpropagation through time runs
+ * step by step (the only per-step product is dh_prev = dhp · W_hh, rows: the captions alive at that step); the
+ * weight and input gradients are then one product each over all steps, where tfjs' own gradient made a small
+ * (3H, nCap) @ (nCap, H) product, and an accumulation into a 3H × H tensor, at every step.
+ * x (P, wordDim) is the packed input, wih (3H, wordDim) and whh (3H, H) the weights as stored.
+ */
+function gruBackward(
+  dh: tf.Tensor2D,
+  x: tf.Tensor2D,
+  wih: tf.Tensor2D,
+  whh: tf.Tensor2D,
+  s: GruSaved,
+  steps: number[],
+): tf.Tensor[] {
+  return tf.tidy(() => {
+    const H = whh.shape[1];
+    const offsets = steps.map((_, t) => steps.slice(0, t).reduce((a, b) => a + b, 0));
+    const rows = (a: tf.Tensor2D, t: number) => tf.slice(a, [offsets[t], 0], [steps[t], H]) as tf.Tensor2D;
+    const dxp: tf.Tensor[] = [];
+    const dhp: tf.Tensor[] = [];
+    const hPrev: tf.Tensor[] = []; // h of the previous step, for W_hh's gradient (zeros at t = 0)
+    let carry: tf.Tensor2D | null = null; // dL/dh_{t} through step t + 1, rows of the captions alive then
+    for (let t = steps.length - 1; t >= 0; t--) {
+      const nt = steps[t];
+      let g = rows(dh, t);
+      if (carry)
+        g = tf.add(
+          g,
+          nt > carry.shape[0]
+            ? tf.pad(carry, [
+                [0, nt - carry.shape[0]],
+                [0, 0],
+              ])
+            : carry,
+        );
+      const [r, z, n, hn] = [rows(s.r, t), rows(s.z, t), rows(s.n, t), rows(s.hn, t)];
+      const prev = t > 0 ? (tf.slice(s.h, [offsets[t - 1], 0], [nt, H]) as tf.Tensor2D) : tf.zeros([nt, H]);
+      // h' = n + z (h - n)
+      const dn = tf.mul(g, tf.sub(1, z));
+      const dz = tf.mul(g, tf.sub(prev, n));
+      // n = tanh(x_n + r · hn)
+      const dan = tf.mul(dn, tf.sub(1, tf.square(n)));
+      const dr = tf.mul(dan, hn);
+      const dhn = tf.mul(dan, r);
+      // r, z = σ(·)
+      const dar = tf.mul(dr, tf.mul(r, tf.sub(1, r)));
+      const daz = tf.mul(dz, tf.mul(z, tf.sub(1, z)));
+      const dh3 = tf.concat([dar, daz, dhn], 1) as tf.Tensor2D;
+      dxp.unshift(tf.concat([dar, daz, dan], 1));
+      dhp.unshift(dh3);
+      hPrev.unshift(prev);
+      if (t > 0) carry = tf.add(tf.mul(g, z), tf.matMul(dh3, whh)) as tf.Tensor2D;
+    }
+    const DXP = tf.concat(dxp, 0) as tf.Tensor2D; // (P, 3H)
+    const DHP = tf.concat(dhp, 0) as tf.Tensor2D;
+    const dx = tf.matMul(DXP, wih);
+    const dWih = tf.matMul(tf.transpose(DXP), x);
+    const dWhh = tf.matMul(tf.transpose(DHP), tf.concat(hPrev, 0) as tf.Tensor2D);
+    return [dx, dWih, dWhh, tf.sum(DXP, 0), tf.sum(DHP, 0)];
+  });
+}
+
+/**
  * One GRU direction `suffix` ('' or '_reverse') over packed input x (P, wordDim); returns the hidden states (P, H)
  * in the same packed order. Differentiable with respect to x and the direction's four parameters.
  */
@@ -113,4 +184,28 @@ export function gruDirection(w: Weights, x: tf.Tensor2D, steps: number[], suffix
     };
   }) as unknown as CustomFn);
   return f(x, wih, whh, bih, bhh) as tf.Tensor2D;
+}
+
+/**
+ * The readable math of one GRU direction: PyTorch's cell over padded captions x (nCap, Lp, wordDim), every step
+ * computed (steps past a caption's end are computed and unused), tfjs' own gradients. The packed, hand-differentiated
+ * gruDirection is tested against it.
+ */
+export function plainGru(x: tf.Tensor3D, wih: tf.Tensor, whh: tf.Tensor, bih: tf.Tensor, bhh: tf.Tensor): tf.Tensor3D {
+  const [nCap, Lp] = x.shape;
+  const H = whh.shape[1]!;
+  let h: tf.Tensor = tf.zeros([nCap, H]);
+  const outs: tf.Tensor[] = [];
+  for (let t = 0; t < Lp; t++) {
+    const xp = tf.add(tf.matMul(tf.squeeze(tf.slice(x, [0, t, 0], [nCap, 1, -1]), [1]), wih, false, true), bih);
+    const hp = tf.add(tf.matMul(h, whh, false, true), bhh);
+    const [xr, xz, xn] = tf.split(xp, 3, 1);
+    const [hr, hz, hn] = tf.split(hp, 3, 1);
+    const r = tf.sigmoid(tf.add(xr, hr));
+    const z = tf.sigmoid(tf.add(xz, hz));
+    const n = tf.tanh(tf.add(xn, tf.mul(r, hn)));
+    h = tf.add(tf.mul(tf.sub(1, z), n), tf.mul(z, h));
+    outs.push(h);
+  }
+  return tf.stack(outs, 1) as tf.Tensor3D;
 }

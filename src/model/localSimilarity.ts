@@ -6,7 +6,7 @@
 // uses plain 2-D products whose transposes are of (·,36) or (·,S) matrices.
 import * as tf from '@tensorflow/tfjs';
 import { ATTN_SMOOTH, LEAKY_SLOPE, NORM_EPS } from './config.js';
-import type { CustomFn } from '../engine/tape.js';
+import type { CustomFn } from '../ops/tape.js';
 
 /** What the forward of one image keeps for its gradient, all small: (R, 36) or less, R = nCap·Lp. */
 interface ImageSaved {

@@ -2,8 +2,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { NORM_EPS } from './config.js';
 import type { Weights } from './weights.js';
-import { affineW } from '../engine/matmul.js';
-import { l2normalize } from '../engine/norm.js';
+import { affineW } from '../ops/matmul.js';
+import { l2normalize } from '../ops/norm.js';
 
 /**
  * The Linear `prefix` of `w` (weight [out, in], bias) applied to x of any rank (..., in), with an optional relu

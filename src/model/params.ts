@@ -3,25 +3,10 @@
 // (Linear weights [out, in]). Import, export, the optimizer and the tests all speak these names.
 import * as tf from '@tensorflow/tfjs';
 import { REGIONS, type ModelConfig } from './config.js';
+import { batchNormSpecs, isBuffer, linearSpecs, type ParamSpec } from './paramSpec.js';
+import { moduleOf } from './modules.js';
 import { Rng } from '../util/rng.js';
 import { VslError } from '../util/errors.js';
-
-export type Role =
-  | 'linear' // Linear weight [out, in]: Xavier-uniform
-  | 'bias' // Linear bias: 0
-  | 'embedding' // U(-0.1, 0.1)
-  | 'gru' // GRU weights and biases: U(±1/sqrt(hidden)), PyTorch's default
-  | 'bn-weight' // 1
-  | 'bn-bias' // 0
-  | 'bn-mean' // running mean: 0 (buffer)
-  | 'bn-var' // running var: 1 (buffer)
-  | 'bn-count'; // num_batches_tracked: 0 (int64 buffer)
-
-export interface ParamSpec {
-  name: string;
-  shape: number[];
-  role: Role;
-}
 
 /** The state_dict of a model in PyTorch's order: img_enc, txt_enc, sim_enc. */
 export function paramSpecs(c: ModelConfig): ParamSpec[] {
@@ -29,17 +14,8 @@ export function paramSpecs(c: ModelConfig): ParamSpec[] {
   const S = c.simDim;
   const H3 = 3 * D;
   const specs: ParamSpec[] = [];
-  const lin = (prefix: string, out: number, inp: number) => {
-    specs.push({ name: `${prefix}.weight`, shape: [out, inp], role: 'linear' });
-    specs.push({ name: `${prefix}.bias`, shape: [out], role: 'bias' });
-  };
-  const bn = (prefix: string, n: number) => {
-    specs.push({ name: `${prefix}.weight`, shape: [n], role: 'bn-weight' });
-    specs.push({ name: `${prefix}.bias`, shape: [n], role: 'bn-bias' });
-    specs.push({ name: `${prefix}.running_mean`, shape: [n], role: 'bn-mean' });
-    specs.push({ name: `${prefix}.running_var`, shape: [n], role: 'bn-var' });
-    specs.push({ name: `${prefix}.num_batches_tracked`, shape: [], role: 'bn-count' });
-  };
+  const lin = (prefix: string, out: number, inp: number) => specs.push(...linearSpecs(prefix, out, inp));
+  const bn = (prefix: string, n: number) => specs.push(...batchNormSpecs(prefix, n));
   if (c.numLayers !== 1)
     throw new VslError(`num_layers: expected 1 (the only depth of the reference models), found ${c.numLayers}`);
   lin('img_enc.fc', D, c.imgDim);
@@ -61,20 +37,9 @@ export function paramSpecs(c: ModelConfig): ParamSpec[] {
   lin('sim_enc.sim_tranloc_w', S, D);
   lin('sim_enc.sim_tranglo_w', S, D);
   lin('sim_enc.sim_eval_w', 1, S);
-  if (c.module === 'SGR') {
-    for (let s = 0; s < c.sgrStep; s++) {
-      lin(`sim_enc.SGR_module.${s}.graph_query_w`, S, S);
-      lin(`sim_enc.SGR_module.${s}.graph_key_w`, S, S);
-      lin(`sim_enc.SGR_module.${s}.sim_graph_w`, S, S);
-    }
-  } else {
-    lin('sim_enc.SAF_module.attn_sim_w', 1, S);
-    bn('sim_enc.SAF_module.bn', 1);
-  }
+  specs.push(...moduleOf(c).params(c));
   return specs;
 }
-
-const isBuffer = (r: Role) => r === 'bn-mean' || r === 'bn-var' || r === 'bn-count';
 
 export interface ParamEntry {
   spec: ParamSpec;

@@ -5,30 +5,27 @@
 import * as tf from '@tensorflow/tfjs';
 import { BN_EPS } from './config.js';
 import { l1norm, l2norm, linear } from './ops.js';
+import { batchNormSpecs, linearSpecs } from './paramSpec.js';
+import type { CaptionBnStats, SimilarityModule } from './similarityModule.js';
 import type { Weights } from './weights.js';
-
-export interface SafCaptionStats {
-  mean: tf.Tensor1D; // (nCap) batch mean of the SAF gate per caption
-  varUnbiased: tf.Tensor1D; // (nCap)
-}
 
 /**
  * @param nodes (nImg, nCap, N, S)
  * @param valid (nCap, N) 1 for each caption's valid nodes
  */
-export function attentionFiltration(
+function attentionFiltration(
   w: Weights,
   nodes: tf.Tensor4D,
   valid: tf.Tensor2D,
   training: boolean,
-): { vec: tf.Tensor3D; stats?: SafCaptionStats } {
+): { vec: tf.Tensor3D; stats?: CaptionBnStats } {
   const pre = 'sim_enc.SAF_module';
   const g = linear(nodes, w, `${pre}.attn_sim_w`).squeeze([3]); // (nImg, nCap, N)
   const nImg = nodes.shape[0];
   const gamma = w.t(`${pre}.bn.weight`);
   const beta = w.t(`${pre}.bn.bias`);
   let normed: tf.Tensor;
-  let stats: SafCaptionStats | undefined;
+  let stats: CaptionBnStats | undefined;
   const v = tf.expandDims(valid, 0); // (1, nCap, N)
   if (training) {
     const count = tf.mul(tf.sum(valid, 1), nImg); // (nCap): images × valid nodes
@@ -48,3 +45,24 @@ export function attentionFiltration(
   const pooled = tf.sum(tf.mul(tf.expandDims(attn, 3), nodes), 2);
   return { vec: l2norm(pooled) as tf.Tensor3D, stats };
 }
+
+export const SAF: SimilarityModule = {
+  name: 'SAF',
+  describe: () => '',
+  params: (c) => [
+    ...linearSpecs('sim_enc.SAF_module.attn_sim_w', 1, c.simDim),
+    ...batchNormSpecs('sim_enc.SAF_module.bn', 1),
+  ],
+  detect: (keys) => (keys.some((k) => k.startsWith('sim_enc.SAF_module.')) ? { module: 'SAF' } : undefined),
+  ownOptions: [],
+  forward(w, _c, p, training, dbg) {
+    const r = attentionFiltration(w, p.nodes, p.valid, training);
+    if (dbg) dbg('SAF_module', r.vec);
+    return { vec: r.vec, captionStats: r.stats };
+  },
+  captionBatchNorm: 'sim_enc.SAF_module.bn',
+  // measured at batch 128 to keep its step under SGR's RSS (docs/performance.md)
+  vectorsPerToken: () => 10,
+  scoreWorkerGiB: 0.41,
+  pairMflop: 8.6,
+};

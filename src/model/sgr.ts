@@ -5,13 +5,16 @@
 // Two rewrites that change no value: the query and key maps fold into one S×S matrix,
 // q·kᵀ = x (Wqᵀ Wk) xᵀ + 1 (bq Wk) xᵀ + (terms constant along each softmax row, which cancel), a third less
 // work; and the last step computes node 0 alone, the only row the score reads (the others are dead work).
+// One step's forward (reasoningStep) and its hand-written backward (stepBackward) sit side by side;
+// plainGraphReasoning is the reference's unfolded step in plain tf ops, what the fast path is tested against.
 import * as tf from '@tensorflow/tfjs';
-import { attendForward, type NodeLayout } from '../engine/graphAttention.js';
-import type { CustomFn } from '../engine/tape.js';
-import { stepBackward, type StepSaved } from './sgr.grad.js';
-import { fusedProduct, mm } from '../engine/matmul.js';
+import { attendBackward, attendForward, type NodeLayout } from '../ops/graphAttention.js';
+import type { CustomFn } from '../ops/tape.js';
+import { fusedProduct, mm } from '../ops/matmul.js';
+import type { ModelConfig } from './config.js';
+import { linearSpecs } from './paramSpec.js';
+import type { DebugHook, SimilarityModule } from './similarityModule.js';
 import type { Weights } from './weights.js';
-import type { DebugHook } from './similarity.js';
 
 /** The folded query-key map of step s: (Wqᵀ Wk, bq Wk). */
 function queryKey(w: Weights, s: number, S: number): { qk: tf.Tensor2D; qb: tf.Tensor1D } {
@@ -28,7 +31,7 @@ function queryKey(w: Weights, s: number, S: number): { qk: tf.Tensor2D; qb: tf.T
 /**
  * One reasoning step on the nodes x (P, N, S): q = x_R QK + qb for the R query nodes (all, or node 0 alone),
  * agg = softmax(q xᵀ) x over each pair's valid nodes, y = relu(W agg + b), (P, R, S). Its gradient is
- * sgr.grad.ts's (with respect to x, QK, qb, W, b).
+ * stepBackward's, below (with respect to x, QK, qb, W, b).
  */
 function reasoningStep(w: Weights, s: number, x: tf.Tensor3D, R: number, layout: NodeLayout): tf.Tensor3D {
   const [P, , S] = x.shape;
@@ -63,6 +66,64 @@ function reasoningStep(w: Weights, s: number, x: tf.Tensor3D, R: number, layout:
   return f(x, qk, qb, W, w.b(pre)) as tf.Tensor3D;
 }
 
+/** What the step's forward pass keeps: its input x (P, N, S), queries q (P, R, S), attention E (P, R, N), output y. */
+interface StepSaved {
+  x: tf.Tensor3D;
+  q: tf.Tensor3D;
+  E: tf.Tensor3D;
+  y: tf.Tensor3D;
+  qk: tf.Tensor2D; // (S, S)
+  w: tf.Tensor2D; // (S, S) sim_graph_w.weight, [out, in]
+}
+
+/**
+ * The backward of reasoningStep: d(x, QK, qb, W, b) from dL/dy (P, R, S). The forward keeps x, q, the attention E
+ * and y; agg is recomputed from them (one attention pass, ~N/S of the step's products) rather than kept. Each (P, ·, S) temporary is freed right after its last use (a tidy
+ * would hold all ~10 of them to the end): the step's backward then adds ~4 of them to the heap at once, not ~10.
+ */
+function stepBackward(dy: tf.Tensor3D, s: StepSaved, layout: NodeLayout): tf.Tensor[] {
+  return tf.tidy(() => {
+    const [P, R, S] = s.q.shape;
+    const N = s.x.shape[1];
+    const flat = (t: tf.Tensor) => t.reshape([-1, S]) as tf.Tensor2D;
+    const free = (...ts: tf.Tensor[]) => tf.dispose(ts);
+    // y = relu(agg Wᵀ + b)
+    const mask = tf.step(s.y);
+    const g = flat(tf.mul(dy, mask));
+    free(mask);
+    const db = tf.sum(g, 0);
+    const agg = attendForward(s.q, s.x, layout).agg;
+    const gT = tf.transpose(g);
+    const dW = tf.matMul(gT, flat(agg));
+    free(gT, agg);
+    const dAgg = tf.matMul(g, s.w).reshape([P, R, S]) as tf.Tensor3D;
+    free(g);
+    // agg = softmax(q xᵀ) x
+    const { dq, dx: dxAttention } = attendBackward(s.q, s.x, s.E, dAgg, layout);
+    free(dAgg);
+    // q = x_R QK + qb
+    const queries = R === N ? s.x : tf.slice(s.x, [0, 0, 0], [P, 1, S]);
+    const queriesT = tf.transpose(flat(queries));
+    const dq2 = flat(dq);
+    const dqk = tf.matMul(queriesT, dq2);
+    free(queriesT);
+    const dqb = tf.sum(dq2, 0);
+    const dxQuery = tf.matMul(dq2, tf.transpose(s.qk)).reshape([P, R, S]);
+    free(dq, dq2);
+    const dxQueryN =
+      R === N
+        ? dxQuery
+        : tf.pad(dxQuery, [
+            [0, 0],
+            [0, N - R],
+            [0, 0],
+          ]);
+    const dx = tf.add(dxAttention, dxQueryN);
+    free(dxAttention, dxQuery, dxQueryN);
+    return [dx, dqk, dqb, dW, db];
+  });
+}
+
 /**
  * sgr_step reasoning steps over the nodes (nImg, nCap, N, S) of every image-caption pair (image-major); returns
  * node 0 after the last step, (nImg, nCap, S).
@@ -84,3 +145,48 @@ export function graphReasoning(
   }
   return x.reshape([nImg, nCap, S]) as tf.Tensor3D;
 }
+
+/**
+ * The reference's sgr_step steps in plain tf ops: every node updated at every step, the query and key maps apart,
+ * keys masked to each caption's valid nodes. Returns node 0 after the last step, (nImg, nCap, S).
+ * @param valid (nCap, N) 1 for each caption's valid nodes
+ */
+export function plainGraphReasoning(w: Weights, steps: number, nodes: tf.Tensor4D, valid: tf.Tensor2D): tf.Tensor3D {
+  const [nImg, nCap, N, S] = nodes.shape;
+  const P = nImg * nCap;
+  const lin = (t: tf.Tensor, pre: string) =>
+    tf.add(tf.matMul(t.reshape([-1, S]), w.t(`${pre}.weight`), false, true), w.t(`${pre}.bias`)).reshape(t.shape);
+  const keyMask = tf.tile(tf.mul(tf.sub(1, valid), -1e9).reshape([nCap, 1, N]), [nImg, 1, 1]);
+  let h: tf.Tensor = nodes.reshape([P, N, S]);
+  for (let s = 0; s < steps; s++) {
+    const pre = `sim_enc.SGR_module.${s}`;
+    const q = lin(h, `${pre}.graph_query_w`);
+    const k = lin(h, `${pre}.graph_key_w`);
+    const edges = tf.softmax(tf.add(tf.matMul(q, k, false, true), keyMask));
+    h = tf.relu(lin(tf.matMul(edges, h), `${pre}.sim_graph_w`));
+  }
+  return tf.slice(h, [0, 0, 0], [P, 1, S]).reshape([nImg, nCap, S]) as tf.Tensor3D;
+}
+
+const stepParams = (c: ModelConfig) =>
+  Array.from({ length: c.sgrStep }, (_, s) =>
+    ['graph_query_w', 'graph_key_w', 'sim_graph_w'].flatMap((m) =>
+      linearSpecs(`sim_enc.SGR_module.${s}.${m}`, c.simDim, c.simDim),
+    ),
+  ).flat();
+
+export const SGR: SimilarityModule = {
+  name: 'SGR',
+  describe: (c) => `, ${c.sgrStep} reasoning step(s)`,
+  params: stepParams,
+  detect(keys) {
+    const steps = keys.filter((k) => /^sim_enc\.SGR_module\.\d+\.graph_query_w\.weight$/.test(k)).length;
+    return steps > 0 ? { module: 'SGR', sgrStep: steps } : undefined;
+  },
+  ownOptions: ['sgrStep'],
+  forward: (w, c, p, _training, dbg) => ({ vec: graphReasoning(w, c.sgrStep, p.nodes, p.layout, dbg) }),
+  // the forward keeps x, q and y of each step (stepBackward recomputes the rest); its backward adds ~4 more
+  vectorsPerToken: (c) => 6 + 2 * c.sgrStep,
+  scoreWorkerGiB: 0.7,
+  pairMflop: 24.4,
+};

@@ -3,10 +3,11 @@ import * as tf from '@tensorflow/tfjs';
 import type { ModelConfig } from './config.js';
 import { encodeCaptions, encodeImages, type RunMode, type TokenBatch } from './encoders.js';
 import { textGlobal, visualGlobal } from './globalAttention.js';
-import { blockScores, type CaptionSide, type DebugHook, type ImageSide, type SafCaptionStats } from './similarity.js';
+import { blockScores, type CaptionSide, type ImageSide } from './similarity.js';
+import type { CaptionBnStats, DebugHook } from './similarityModule.js';
 import type { BnBatchStats } from './batchnorm.js';
 import type { Weights } from './weights.js';
-import { block } from '../engine/profile.js';
+import { block } from '../ops/profile.js';
 
 /** Image side for a set of images: region embeddings and (once per image) VisualSA's global vector. */
 export function imageSide(
@@ -29,7 +30,7 @@ export function captionSide(w: Weights, c: ModelConfig, tokens: TokenBatch, mode
 export interface ForwardResult {
   sims: tf.Tensor2D; // (nImg, nCap)
   bnStats: BnBatchStats[]; // VisualSA's BatchNorms (training only)
-  safStats?: SafCaptionStats; // SAF's per-caption BatchNorm statistics (training only)
+  captionStats?: CaptionBnStats; // SAF's per-caption BatchNorm statistics (training only)
 }
 
 /** Scores of every image with every caption, in one graph (small inputs: tests and short batches). */
@@ -49,6 +50,6 @@ export function forwardSims(
     dbg('img_emb', img.regions);
     dbg('cap_emb', cap.words);
   }
-  const { sims, safStats } = blockScores(w, c, img, cap, mode.training, dbg);
-  return { sims, bnStats, safStats };
+  const { sims, captionStats } = blockScores(w, c, img, cap, mode.training, dbg);
+  return { sims, bnStats, captionStats };
 }

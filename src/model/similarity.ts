@@ -4,11 +4,10 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ModelConfig } from './config.js';
 import { l2norm, linear } from './ops.js';
-import { block } from '../engine/profile.js';
-import type { NodeLayout } from '../engine/graphAttention.js';
+import { block } from '../ops/profile.js';
 import { localSimilarity, localSimilarityEval } from './localSimilarity.js';
-import { graphReasoning } from './sgr.js';
-import { attentionFiltration, type SafCaptionStats } from './saf.js';
+import { moduleOf } from './modules.js';
+import type { CaptionBnStats, DebugHook, PairNodes } from './similarityModule.js';
 import type { Weights } from './weights.js';
 
 /** Image side of a block: region embeddings and their global vectors. */
@@ -24,13 +23,8 @@ export interface CaptionSide {
   lengths: number[];
 }
 
-/** Optional hook that receives named intermediates (tests compare them with the reference's). */
-export type DebugHook = (name: string, t: tf.Tensor) => void;
-
-export type { SafCaptionStats };
-
 /** The valid nodes of each caption: its global node and its L words, as a (nCap, N) 0/1 mask and an int32 count. */
-function nodesOf(lengths: number[], N: number): { valid: tf.Tensor2D; layout: NodeLayout } {
+function nodesOf(lengths: number[], N: number): Omit<PairNodes, 'nodes'> {
   const m = new Float32Array(lengths.length * N);
   lengths.forEach((L, c) => m.fill(1, c * N, c * N + L + 1));
   return {
@@ -71,7 +65,7 @@ function globalSimilarity(w: Weights, img: ImageSide, cap: CaptionSide): tf.Tens
 
 /**
  * Scores (nImg, nCap) in (0, 1) of every image of the block with every caption of the block.
- * In training (SAF) also the per-caption BatchNorm statistics, in caption order.
+ * In training also the module's per-caption BatchNorm statistics (SAF's), in caption order.
  */
 export function blockScores(
   w: Weights,
@@ -80,7 +74,7 @@ export function blockScores(
   cap: CaptionSide,
   training: boolean,
   dbg?: DebugHook,
-): { sims: tf.Tensor2D; safStats?: SafCaptionStats } {
+): { sims: tf.Tensor2D; captionStats?: CaptionBnStats } {
   const [nImg] = img.regions.shape;
   const [nCap, Lp] = cap.words.shape;
   const N = Lp + 1;
@@ -93,34 +87,27 @@ export function blockScores(
   // the nodes of each pair, l2-normalised: its global similarity vector first, then its words'
   const nodes = block('similarity nodes', () => l2norm(tf.concat([tf.expandDims(glob, 2), local], 2)) as tf.Tensor4D);
   tf.dispose([local, glob]); // the tape keeps what it needs of them
-  const { valid, layout } = nodesOf(cap.lengths, N);
-  let vec: tf.Tensor3D;
-  let safStats: SafCaptionStats | undefined;
-  if (c.module === 'SGR') {
-    vec = block('SGR graph steps', () => graphReasoning(w, c.sgrStep, nodes, layout, dbg));
-  } else {
-    const r = block('SAF', () => attentionFiltration(w, nodes, valid, training));
-    vec = r.vec;
-    safStats = r.stats;
-    if (dbg) dbg('SAF_module', vec);
-  }
+  const m = moduleOf(c);
+  const { vec, captionStats } = block(m.name, () =>
+    m.forward(w, c, { nodes, ...nodesOf(cap.lengths, N) }, training, dbg),
+  );
   const logit = block('score head', () => linear(vec, w, 'sim_enc.sim_eval_w').reshape([nImg, nCap]));
   if (dbg) dbg('sim_eval_w', logit);
-  return { sims: tf.sigmoid(logit) as tf.Tensor2D, safStats };
+  return { sims: tf.sigmoid(logit) as tf.Tensor2D, captionStats };
 }
 
 /**
- * A way to compute the (nImg, nCap) training scores of a batch with SAF's per-caption statistics: blockScores in
- * one graph (singleGraphScorer), or the engine's chunked, two-thread scorer (engine/chunkedScores.ts).
+ * A way to compute the (nImg, nCap) training scores of a batch with the module's per-caption BatchNorm statistics:
+ * blockScores in one graph (singleGraphScorer), or the runtime's chunked, two-thread scorer (runtime/).
  */
 export type BatchScorer = (
   w: Weights,
   c: ModelConfig,
   img: ImageSide,
   cap: CaptionSide,
-) => { sims: tf.Tensor2D; safStats: SafCaptionStats[] };
+) => { sims: tf.Tensor2D; captionStats: CaptionBnStats[] };
 
 export const singleGraphScorer: BatchScorer = (w, c, img, cap) => {
   const r = blockScores(w, c, img, cap, true);
-  return { sims: r.sims, safStats: r.safStats ? [r.safStats] : [] };
+  return { sims: r.sims, captionStats: r.captionStats ? [r.captionStats] : [] };
 };

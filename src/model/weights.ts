@@ -2,7 +2,6 @@
 // stored [out, in] as in PyTorch; `wT` hands out the (in, out) transpose that a plain 2-D product wants,
 // computed once per Weights object (so the gradient still flows to the [out, in] parameter).
 import * as tf from '@tensorflow/tfjs';
-import type { ParamRegistry } from './params.js';
 
 export class Weights {
   private cache = new Map<string, tf.Tensor>();
@@ -14,7 +13,8 @@ export class Weights {
    */
   constructor(private readonly lookup: (name: string) => tf.Tensor) {}
 
-  static of(reg: ParamRegistry): Weights {
+  /** Read access to a registry's variables (params.ts), or to anything else that holds tensors by name. */
+  static of(reg: { get(name: string): tf.Tensor }): Weights {
     return new Weights((n) => reg.get(n));
   }
 

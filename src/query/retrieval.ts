@@ -4,16 +4,16 @@
 // encodeSplit (images once per run, whatever the number of sentences) and scored by the eval scorer (the
 // worker pool where the pairs are many, in process otherwise; one image against every caption runs in process,
 // where a pool has no second shard to give a worker).
-import { selectBackend, type BackendChoice } from '../engine/backend.js';
-import { tokenizeCaption, encodeCaption } from '../data/tokenizer.js';
-import type { Vocab } from '../data/vocab.js';
+import { selectBackend, type BackendChoice } from '../ops/backend.js';
+import { tokenizeCaption } from '../data/tokenizer.js';
+import { encodeCaption, type Vocab } from '../data/vocab.js';
 import type { PrecompSplit } from '../data/precomp.js';
-import { encodeCaptionTokens, encodeImages, type EncodedImages } from '../eval/encodeSplit.js';
+import { encodeCaptionTokens, encodeImages, type EncodedImages } from '../runtime/encode.js';
 import { imageRows, loadModelAndVocab, openEvalSplit } from '../eval/scoreSplit.js';
 import type { LoadedModel } from '../eval/loadModel.js';
 import { CAPS_PER_IMAGE } from '../eval/metrics.js';
-import { createScorer, defaultWorkers } from '../engine/scorePool.js';
-import { DEFAULT_CAPTION_BLOCK, DEFAULT_IMAGE_BLOCK } from '../eval/scoreMatrix.js';
+import { createScorer, defaultWorkers } from '../runtime/scorePool.js';
+import { DEFAULT_CAPTION_BLOCK, DEFAULT_IMAGE_BLOCK } from '../runtime/scoreMatrix.js';
 import { topK } from '../eval/topk.js';
 import { Weights } from '../model/weights.js';
 import { VslError } from '../util/errors.js';

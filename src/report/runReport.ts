@@ -6,6 +6,8 @@
 import path from 'node:path';
 import { combine } from '../eval/metrics.js';
 import { log } from '../util/log.js';
+import { defaultModelConfig } from '../model/config.js';
+import { moduleNames, moduleOf } from '../model/modules.js';
 import { VslError } from '../util/errors.js';
 import {
   gradNormChart,
@@ -22,6 +24,12 @@ import { bestValidation, readRun, type RunData, type StepRow, type ValidationRow
 const seconds = (s: number) => (s < 120 ? `${s.toFixed(1)} s` : `${(s / 60).toFixed(1)} min`);
 const val = (o: Record<string, unknown>, k: string) => o[k] as number | string | boolean | undefined;
 
+/** The module's clause of the summary (its own options), or nothing for a module this vsl does not know. */
+function describeModule(m: Record<string, unknown>): string {
+  const name = String(m.module);
+  return moduleNames().includes(name) ? moduleOf({ module: name }).describe(defaultModelConfig(m)) : '';
+}
+
 function series(steps: readonly StepRow[], get: (s: StepRow) => number): SeriesPoint[] {
   return steps.map((s) => ({ iteration: s.iteration, value: get(s) }));
 }
@@ -35,7 +43,7 @@ function summary(run: RunData): string {
   const best = bestValidation(run.validations);
   const dims =
     `image ${val(m, 'imgDim')} → joint ${val(m, 'embedSize')}, words ${val(m, 'wordDim')}, similarity ${val(m, 'simDim')}` +
-    (m.module === 'SGR' ? `, ${val(m, 'sgrStep')} reasoning step(s)` : '') +
+    describeModule(m) +
     `, vocabulary ${val(m, 'vocabSize')} words`;
   const sizes = start?.train ? `: train ${start.train} captions, dev ${start.dev} captions` : '';
   const epochTimes = run.epochs.length

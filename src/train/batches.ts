@@ -3,8 +3,7 @@
 // sparse TF-IDF similarity matrices of the batch for the semantic loss.
 import fs from 'node:fs';
 import type { PrecompSplit } from '../data/precomp.js';
-import type { Vocab } from '../data/vocab.js';
-import { encodeCaption } from '../data/tokenizer.js';
+import { encodeCaption, type Vocab } from '../data/vocab.js';
 import { fitTfidf, imageCider, captionCider, type Tfidf } from '../data/tfidf.js';
 import type { SemanticLossKind } from '../loss/semantic.js';
 import type { TrainBatch } from './step.js';

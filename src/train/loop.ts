@@ -6,10 +6,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
-import { activeBackend } from '../engine/backend.js';
-import { defaultWorkers } from '../engine/scorePool.js';
-import { startStepEngine } from '../engine/stepEngine.js';
-import { encodeCaption } from '../data/tokenizer.js';
+import { activeBackend } from '../ops/backend.js';
+import { defaultWorkers } from '../runtime/scorePool.js';
+import { startStepEngine } from '../runtime/startStepEngine.js';
+import { encodeCaption } from '../data/vocab.js';
 import { VslError } from '../util/errors.js';
 import { log } from '../util/log.js';
 import { mixSeed } from '../util/rng.js';

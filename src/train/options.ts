@@ -5,9 +5,10 @@
 import fs from 'node:fs';
 import { z } from 'zod';
 import { VslError } from '../util/errors.js';
-import { DEFAULT_CHUNK_MB } from '../engine/memoryGuard.js';
+import { DEFAULT_CHUNK_MB } from '../ops/memoryGuard.js';
 import { DROPOUT, MODEL_OPTIONS, modelConfigFromOptions, type ModelConfig } from '../model/config.js';
 import { opt, shapeOf, type OptionSpec } from '../util/optionSpec.js';
+import { moduleNames } from '../model/modules.js';
 
 /** Training options that are not the model's (the model's are in model/config.ts, MODEL_OPTIONS). */
 const TRAIN_OPTIONS = {
@@ -98,7 +99,15 @@ export const TRAIN_OPTION_TABLE: Record<string, OptionSpec> = (() => {
   return { ...Object.fromEntries(entries.slice(0, cut)), ...MODEL_OPTIONS, ...Object.fromEntries(entries.slice(cut)) };
 })();
 
-export const TrainOptionsSchema = z.object({ ...shapeOf(MODEL_OPTIONS), ...shapeOf(TRAIN_OPTIONS) }).strict();
+const TrainOptionsShape = { ...shapeOf(MODEL_OPTIONS), ...shapeOf(TRAIN_OPTIONS) };
+
+export const TrainOptionsSchema = z
+  .object(TrainOptionsShape)
+  .strict()
+  .superRefine((o, ctx) => {
+    if (!moduleNames().includes(o.module))
+      ctx.addIssue({ code: 'custom', path: ['module'], message: `expected one of ${moduleNames().join(', ')}` });
+  });
 
 export type TrainOptions = z.infer<typeof TrainOptionsSchema>;
 
@@ -112,7 +121,7 @@ export function readConfigFile(file: string): Record<string, unknown> {
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
     throw new VslError(`${file}: expected a JSON object of options`);
-  const known = new Set(Object.keys(TrainOptionsSchema.shape));
+  const known = new Set(Object.keys(TrainOptionsShape));
   for (const k of Object.keys(raw)) {
     if (k === '$comment') continue;
     if (!known.has(k)) throw new VslError(`${file}: unknown option '${k}' (known: ${[...known].join(', ')})`);

@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import pino from 'pino';
-import { selectBackend, type BackendChoice } from '../engine/backend.js';
+import { selectBackend, type BackendChoice } from '../ops/backend.js';
 import { openSplit, type PrecompSplit } from '../data/precomp.js';
 import { loadVocab, type Vocab } from '../data/vocab.js';
 import type { ModelConfig } from '../model/config.js';

@@ -8,13 +8,14 @@ import { Weights } from '../model/weights.js';
 import { imageSide } from '../model/sgraf.js';
 import { trainMode, type RunMode, type TokenBatch } from '../model/encoders.js';
 import type { BnBatchStats } from '../model/batchnorm.js';
-import type { SafCaptionStats } from '../model/similarity.js';
-import type { StepEngine } from '../engine/stepEngine.js';
+import type { CaptionBnStats } from '../model/similarityModule.js';
+import { moduleOf } from '../model/modules.js';
+import type { StepEngine } from '../runtime/stepEngine.js';
 import { hingeLoss } from '../loss/hinge.js';
 import { semanticLoss, type SemanticLossKind } from '../loss/semantic.js';
 import { Adam, clipGradNorm } from './adam.js';
-import { valueAndGradients } from '../engine/tape.js';
-import { stage } from '../engine/profile.js';
+import { valueAndGradients } from '../ops/tape.js';
+import { stage } from '../ops/profile.js';
 
 export interface TrainBatch {
   images: Float32Array; // (B, 36, imgDim)
@@ -78,7 +79,7 @@ export interface BatchLoss {
   semantic: tf.Scalar;
   sims: tf.Tensor2D; // (B, B): image i with caption j
   bnStats: BnBatchStats[];
-  safStats: SafCaptionStats[];
+  captionStats: CaptionBnStats[];
 }
 
 /**
@@ -96,12 +97,12 @@ export function batchLoss(
 ): BatchLoss {
   const img = imageSide(w, c, b.images, mode);
   const cap = engine.captionSide(w, c, b.tokens, mode);
-  const { sims, safStats } = engine.score(w, c, img.side, cap);
+  const { sims, captionStats } = engine.score(w, c, img.side, cap);
   const { hinge, semantic } = stage('losses', () => ({
     hinge: hingeLoss(sims, o.margin, o.maxViolation),
     semantic: semanticLoss(o.semantic, sims, b.imageSim, b.captionSim),
   }));
-  return { total: tf.add(hinge, semantic) as tf.Scalar, hinge, semantic, sims, bnStats: img.bnStats, safStats };
+  return { total: tf.add(hinge, semantic) as tf.Scalar, hinge, semantic, sims, bnStats: img.bnStats, captionStats };
 }
 
 /** Forward + backward of the loss; returns the gradients by parameter name (caller disposes). */
@@ -116,7 +117,7 @@ export function lossAndGrads(
   total: number;
   grads: Map<string, tf.Tensor>;
   bnStats: BnBatchStats[];
-  safStats: SafCaptionStats[];
+  captionStats: CaptionBnStats[];
   sims: Float32Array;
 } {
   const B = batch.tokens.lengths.length;
@@ -171,7 +172,7 @@ export function lossAndGrads(
     sims: Float32Array.from(r.sims.dataSync() as Float32Array),
     grads: new Map(trainable.map((n, i) => [n, grads[i]])),
     bnStats: r.bnStats,
-    safStats: r.safStats,
+    captionStats: r.captionStats,
   };
   tf.dispose([r.hinge, r.semantic, r.sims, value, t.images]);
   if (t.imageSim) t.imageSim.dispose();
@@ -180,20 +181,21 @@ export function lossAndGrads(
 }
 
 /** Apply the running-statistics updates gathered by a forward pass, then dispose them. */
-export function applyBatchNormStats(reg: ParamRegistry, bnStats: BnBatchStats[], safStats: SafCaptionStats[]): void {
+export function applyBatchNormStats(reg: ParamRegistry, bnStats: BnBatchStats[], captionStats: CaptionBnStats[]): void {
   for (const s of bnStats) updateRunning(reg, s.prefix, [s.mean], [s.varUnbiased]);
-  if (safStats.length) {
+  const perCaption = moduleOf(reg.config).captionBatchNorm;
+  if (captionStats.length && perCaption) {
     // SAF's BatchNorm1d(1) is called once per caption in the reference: one momentum update each.
-    const means = tf.concat(safStats.map((s) => s.mean));
-    const vars = tf.concat(safStats.map((s) => s.varUnbiased));
+    const means = tf.concat(captionStats.map((s) => s.mean));
+    const vars = tf.concat(captionStats.map((s) => s.varUnbiased));
     const n = means.shape[0];
     const ms = tf.split(means, n);
     const vs = tf.split(vars, n);
-    updateRunning(reg, 'sim_enc.SAF_module.bn', ms, vs);
+    updateRunning(reg, perCaption, ms, vs);
     tf.dispose([means, vars, ...ms, ...vs]);
   }
   for (const s of bnStats) tf.dispose([s.mean, s.varUnbiased]);
-  for (const s of safStats) tf.dispose([s.mean, s.varUnbiased]);
+  for (const s of captionStats) tf.dispose([s.mean, s.varUnbiased]);
 }
 
 /** A full step: loss, gradients, clipping, Adam, BatchNorm statistics. Throws on a non-finite loss before updating. */
@@ -209,7 +211,7 @@ export function trainStep(
   if (!Number.isFinite(r.total)) {
     tf.dispose([...r.grads.values()]);
     for (const s of r.bnStats) tf.dispose([s.mean, s.varUnbiased]);
-    for (const s of r.safStats) tf.dispose([s.mean, s.varUnbiased]);
+    for (const s of r.captionStats) tf.dispose([s.mean, s.varUnbiased]);
     throw new NonFiniteLossError(r.hinge, r.semantic);
   }
   stage('clip + Adam', () => {
@@ -218,7 +220,7 @@ export function trainStep(
     tf.dispose([...grads.values()]);
     gradNorm = norm;
   });
-  stage('BatchNorm statistics', () => applyBatchNormStats(reg, r.bnStats, r.safStats));
+  stage('BatchNorm statistics', () => applyBatchNormStats(reg, r.bnStats, r.captionStats));
   return { hinge: r.hinge, semantic: r.semantic, total: r.total, gradNorm, sims: r.sims };
 }
 

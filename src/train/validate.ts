@@ -8,10 +8,11 @@ import os from 'node:os';
 import type { ModelConfig } from '../model/config.js';
 import type { ParamRegistry } from '../model/params.js';
 import { Weights } from '../model/weights.js';
-import { GiB } from '../engine/memoryGuard.js';
-import { ScorePool, shardRanges } from '../engine/scorePool.js';
-import { encodeCaptionTokens, encodeImages, type EncodedCaptions, type EncodedImages } from '../eval/encodeSplit.js';
-import { DEFAULT_CAPTION_BLOCK, DEFAULT_IMAGE_BLOCK, scoreMatrix } from '../eval/scoreMatrix.js';
+import { moduleOf } from '../model/modules.js';
+import { GiB } from '../ops/memoryGuard.js';
+import { ScorePool, shardRanges } from '../runtime/scorePool.js';
+import { encodeCaptionTokens, encodeImages, type EncodedCaptions, type EncodedImages } from '../runtime/encode.js';
+import { DEFAULT_CAPTION_BLOCK, DEFAULT_IMAGE_BLOCK, scoreMatrix } from '../runtime/scoreMatrix.js';
 import { combine, evaluate, type EvalResult, type RecallMetrics } from '../eval/metrics.js';
 import type { PrecompSplit } from '../data/precomp.js';
 
@@ -21,11 +22,11 @@ export const MEMORY_BOUND_BYTES = 4 * GiB;
 export const MIN_PAIRS_FOR_WORKERS = 1_000_000;
 
 /**
- * Heap of one score worker: measured 0.70 GiB (SGR) and 0.41 GiB (SAF) at default dims with 5 x 250 blocks,
- * taken as proportional to the embedding size, plus ~0.1 GiB of runtime per thread.
+ * Heap of one score worker: the module's measured heap at embed size 1024, taken as proportional to the embedding
+ * size, plus ~0.1 GiB of runtime per thread.
  */
 export function scoreWorkerBytes(c: ModelConfig): number {
-  return ((c.module === 'SGR' ? 0.7 : 0.41) * (c.embedSize / 1024) + 0.1) * GiB;
+  return (moduleOf(c).scoreWorkerGiB * (c.embedSize / 1024) + 0.1) * GiB;
 }
 
 /**

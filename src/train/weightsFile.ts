@@ -6,6 +6,7 @@ import { readModelFile, type ModelFile } from '../eval/loadModel.js';
 import type { ModelConfig } from '../model/config.js';
 import { paramSpecs, ParamRegistry, type HostArray } from '../model/params.js';
 import { badInput } from '../util/errors.js';
+import { detectModule, moduleNames, moduleOf } from '../model/modules.js';
 
 /** A model's options as far as its arrays tell them (flat state_dict names, PyTorch shapes). */
 export function configOfArrays(arrays: ReadonlyMap<string, HostArray>): Partial<ModelConfig> {
@@ -18,11 +19,7 @@ export function configOfArrays(arrays: ReadonlyMap<string, HostArray>): Partial<
     simDim: dim('sim_enc.sim_eval_w.weight', 1),
     biGru: arrays.has('txt_enc.cap_rnn.weight_ih_l0_reverse'),
   };
-  const keys = [...arrays.keys()];
-  const steps = keys.filter((k) => /^sim_enc\.SGR_module\.\d+\.graph_query_w\.weight$/.test(k)).length;
-  if (steps > 0) Object.assign(out, { module: 'SGR', sgrStep: steps });
-  else if (keys.some((k) => k.startsWith('sim_enc.SAF_module.'))) out.module = 'SAF';
-  return out;
+  return { ...out, ...detectModule([...arrays.keys()]) };
 }
 
 const FLAGS: [keyof ModelConfig, string][] = [
@@ -35,12 +32,18 @@ const FLAGS: [keyof ModelConfig, string][] = [
   ['biGru', '--no-bi-gru'],
 ];
 
+/** Whether option k shapes this run's model: every option but those of a module other than the run's. */
+function mattersTo(run: ModelConfig, k: keyof ModelConfig): boolean {
+  if (moduleOf(run).ownOptions.includes(k)) return true;
+  return !moduleNames().some((n) => moduleOf({ module: n }).ownOptions.includes(k));
+}
+
 /** What differs between the file's model and this run's, as the flags that would make them agree. */
 function differences(file: Partial<ModelConfig>, run: ModelConfig, vocabFile: string): string[] {
   const out: string[] = [];
   for (const [k, flag] of FLAGS) {
     const f = file[k];
-    if (f === undefined || f === run[k] || (k === 'sgrStep' && run.module !== 'SGR')) continue;
+    if (f === undefined || f === run[k] || !mattersTo(run, k)) continue;
     if (k === 'biGru')
       out.push(f ? 'a bidirectional GRU (this run: --no-bi-gru)' : 'a unidirectional GRU (--no-bi-gru)');
     else out.push(`${flag} ${f} (this run: ${run[k]})`);

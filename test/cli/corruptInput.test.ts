@@ -16,7 +16,7 @@ import { ParamRegistry } from '../../src/model/params.js';
 import { loadCheckpoint, saveCheckpoint } from '../../src/io/checkpoint.js';
 import { encodeNpyHeader } from '../../src/io/npyHeader.js';
 import { writeNpy } from '../../src/io/npyWrite.js';
-import { selectBackend } from '../../src/engine/backend.js';
+import { selectBackend } from '../../src/ops/backend.js';
 import { REPO_ROOT } from '../helpers/paths.js';
 
 const BIN = path.join(REPO_ROOT, 'bin/vsl');

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { generateSynth } from '../../src/data/synth.js';
 import { saveVocab, vocabFromWords } from '../../src/data/vocab.js';
 import { setLogLevel } from '../../src/util/log.js';
-import { selectBackend } from '../../src/engine/backend.js';
+import { selectBackend } from '../../src/ops/backend.js';
 import { detectModelFormat, loadModel, readModelFile } from '../../src/eval/loadModel.js';
 import { evaluateModel } from '../../src/eval/evaluate.js';
 import { runConvert } from '../../src/cli/convert.js';

@@ -3,15 +3,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import {
-  asciiLower,
-  encodeCaption,
-  sentTokenize,
-  tokenizeCaption,
-  treebankTokenize,
-  wordTokenize,
-} from '../../src/data/tokenizer.js';
-import { vocabFromWords } from '../../src/data/vocab.js';
+import { asciiLower, sentTokenize, tokenizeCaption, treebankTokenize, wordTokenize } from '../../src/data/tokenizer.js';
+import { encodeCaption, vocabFromWords } from '../../src/data/vocab.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const FIX = path.join(ROOT, 'test/fixtures/tokenizer');

@@ -5,8 +5,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readGroup } from '../../src/io/h5.js';
-import { encodeCaption } from '../../src/data/tokenizer.js';
-import { buildVocab, loadVocab, lookup, parseVocab, saveVocab, vocabToJson } from '../../src/data/vocab.js';
+import {
+  buildVocab,
+  encodeCaption,
+  loadVocab,
+  lookup,
+  parseVocab,
+  saveVocab,
+  vocabToJson,
+} from '../../src/data/vocab.js';
 import { VslError } from '../../src/util/errors.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');

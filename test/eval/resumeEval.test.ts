@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { setLogLevel } from '../../src/util/log.js';
-import { selectBackend } from '../../src/engine/backend.js';
+import { selectBackend } from '../../src/ops/backend.js';
 import { BlockStore } from '../../src/eval/blockStore.js';
 import {
   errorLine,

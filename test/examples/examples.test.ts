@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { setLogLevel } from '../../src/util/log.js';
-import { selectBackend } from '../../src/engine/backend.js';
+import { selectBackend } from '../../src/ops/backend.js';
 import { runEval } from '../../src/cli/eval.js';
 import { REPO_ROOT } from '../helpers/paths.js';
 import { BIN, makeCheckpoint, makeEvalData, type EvalFixture } from '../helpers/evalFixture.js';

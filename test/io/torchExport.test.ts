@@ -21,7 +21,7 @@ import { runExport } from '../../src/cli/export.js';
 import { defaultModelConfig } from '../../src/model/config.js';
 import { ParamRegistry } from '../../src/model/params.js';
 import { resolveOptions } from '../../src/train/options.js';
-import { selectBackend } from '../../src/engine/backend.js';
+import { selectBackend } from '../../src/ops/backend.js';
 import { setLogLevel } from '../../src/util/log.js';
 import { REPO_ROOT } from '../helpers/paths.js';
 

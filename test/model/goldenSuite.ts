@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { selectBackend, type BackendName } from '../../src/engine/backend.js';
+import { selectBackend, type BackendName } from '../../src/ops/backend.js';
 import { Weights } from '../../src/model/weights.js';
 import { forwardSims } from '../../src/model/sgraf.js';
 import { evalMode } from '../../src/model/encoders.js';

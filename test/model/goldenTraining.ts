@@ -4,9 +4,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import type { BackendName } from '../../src/engine/backend.js';
+import type { BackendName } from '../../src/ops/backend.js';
 import { lossAndGrads, trainStep, type StepOptions, type TrainBatch } from '../../src/train/step.js';
-import { oneThreadEngine } from '../../src/engine/stepEngine.js';
+import { oneThreadEngine } from '../../src/runtime/stepEngine.js';
 import { Adam, clipGradNorm } from '../../src/train/adam.js';
 import {
   goldenImages,
@@ -116,7 +116,7 @@ export function goldenTraining(backend: BackendName, module: 'SGR' | 'SAF', load
       verdicts.push([name, maxAbsDiff(mine, exact), bounds.get(name)!]);
     }
     tf.dispose([...r.grads.values()]);
-    for (const s of [...r.bnStats, ...r.safStats]) tf.dispose([s.mean, s.varUnbiased]);
+    for (const s of [...r.bnStats, ...r.captionStats]) tf.dispose([s.mean, s.varUnbiased]);
     const worst = verdicts.map(([n, e, b]) => [n, e / b] as const).sort((a, b) => b[1] - a[1])[0];
     t.diagnostic(`${backend} ${module}: worst gradient at ${(worst[1] * 100).toFixed(0)}% of its bound (${worst[0]})`);
     assert.deepEqual(
@@ -182,7 +182,7 @@ export function goldenTraining(backend: BackendName, module: 'SGR' | 'SAF', load
       // a second forward after the step, still in train mode
       const after = lossAndGrads(reg, g.config, batch, o);
       tf.dispose([...after.grads.values()]);
-      for (const s of [...after.bnStats, ...after.safStats]) tf.dispose([s.mean, s.varUnbiased]);
+      for (const s of [...after.bnStats, ...after.captionStats]) tf.dispose([s.mean, s.varUnbiased]);
       assert.ok(maxAbsDiff(after.sims, tr('sims_after_step')) <= TOL.sims, 'sims after the step');
       assert.ok(rel(after.hinge, tr('hinge_after_step')[0]) <= TOL.hinge, 'hinge after the step');
       assert.ok(rel(after.semantic, tr('vsl_after_step')[0]) <= TOL.vsl, 'vsl after the step');
@@ -217,7 +217,7 @@ export function goldenTraining(backend: BackendName, module: 'SGR' | 'SAF', load
     );
     const after = lossAndGrads(reg, g.config, batch, o);
     tf.dispose([...after.grads.values()]);
-    for (const s of [...after.bnStats, ...after.safStats]) tf.dispose([s.mean, s.varUnbiased]);
+    for (const s of [...after.bnStats, ...after.captionStats]) tf.dispose([s.mean, s.varUnbiased]);
     const simsErr = maxAbsDiff(after.sims, st('sims_after'));
     assert.ok(simsErr <= TOL.steps.simsAfter, `sims after ${n} steps: ${simsErr}`);
     // Parameters after the steps. An element whose true first-step gradient is within its tensor's bound of zero

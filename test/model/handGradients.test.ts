@@ -1,45 +1,26 @@
 // Each hand-written gradient of the model against tfjs' own autodiff of the same math, at tiny dims on the cpu
-// backend (no ../shared needed): the bi-GRU over packed sequences (model/gru.grad.ts) against a plain per-step
-// GRU over padded, masked captions; the local similarity block (model/localSimilarity.ts) against autodiff of
-// its own forward; SGR's reasoning steps (model/sgr.grad.ts, with the query-key fold and node 0 alone in the
+// backend: the bi-GRU over packed sequences (model/gru.ts) against its plain per-step
+// GRU over padded, masked captions (plainGru); the local similarity block (model/localSimilarity.ts) against autodiff of
+// its own forward; SGR's reasoning steps (model/sgr.ts, with the query-key fold and node 0 alone in the
 // last step) against autodiff of the reference's unfolded step. (The fused attention kernel alone:
-// test/engine/graphAttention.test.ts.)
+// test/ops/graphAttention.test.ts.)
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { selectBackend } from '../../src/engine/backend.js';
+import { selectBackend } from '../../src/ops/backend.js';
 import { defaultModelConfig } from '../../src/model/config.js';
 import { ParamRegistry } from '../../src/model/params.js';
 import { Weights } from '../../src/model/weights.js';
 import { encodeCaptions, evalMode } from '../../src/model/encoders.js';
+import { plainGru } from '../../src/model/gru.js';
 import { localSimilarity, localSimilarityEval } from '../../src/model/localSimilarity.js';
-import { graphReasoning } from '../../src/model/sgr.js';
-import { valueAndGradients } from '../../src/engine/tape.js';
+import { graphReasoning, plainGraphReasoning } from '../../src/model/sgr.js';
+import { valueAndGradients } from '../../src/ops/tape.js';
 import { maxAbsDiff } from '../helpers/asserts.js';
 
 before(async () => {
   await selectBackend('cpu');
 });
-
-/** A plain GRU direction over padded captions (nCap, Lp, wd), steps past a caption's end computed and unused. */
-function plainGru(x: tf.Tensor3D, wih: tf.Tensor, whh: tf.Tensor, bih: tf.Tensor, bhh: tf.Tensor): tf.Tensor3D {
-  const [nCap, Lp] = x.shape;
-  const H = whh.shape[1]!;
-  let h: tf.Tensor = tf.zeros([nCap, H]);
-  const outs: tf.Tensor[] = [];
-  for (let t = 0; t < Lp; t++) {
-    const xp = tf.add(tf.matMul(tf.squeeze(tf.slice(x, [0, t, 0], [nCap, 1, -1]), [1]), wih, false, true), bih);
-    const hp = tf.add(tf.matMul(h, whh, false, true), bhh);
-    const [xr, xz, xn] = tf.split(xp, 3, 1);
-    const [hr, hz, hn] = tf.split(hp, 3, 1);
-    const r = tf.sigmoid(tf.add(xr, hr));
-    const z = tf.sigmoid(tf.add(xz, hz));
-    const n = tf.tanh(tf.add(xn, tf.mul(r, hn)));
-    h = tf.add(tf.mul(tf.sub(1, z), n), tf.mul(z, h));
-    outs.push(h);
-  }
-  return tf.stack(outs, 1) as tf.Tensor3D;
-}
 
 /** Each caption reversed within its own length (padding stays where it is). */
 function reverseWithin(x: tf.Tensor3D, lengths: number[]): tf.Tensor3D {
@@ -163,7 +144,6 @@ test("SGR's reasoning steps: hand-written gradient = autodiff of the reference's
   const reg = ParamRegistry.init(c, 6);
   const counts = [5, 3, 1];
   const [nImg, nCap, N, S] = [2, counts.length, 5, c.simDim];
-  const P = nImg * nCap;
   const names = reg
     .trainable()
     .map((e) => e.spec.name)
@@ -190,28 +170,11 @@ test("SGR's reasoning steps: hand-written gradient = autodiff of the reference's
     return tf.sum(tf.mul(out, dy));
   };
   // the reference's step: every node updated, q and k maps apart, keys masked to the valid nodes
+  const validT = tf.tensor2d(valid, [nCap, N]);
   const plain = (x: tf.Tensor, ...ps: tf.Tensor[]) => {
     const m = byName(ps);
-    const lin = (t: tf.Tensor, pre: string) =>
-      tf
-        .add(tf.matMul(t.reshape([-1, S]), m.get(`${pre}.weight`)!, false, true), m.get(`${pre}.bias`)!)
-        .reshape(t.shape);
-    const keyMask = tf.tile(
-      tf.tensor3d(
-        valid.map((v) => (v ? 0 : -1e9)),
-        [nCap, 1, N],
-      ),
-      [nImg, 1, 1],
-    );
-    let h = x.reshape([P, N, S]);
-    for (let s = 0; s < c.sgrStep; s++) {
-      const pre = `sim_enc.SGR_module.${s}`;
-      const q = lin(h, `${pre}.graph_query_w`);
-      const k = lin(h, `${pre}.graph_key_w`);
-      const edges = tf.softmax(tf.add(tf.matMul(q, k, false, true), keyMask));
-      h = tf.relu(lin(tf.matMul(edges, h), `${pre}.sim_graph_w`));
-    }
-    return tf.sum(tf.mul(tf.slice(h, [0, 0, 0], [P, 1, S]).reshape([nImg, nCap, S]), dy));
+    const w = new Weights((n) => m.get(n) ?? reg.get(n));
+    return tf.sum(tf.mul(plainGraphReasoning(w, c.sgrStep, x as tf.Tensor4D, validT), dy));
   };
   const xs = [nodes, ...names.map((n) => reg.get(n))];
   const [x0, ...p0] = xs;

@@ -5,11 +5,11 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { selectBackend } from '../../src/engine/backend.js';
+import { selectBackend } from '../../src/ops/backend.js';
 import { defaultModelConfig } from '../../src/model/config.js';
 import { ParamRegistry } from '../../src/model/params.js';
 import { lossAndGrads, type StepOptions, type TrainBatch } from '../../src/train/step.js';
-import { oneThreadEngine } from '../../src/engine/stepEngine.js';
+import { oneThreadEngine } from '../../src/runtime/stepEngine.js';
 import { Weights } from '../../src/model/weights.js';
 import { captionSide, imageSide } from '../../src/model/sgraf.js';
 import type { RunMode } from '../../src/model/encoders.js';
@@ -82,7 +82,7 @@ for (const module of ['SGR', 'SAF'] as const) {
       };
       const r = lossAndGrads(reg, c, batch, o);
       tf.dispose([...r.grads.values()]);
-      for (const s of [...r.bnStats, ...r.safStats]) tf.dispose([s.mean, s.varUnbiased]);
+      for (const s of [...r.bnStats, ...r.captionStats]) tf.dispose([s.mean, s.varUnbiased]);
       return r.total;
     };
     assert.notEqual(step(0.4, 1), step(0.4, 2), 'other masks, another loss');

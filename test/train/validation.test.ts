@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { defaultModelConfig } from '../../src/model/config.js';
-import { GiB } from '../../src/engine/memoryGuard.js';
+import { GiB } from '../../src/ops/memoryGuard.js';
 import { defaultValThreads, loggedValidation } from '../../src/train/validate.js';
 import { makeData, readMetrics, rmrf, runVsl, tempDir, TINY_MODEL, trainRun } from './trainHelpers.js';
 

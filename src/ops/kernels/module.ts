@@ -43,7 +43,7 @@ export interface WasmBackendInternals {
   disposeData(id: unknown): void;
 }
 
-const FILE = new URL('../../../../src/engine/kernels/vsl_kernels.wasm', import.meta.url);
+const FILE = new URL('../../../../src/ops/kernels/vsl_kernels.wasm', import.meta.url);
 let compiled: WebAssembly.Module | null = null;
 const instances = new WeakMap<object, VslKernels>();
 

@@ -3,8 +3,8 @@
 import { Worker } from 'node:worker_threads';
 import { VslError } from '../util/errors.js';
 import type { ModelConfig } from '../model/config.js';
-import { sharedInt32 } from './shared.js';
-import { stage, type StageTotals } from './profile.js';
+import { sharedInt32 } from '../ops/shared.js';
+import { stage, type StageTotals } from '../ops/profile.js';
 import { MainPhase, WorkerPhase, type StepRequest, type StepWorkerInit, type ToStepWorker } from './stepProtocol.js';
 
 /** The longest a phase of the worker may take before it is presumed lost (it cannot be watched otherwise). */

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { selectBackend } from '../../src/engine/backend.js';
+import { selectBackend } from '../../src/ops/backend.js';
 
 await selectBackend('wasm');
 

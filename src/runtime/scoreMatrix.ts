@@ -5,8 +5,8 @@ import * as tf from '@tensorflow/tfjs';
 import { REGIONS, type ModelConfig } from '../model/config.js';
 import { blockScores } from '../model/similarity.js';
 import type { Weights } from '../model/weights.js';
-import { checkHeap } from '../engine/memoryGuard.js';
-import type { EncodedCaptions, EncodedImages } from './encodeSplit.js';
+import { checkHeap } from '../ops/memoryGuard.js';
+import type { EncodedCaptions, EncodedImages } from './encode.js';
 
 /**
  * Default block: 5 images x 250 captions. Measured on wasm at default dims: the same pairs/s as 10 x 500

@@ -13,7 +13,7 @@ import type { ModelConfig } from '../model/config.js';
 export const enum WorkerPhase {
   Idle = 0,
   Words = 1, // the batch's word embeddings and TextSA vectors
-  Scores = 2, // its share's scores (and SAF's statistics)
+  Scores = 2, // its share's scores (and the module's per-caption BatchNorm statistics)
   ShareGrads = 3, // the gradients of its share's scores: images, captions of the share, block parameters
   CaptionGrads = 4, // the caption encoder's parameter gradients: the step is done
   Ready = 5, // started, between steps
@@ -54,8 +54,8 @@ export interface StepBuffers {
   vGlobal: Float32Array; // (nImg, D)
   // worker -> main at Scores
   sims: Float32Array; // (nImg, B - h)
-  safMean: Float32Array; // (B - h), SAF only
-  safVar: Float32Array; // (B - h), SAF only
+  capBnMean: Float32Array; // (B - h), modules with a per-caption BatchNorm only
+  capBnVar: Float32Array; // (B - h), as capBnMean
   // main -> worker at DS
   dS: Float32Array; // (nImg, B - h)
   // worker -> main at ShareGrads

@@ -38,16 +38,16 @@ async function run(): Promise<void> {
     // Imported here, not at the top: a failing import is reported through the control word too.
     const { setLogLevel } = await import('../util/log.js');
     setLogLevel(init.logLevel);
-    const { selectBackend } = await import('./backend.js');
+    const { selectBackend } = await import('../ops/backend.js');
     await selectBackend(init.backend as Parameters<typeof selectBackend>[0]);
     const tf = await import('@tensorflow/tfjs');
     const { captionSide } = await import('../model/sgraf.js');
     const { trainMode } = await import('../model/encoders.js');
     const { Weights } = await import('../model/weights.js');
     const { captionRange, chunkedScores } = await import('./chunkedScores.js');
-    const { isolatedGradients, valueAndGradients } = await import('./tape.js');
-    const profile = await import('./profile.js');
-    type SafCaptionStats = { mean: TF.Tensor1D; varUnbiased: TF.Tensor1D };
+    const { isolatedGradients, valueAndGradients } = await import('../ops/tape.js');
+    const profile = await import('../ops/profile.js');
+    type CaptionBnStats = { mean: TF.Tensor1D; varUnbiased: TF.Tensor1D };
 
     /** Block until the main thread's phase reaches `p`. */
     const waitMain = (p: MainPhase) => {
@@ -103,25 +103,25 @@ async function run(): Promise<void> {
           const share = captionRange(cap.words, cap.tGlobal, lengths, h, B);
           const a = isolatedGradients(
             (rg, vg, wd, tg, ...bp) => {
-              const safStats: SafCaptionStats[] = [];
+              const captionStats: CaptionBnStats[] = [];
               const sims = chunkedScores(
                 c,
                 { regions: rg as TF.Tensor3D, vGlobal: vg as TF.Tensor2D },
                 { words: wd as TF.Tensor3D, tGlobal: tg as TF.Tensor2D, lengths: share.lengths },
                 new Map(r.blockNames.map(([n], i) => [n, bp[i]])),
-                { chunkBytes: init.chunkBytes, safStats },
+                { chunkBytes: init.chunkBytes, captionStats },
               );
               buf.sims.set(sims.dataSync());
-              if (safStats.length) {
+              if (captionStats.length) {
                 flat(
-                  safStats.map((s) => s.mean),
-                  buf.safMean,
+                  captionStats.map((s) => s.mean),
+                  buf.capBnMean,
                 );
                 flat(
-                  safStats.map((s) => s.varUnbiased),
-                  buf.safVar,
+                  captionStats.map((s) => s.varUnbiased),
+                  buf.capBnVar,
                 );
-                tf.dispose(safStats.flatMap((s) => [s.mean, s.varUnbiased]));
+                tf.dispose(captionStats.flatMap((s) => [s.mean, s.varUnbiased]));
               }
               publish(WorkerPhase.Scores);
               waitMain(MainPhase.DS);

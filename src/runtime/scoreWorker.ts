@@ -10,7 +10,7 @@
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import type { ModelConfig } from '../model/config.js';
 import type { HostArray } from '../model/params.js';
-import type { EncodedCaptions, EncodedImages } from '../eval/encodeSplit.js';
+import type { EncodedCaptions, EncodedImages } from './encode.js';
 
 export interface WorkerInit {
   index: number;
@@ -49,11 +49,11 @@ async function run(): Promise<void> {
     // Imported here, not at the top: a worker must be able to report a failing import as a message.
     const { setLogLevel } = await import('../util/log.js');
     setLogLevel(init.logLevel);
-    const { selectBackend } = await import('./backend.js');
+    const { selectBackend } = await import('../ops/backend.js');
     await selectBackend(init.backend as Parameters<typeof selectBackend>[0]);
     const { ParamRegistry } = await import('../model/params.js');
     const { Weights } = await import('../model/weights.js');
-    const { scoreMatrix } = await import('../eval/scoreMatrix.js');
+    const { scoreMatrix } = await import('./scoreMatrix.js');
     const reg = ParamRegistry.fromArrays(init.config, new Map(init.weights), 'weights');
     init.weights = []; // the registry holds its own copy
     const w = Weights.of(reg);

@@ -10,8 +10,6 @@ import type { Weights } from '../model/weights.js';
 import { captionSide } from '../model/sgraf.js';
 import type { BatchScorer, CaptionSide } from '../model/similarity.js';
 import { blockParamNames, chunkedScorer } from './chunkedScores.js';
-import { StepPartner } from './stepPartner.js';
-import { twoThreadEngine } from './twoThreadEngine.js';
 
 /** What a step hands the engine before its tape starts. */
 export interface StepStart {
@@ -51,16 +49,4 @@ export function oneThreadEngine(chunkBytes: number): StepEngine {
     finish: () => new Map(),
     abort() {},
   };
-}
-
-/** A step engine for `threads` (1, or 2 with the training worker); close() stops the worker. */
-export async function startStepEngine(o: {
-  threads: number;
-  backend: string;
-  config: ModelConfig;
-  chunkBytes: number;
-}): Promise<{ engine: StepEngine; close(): Promise<void> }> {
-  if (o.threads < 2) return { engine: oneThreadEngine(o.chunkBytes), close: async () => {} };
-  const partner = await StepPartner.start(o);
-  return { engine: twoThreadEngine(partner, o.chunkBytes), close: () => partner.close() };
 }

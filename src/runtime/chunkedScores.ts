@@ -6,16 +6,12 @@
 // in length buckets, each padded to its own longest caption rather than the chunk's.
 import * as tf from '@tensorflow/tfjs';
 import type { ModelConfig } from '../model/config.js';
-import {
-  blockScores,
-  type BatchScorer,
-  type CaptionSide,
-  type ImageSide,
-  type SafCaptionStats,
-} from '../model/similarity.js';
+import { blockScores, type BatchScorer, type CaptionSide, type ImageSide } from '../model/similarity.js';
+import { moduleOf } from '../model/modules.js';
+import type { CaptionBnStats } from '../model/similarityModule.js';
 import { Weights } from '../model/weights.js';
-import { checkHeap, refuseIfTooLarge } from './memoryGuard.js';
-import { valueAndGradients } from './tape.js';
+import { checkHeap, refuseIfTooLarge } from '../ops/memoryGuard.js';
+import { valueAndGradients } from '../ops/tape.js';
 
 type Range = [number, number];
 
@@ -32,15 +28,9 @@ export function blockParamNames(names: string[]): string[] {
   );
 }
 
-/**
- * Heap bytes one image-caption pair of Lp tokens takes while its chunk is differentiated, counted in similarity
- * vectors (S floats) per token. Fitted to the wasm heap's growth (2026-12-02, D 1024, S 256, Lp 18, one thread,
- * batches of 48 and 90 unchunked: SGR ~220 KB a pair); SAF's 10 keeps its batch-128 step under the same RSS.
- * SGR's forward keeps x, q and y of each step (sgr.grad.ts recomputes the rest); its backward adds ~4 more.
- */
+/** Heap bytes one image-caption pair of Lp tokens takes while its chunk is differentiated (the module's estimate). */
 export function bytesPerPair(Lp: number, c: ModelConfig): number {
-  const vectors = c.module === 'SGR' ? 6 + 2 * c.sgrStep : 10;
-  return vectors * Lp * c.simDim * 4;
+  return moduleOf(c).vectorsPerToken(c) * Lp * c.simDim * 4;
 }
 
 /**
@@ -90,8 +80,8 @@ export function lengthBuckets(lengths: number[], [a, b]: Range, maxWaste = 0.1, 
 
 export interface ChunkedScoresOptions {
   chunkBytes: number;
-  /** receives SAF's per-caption BatchNorm statistics (kept tensors, caller disposes), in caption order */
-  safStats?: SafCaptionStats[];
+  /** receives the module's per-caption BatchNorm statistics (kept tensors, caller disposes), in caption order */
+  captionStats?: CaptionBnStats[];
 }
 
 /**
@@ -113,8 +103,12 @@ export function captionRange(
   };
 }
 
-/** Keep SAF's per-caption BatchNorm statistics of one share or chunk for the caller (who disposes them). */
-export function keepSafStats(into: SafCaptionStats[] | undefined, mean: tf.Tensor1D, varUnbiased: tf.Tensor1D): void {
+/** Keep the module's per-caption BatchNorm statistics of one share or chunk for the caller (who disposes them). */
+export function keepCaptionStats(
+  into: CaptionBnStats[] | undefined,
+  mean: tf.Tensor1D,
+  varUnbiased: tf.Tensor1D,
+): void {
   into?.push({ mean: tf.keep(mean), varUnbiased: tf.keep(varUnbiased) });
 }
 
@@ -125,11 +119,11 @@ function rangeScores(
   img: ImageSide,
   cap: CaptionSide,
   range: Range,
-  safStats?: SafCaptionStats[],
+  captionStats?: CaptionBnStats[],
 ): tf.Tensor2D {
   const parts = lengthBuckets(cap.lengths, range).map(([a, b]) => {
     const r = blockScores(w, c, img, captionRange(cap.words, cap.tGlobal, cap.lengths, a, b), true);
-    if (r.safStats) keepSafStats(safStats, r.safStats.mean, r.safStats.varUnbiased);
+    if (r.captionStats) keepCaptionStats(captionStats, r.captionStats.mean, r.captionStats.varUnbiased);
     return r.sims;
   });
   return parts.length === 1 ? parts[0] : (tf.concat(parts, 1) as tf.Tensor2D);
@@ -164,7 +158,7 @@ export function chunkedScores(
   // recorded first, so that its recomputations run after the last chunk's backward has freed its memory
   const head = chunks.length > 1 ? recomputed(c, img, cap, params, chunks.slice(0, -1), weightsOf, opts) : null;
   const w = weightsOf(names.map((n) => params.get(n)!));
-  const tail = rangeScores(w, c, img, cap, last, opts.safStats);
+  const tail = rangeScores(w, c, img, cap, last, opts.captionStats);
   w.dispose(); // the tape keeps what it needs of the derived weights
   checkHeap('training step, forward');
   if (!head) return tail;
@@ -203,7 +197,7 @@ function recomputed(
     const w = weightsOf(ps);
     const parts = chunks.map((range) =>
       tf.tidy(() => {
-        const s = rangeScores(w, c, { regions, vGlobal }, side, range, opts.safStats);
+        const s = rangeScores(w, c, { regions, vGlobal }, side, range, opts.captionStats);
         checkHeap('training step, forward');
         return s;
       }),
@@ -259,12 +253,12 @@ function recomputed(
   return out;
 }
 
-/** The one-thread training scorer: chunkedScores over the block parameters `names`, SAF's statistics in caption order. */
+/** The one-thread training scorer: chunkedScores over the block parameters `names`, the module's per-caption statistics in caption order. */
 export function chunkedScorer(names: string[], chunkBytes: number): BatchScorer {
   return (w, c, img, cap) => {
     checkHeap('training step, encoders');
-    const safStats: SafCaptionStats[] = [];
+    const captionStats: CaptionBnStats[] = [];
     const params = new Map(names.map((n) => [n, w.t(n)]));
-    return { sims: chunkedScores(c, img, cap, params, { chunkBytes, safStats }), safStats };
+    return { sims: chunkedScores(c, img, cap, params, { chunkBytes, captionStats }), captionStats };
   };
 }

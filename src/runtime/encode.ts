@@ -7,7 +7,7 @@ import { REGIONS } from '../model/config.js';
 import { evalMode, type TokenBatch } from '../model/encoders.js';
 import { captionSide, imageSide } from '../model/sgraf.js';
 import type { Weights } from '../model/weights.js';
-import { sharedFloat32 } from '../engine/shared.js';
+import { sharedFloat32 } from '../ops/shared.js';
 
 export interface EncodedImages {
   n: number;

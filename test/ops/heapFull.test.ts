@@ -4,8 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { selectBackend } from '../../src/engine/backend.js';
-import { wasmHeapBytes } from '../../src/engine/memoryGuard.js';
+import { selectBackend } from '../../src/ops/backend.js';
+import { wasmHeapBytes } from '../../src/ops/memoryGuard.js';
 import { setLogLevel } from '../../src/util/log.js';
 
 test('a wasm allocation that cannot be served is an error, and earlier tensors keep their values', async () => {

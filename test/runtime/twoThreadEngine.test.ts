@@ -6,13 +6,13 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { selectBackend } from '../../src/engine/backend.js';
+import { selectBackend } from '../../src/ops/backend.js';
 import { defaultModelConfig } from '../../src/model/config.js';
 import { ParamRegistry } from '../../src/model/params.js';
-import { splitPoint, twoThreadEngine } from '../../src/engine/twoThreadEngine.js';
-import { oneThreadEngine, type StepEngine } from '../../src/engine/stepEngine.js';
+import { splitPoint, twoThreadEngine } from '../../src/runtime/twoThreadEngine.js';
+import { oneThreadEngine, type StepEngine } from '../../src/runtime/stepEngine.js';
 import { lossAndGrads, type StepOptions, type TrainBatch } from '../../src/train/step.js';
-import { StepPartner } from '../../src/engine/stepPartner.js';
+import { StepPartner } from '../../src/runtime/stepPartner.js';
 import { Rng } from '../../src/util/rng.js';
 import { setLogLevel } from '../../src/util/log.js';
 
@@ -74,10 +74,10 @@ for (const module of ['SGR', 'SAF'] as const) {
       const a = lossAndGrads(reg, c, batch, o(oneThreadEngine(2 ** 30)));
       const b = lossAndGrads(reg, c, batch, o(twoThreadEngine(partner, 2 ** 30)));
       assert.ok(Math.abs(a.total - b.total) <= 1e-6 * Math.abs(a.total), `loss ${a.total} vs ${b.total}`);
-      assert.equal(a.safStats.length > 0, module === 'SAF');
+      assert.equal(a.captionStats.length > 0, module === 'SAF');
       if (module === 'SAF') {
-        const cat = (s: typeof a.safStats) => Array.from(tf.concat(s.map((x) => x.mean)).dataSync());
-        const [ma, mb] = [cat(a.safStats), cat(b.safStats)];
+        const cat = (s: typeof a.captionStats) => Array.from(tf.concat(s.map((x) => x.mean)).dataSync());
+        const [ma, mb] = [cat(a.captionStats), cat(b.captionStats)];
         assert.equal(ma.length, 12);
         ma.forEach((v, i) => assert.ok(Math.abs(v - mb[i]) <= 1e-6, `SAF mean ${i}: ${v} vs ${mb[i]}`));
       }
@@ -97,7 +97,7 @@ for (const module of ['SGR', 'SAF'] as const) {
         tf.dispose([
           ...r.grads.values(),
           ...r.bnStats.flatMap((s) => [s.mean, s.varUnbiased]),
-          ...r.safStats.flatMap((s) => [s.mean, s.varUnbiased]),
+          ...r.captionStats.flatMap((s) => [s.mean, s.varUnbiased]),
         ]);
       }
     } finally {

@@ -4,19 +4,19 @@
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { selectBackend } from '../../src/engine/backend.js';
+import { selectBackend } from '../../src/ops/backend.js';
 import {
   blockParamNames,
   bytesPerPair,
   captionChunks,
   chunkedScores,
   lengthBuckets,
-} from '../../src/engine/chunkedScores.js';
+} from '../../src/runtime/chunkedScores.js';
 import { defaultModelConfig } from '../../src/model/config.js';
 import { ParamRegistry } from '../../src/model/params.js';
 import { Weights } from '../../src/model/weights.js';
 import { blockScores } from '../../src/model/similarity.js';
-import { valueAndGradients } from '../../src/engine/tape.js';
+import { valueAndGradients } from '../../src/ops/tape.js';
 import { maxAbsDiff } from '../helpers/asserts.js';
 
 before(async () => {

@@ -10,15 +10,16 @@
 // overlaps the main share's). The caption encoder's gradients arrive after the tape, in finish().
 import * as tf from '@tensorflow/tfjs';
 import { REGIONS, type ModelConfig } from '../model/config.js';
-import type { SafCaptionStats } from '../model/similarity.js';
-import { blockParamNames, captionChunks, captionRange, chunkedScores, keepSafStats } from './chunkedScores.js';
-import { checkHeap } from './memoryGuard.js';
-import { stage } from './profile.js';
-import { sharedFloat32, sharedInt32 } from './shared.js';
+import type { CaptionBnStats } from '../model/similarityModule.js';
+import { moduleOf } from '../model/modules.js';
+import { blockParamNames, captionChunks, captionRange, chunkedScores, keepCaptionStats } from './chunkedScores.js';
+import { checkHeap } from '../ops/memoryGuard.js';
+import { stage } from '../ops/profile.js';
+import { sharedFloat32, sharedInt32 } from '../ops/shared.js';
 import type { StepEngine, StepStart } from './stepEngine.js';
 import type { StepPartner } from './stepPartner.js';
 import { MainPhase, sizeOf, splitFlat, WorkerPhase, type StepBuffers, type StepRequest } from './stepProtocol.js';
-import type { CustomFn } from './tape.js';
+import type { CustomFn } from '../ops/tape.js';
 
 /** The caption side's parameters: the word embedding, the bi-GRU and TextSA. */
 export function captionParamNames(names: string[]): string[] {
@@ -77,8 +78,8 @@ function buffers(s: StepStart, h: number, captionSize: number, blockSize: number
     regions: f(s.nImg * REGIONS * D),
     vGlobal: f(s.nImg * D),
     sims: f(s.nImg * (B - h)),
-    safMean: f(B - h),
-    safVar: f(B - h),
+    capBnMean: f(B - h),
+    capBnVar: f(B - h),
     dS: f(s.nImg * (B - h)),
     dRegions: f(s.nImg * REGIONS * D),
     dVGlobal: f(s.nImg * D),
@@ -170,7 +171,7 @@ export function twoThreadEngine(partner: StepPartner, chunkBytes: number): StepE
       const { h, nImg } = t.req;
       const B = cap.lengths.length;
       const params = t.blockNames.map((n) => w.t(n));
-      const safStats: SafCaptionStats[] = [];
+      const captionStats: CaptionBnStats[] = [];
       const rest = captionRange(cap.words, cap.tGlobal, cap.lengths, h, B);
       const shapes = [img.regions, img.vGlobal, rest.words, rest.tGlobal, ...params].map((x) => x.shape);
       const launch = tf.customGrad(((r: tf.Tensor, v: tf.Tensor) => {
@@ -201,11 +202,12 @@ export function twoThreadEngine(partner: StepPartner, chunkBytes: number): StepE
         img,
         captionRange(cap.words, cap.tGlobal, cap.lengths, 0, h),
         new Map(t.blockNames.map((n, i) => [n, params[i]])),
-        { chunkBytes, safStats },
+        { chunkBytes, captionStats },
       );
       const collect = tf.customGrad((() => {
         partner.waitFor(WorkerPhase.Scores, 'scores');
-        if (c.module === 'SAF') keepSafStats(safStats, tf.tensor1d(t.buf.safMean), tf.tensor1d(t.buf.safVar));
+        if (moduleOf(c).captionBatchNorm)
+          keepCaptionStats(captionStats, tf.tensor1d(t.buf.capBnMean), tf.tensor1d(t.buf.capBnVar));
         return {
           value: tf.tensor2d(t.buf.sims, [nImg, B - h]),
           gradFunc: (dy: tf.Tensor | tf.Tensor[]) => {
@@ -216,7 +218,7 @@ export function twoThreadEngine(partner: StepPartner, chunkBytes: number): StepE
           },
         };
       }) as unknown as CustomFn);
-      return { sims: tf.concat([local, collect(token) as tf.Tensor2D], 1) as tf.Tensor2D, safStats };
+      return { sims: tf.concat([local, collect(token) as tf.Tensor2D], 1) as tf.Tensor2D, captionStats };
     },
 
     finish() {

@@ -4,8 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { selectBackend } from '../../src/engine/backend.js';
-import { graphAttention } from '../../src/engine/graphAttention.js';
+import { selectBackend } from '../../src/ops/backend.js';
+import { graphAttention } from '../../src/ops/graphAttention.js';
 import { maxAbsDiff } from '../helpers/asserts.js';
 
 const backend = (process.env.VSL_TEST_BACKEND ?? 'wasm') as 'wasm' | 'cpu';

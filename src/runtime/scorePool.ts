@@ -18,8 +18,8 @@ import { log } from '../util/log.js';
 import type { ModelConfig } from '../model/config.js';
 import type { HostArray, ParamRegistry } from '../model/params.js';
 import { Weights } from '../model/weights.js';
-import type { EncodedCaptions, EncodedImages } from '../eval/encodeSplit.js';
-import { DEFAULT_CAPTION_BLOCK, DEFAULT_IMAGE_BLOCK, scoreMatrix } from '../eval/scoreMatrix.js';
+import type { EncodedCaptions, EncodedImages } from './encode.js';
+import { DEFAULT_CAPTION_BLOCK, DEFAULT_IMAGE_BLOCK, scoreMatrix } from './scoreMatrix.js';
 import type { FromWorker, ToWorker, WorkerInit } from './scoreWorker.js';
 
 export type Range = [number, number];
