@@ -83,7 +83,7 @@ function expectedShape(dataPath: string, dataName: string, split: string, fold5:
     const where = `${path.join(dataPath, dataName)}/${split}`;
     if (fold5) {
       const [f, k] = shape;
-      if (f !== FOLDS || FOLDS * k! > nImg) {
+      if (f !== FOLDS || FOLDS * k > nImg) {
         throw new VslError(
           `--sims: fold5 scores of shape (${shape.join(', ')}) do not fit ${where} (${nImg} images; expected (5, k, 5k) with 5k <= ${nImg})`,
         );
@@ -120,14 +120,14 @@ async function fromSims(o: EvalOverallCliOptions): Promise<string> {
     shapes,
     files,
   );
-  const shape = shapes[0]!;
+  const shape = shapes[0];
   if (o.dataPath !== undefined && o.dataName !== undefined)
     expectedShape(o.dataPath, o.dataName, o.split, fold5, shape);
   else log().warn('--sims without --data-path and --data-name: the shape is not checked against the split');
   const members: Member[] = mats.map((m, i) => ({
-    label: path.basename(files[i]!),
-    file: files[i]!,
-    ...evaluateScores(m.data, shape, fold5, files[i]!),
+    label: path.basename(files[i]),
+    file: files[i],
+    ...evaluateScores(m.data, shape, fold5, files[i]),
   }));
   const ens = evaluateScores(avg, shape, fold5, `the mean of ${files.join(', ')}`);
   if (o.saveSims) saveSims(o.saveSims, avg, shape);

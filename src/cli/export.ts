@@ -41,10 +41,10 @@ export async function runExport(input: string, o: ExportCliOptions): Promise<str
           : Float32Array.from(a.data as ArrayLike<number>, Number);
       const t = { shape: [...a.shape], data };
       const dot = name.indexOf('.');
-      parts[MODEL_PARTS.indexOf(name.slice(0, dot) as (typeof MODEL_PARTS)[number])]!.set(name.slice(dot + 1), t);
+      parts[MODEL_PARTS.indexOf(name.slice(0, dot) as (typeof MODEL_PARTS)[number])].set(name.slice(dot + 1), t);
       flat.set(name, t);
     }
-    const { referenceOpt: ref, ...train } = model.options.train as Record<string, unknown>;
+    const { referenceOpt: ref, ...train } = model.options.train;
     const ck: ReferenceCheckpoint = {
       model: parts,
       opt: referenceOpt({

@@ -28,12 +28,12 @@ export function register(program: Command): void {
     .action((o: Record<string, string>) => {
       const t0 = Date.now();
       const res = generateSynth({
-        out: o.out!,
-        name: o.name!,
-        images: intOption('--images', o.images!, 1),
-        evalImages: intOption('--eval-images', o.evalImages!, 1),
-        imgDim: intOption('--img-dim', o.imgDim!, 1),
-        seed: intOption('--seed', o.seed!, -(2 ** 31)),
+        out: o.out,
+        name: o.name,
+        images: intOption('--images', o.images, 1),
+        evalImages: intOption('--eval-images', o.evalImages, 1),
+        imgDim: intOption('--img-dim', o.imgDim, 1),
+        seed: intOption('--seed', o.seed, -(2 ** 31)),
         onSplit: (s) =>
           log().info({ split: s.split, images: s.nImages, captions: s.nCaptions }, `wrote ${s.imagesPath}`),
       });

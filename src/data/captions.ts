@@ -25,9 +25,9 @@ export function stripAscii(s: string): string {
 export function splitCaptions(text: string): string[] {
   const lines = text.split('\n');
   let n = lines.length;
-  while (n > 0 && stripAscii(lines[n - 1]!) === '') n--;
+  while (n > 0 && stripAscii(lines[n - 1]) === '') n--;
   const out = new Array<string>(n);
-  for (let i = 0; i < n; i++) out[i] = stripAscii(lines[i]!);
+  for (let i = 0; i < n; i++) out[i] = stripAscii(lines[i]);
   return out;
 }
 

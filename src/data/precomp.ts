@@ -76,7 +76,7 @@ export function openSplit(
   const images = openNpy(p.images);
   try {
     expectFeatures(images, { regions: opts.regions ?? 36, dim: opts.imgDim });
-    const nFile = images.shape[0]!;
+    const nFile = images.shape[0];
     if (nFile === 0)
       throw badInput(p.images, 'shape', 'at least one image row', `(0, ${images.shape.slice(1).join(', ')})`);
     // As the reference: im_div from the full counts, then (dev) truncate the caption list.
@@ -100,7 +100,7 @@ export function openSplit(
       nCaptions,
       nImages: Math.ceil(nCaptions / imDiv),
       nImagesInFile: nFile,
-      imgDim: images.shape[2]!,
+      imgDim: images.shape[2],
       imageOf: (c: number) => Math.floor(c / imDiv),
       close: () => images.close(),
     };

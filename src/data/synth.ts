@@ -158,12 +158,12 @@ class Rng {
     return lo + Math.floor(this.float() * (hi - lo + 1));
   }
   pick<T>(xs: readonly T[]): T {
-    return xs[Math.floor(this.float() * xs.length)]!;
+    return xs[Math.floor(this.float() * xs.length)];
   }
   shuffle<T>(xs: T[]): T[] {
     for (let i = xs.length - 1; i > 0; i--) {
       const j = Math.floor(this.float() * (i + 1));
-      [xs[i], xs[j]] = [xs[j]!, xs[i]!];
+      [xs[i], xs[j]] = [xs[j], xs[i]];
     }
     return xs;
   }
@@ -197,7 +197,7 @@ function makeWorld(seed: number, imgDim: number): World {
   const r = new Rng(mixSeed(seed, 0x776f726c));
   const vec = (scale: number) => {
     const v = new Float32Array(imgDim);
-    for (let d = 0; d < imgDim; d++) v[d] = Math.max(0, GAUSS[r.u32() & 0xffff]!) * scale;
+    for (let d = 0; d < imgDim; d++) v[d] = Math.max(0, GAUSS[r.u32() & 0xffff]) * scale;
     return v;
   };
   return {
@@ -228,7 +228,7 @@ const SPLIT_KEYS: Record<string, number> = { train: 1, dev: 2, test: 3, testall:
 
 /** Draw concept sets for n images, avoiding sets already in `used` while that is possible. */
 function planImages(seed: number, split: string, n: number, used: Set<string>, startIndex = 0): ImagePlan[] {
-  const key = SPLIT_KEYS[split]!;
+  const key = SPLIT_KEYS[split];
   const r = new Rng(mixSeed(seed, key, 0x706c616e));
   const out: ImagePlan[] = [];
   for (let i = 0; i < n; i++) {
@@ -255,20 +255,20 @@ function renderImage(w: World, plan: ImagePlan, out: Float32Array): void {
   const sources: Float32Array[] = [];
   for (const c of plan.concepts) {
     const nReg = r.int(3, 6);
-    for (let j = 0; j < nReg; j++) sources.push(w.prototypes[c]!);
+    for (let j = 0; j < nReg; j++) sources.push(w.prototypes[c]);
   }
-  while (sources.length < SYNTH_REGIONS) sources.push(w.backgrounds[r.int(0, N_BACKGROUNDS - 1)]!);
+  while (sources.length < SYNTH_REGIONS) sources.push(w.backgrounds[r.int(0, N_BACKGROUNDS - 1)]);
   r.shuffle(sources);
   for (let reg = 0; reg < SYNTH_REGIONS; reg++) {
-    const base = sources[reg]!;
+    const base = sources[reg];
     const gain = 0.7 + 0.6 * r.float();
     const o = reg * D;
     for (let d = 0; d < D; d += 2) {
       const bits = r.u32();
-      const a = gain * base[d]! + NOISE * GAUSS[bits & 0xffff]!;
+      const a = gain * base[d] + NOISE * GAUSS[bits & 0xffff];
       out[o + d] = a > 0 ? a : 0;
       if (d + 1 < D) {
-        const b = gain * base[d + 1]! + NOISE * GAUSS[bits >>> 16]!;
+        const b = gain * base[d + 1] + NOISE * GAUSS[bits >>> 16];
         out[o + d + 1] = b > 0 ? b : 0;
       }
     }
@@ -288,7 +288,7 @@ function captionsFor(seed: number, plan: ImagePlan): string[] {
       if (i > 0) parts.push(r.pick(CONNECTORS));
       parts.push(r.pick(DETERMINERS));
       if (r.float() < 0.3) parts.push(r.pick(ADJECTIVES));
-      parts.push(CONCEPT_WORDS[c]!);
+      parts.push(CONCEPT_WORDS[c]);
     });
     if (r.float() < 0.6) parts.push('.');
     caps.push(parts.join(' '));
@@ -331,7 +331,7 @@ function writeSplit(
       const n = Math.min(batch, plans.length - i);
       let text = '';
       for (let j = 0; j < n; j++) {
-        const plan = plans[i + j]!;
+        const plan = plans[i + j];
         renderImage(w, plan, buf.subarray(j * perImage, (j + 1) * perImage));
         const caps = captionsFor(w.seed, plan);
         if (counts) countTokens(caps, counts);

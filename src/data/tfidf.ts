@@ -77,7 +77,7 @@ export function fitTfidf(captions: readonly string[], opts: { float32?: boolean 
   const local = new Map<number, number>();
   for (let d = 0; d < n; d++) {
     local.clear();
-    for (const tok of tfidfTokens(captions[d]!)) {
+    for (const tok of tfidfTokens(captions[d])) {
       let id = termId.get(tok);
       if (id === undefined) {
         id = termList.length;
@@ -90,19 +90,19 @@ export function fitTfidf(captions: readonly string[], opts: { float32?: boolean 
     for (const [id, c] of local) {
       ids.push(id);
       counts.push(c);
-      df[id]!++;
+      df[id]++;
     }
     ptr[d + 1] = ids.length;
   }
 
   // Columns in code-point order of the terms.
-  const order = termList.map((_, i) => i).sort((a, b) => compareCodePoints(termList[a]!, termList[b]!));
+  const order = termList.map((_, i) => i).sort((a, b) => compareCodePoints(termList[a], termList[b]));
   const col = new Int32Array(termList.length);
   order.forEach((t, c) => (col[t] = c));
   const V = termList.length;
-  const terms = order.map((t) => termList[t]!);
+  const terms = order.map((t) => termList[t]);
   const idf = new Float64Array(V);
-  for (let t = 0; t < V; t++) idf[col[t]!] = Math.log((1 + n) / (1 + df[t]!)) + 1;
+  for (let t = 0; t < V; t++) idf[col[t]] = Math.log((1 + n) / (1 + df[t])) + 1;
 
   const nnz = ids.length;
   const indices = new Int32Array(nnz);
@@ -110,29 +110,29 @@ export function fitTfidf(captions: readonly string[], opts: { float32?: boolean 
   const rowCols: number[] = [];
   const rowVals = new Float64Array(Math.max(1, maxRowLength(ptr)));
   for (let d = 0; d < n; d++) {
-    const a = ptr[d]!;
-    const b = ptr[d + 1]!;
+    const a = ptr[d];
+    const b = ptr[d + 1];
     rowCols.length = 0;
     for (let k = a; k < b; k++) rowCols.push(k);
-    rowCols.sort((x, y) => col[ids.data[x]!]! - col[ids.data[y]!]!);
+    rowCols.sort((x, y) => col[ids.data[x]] - col[ids.data[y]]);
     let ss = 0;
     for (let k = 0; k < rowCols.length; k++) {
-      const src = rowCols[k]!;
-      const c = col[ids.data[src]!]!;
-      const v = counts.data[src]! * idf[c]!;
+      const src = rowCols[k];
+      const c = col[ids.data[src]];
+      const v = counts.data[src] * idf[c];
       indices[a + k] = c;
       rowVals[k] = v;
       ss += v * v;
     }
     const norm = Math.sqrt(ss);
-    for (let k = 0; k < rowCols.length; k++) values[a + k] = norm > 0 ? rowVals[k]! / norm : 0;
+    for (let k = 0; k < rowCols.length; k++) values[a + k] = norm > 0 ? rowVals[k] / norm : 0;
   }
   return { nDocs: n, nTerms: V, terms, idf, indptr: ptr, indices, values };
 }
 
 function maxRowLength(ptr: Int32Array): number {
   let m = 0;
-  for (let i = 1; i < ptr.length; i++) m = Math.max(m, ptr[i]! - ptr[i - 1]!);
+  for (let i = 1; i < ptr.length; i++) m = Math.max(m, ptr[i] - ptr[i - 1]);
   return m;
 }
 
@@ -147,9 +147,9 @@ export function denseRows(t: Tfidf, rows: ArrayLike<number>): Float32Array {
   const V = t.nTerms;
   const out = new Float32Array(rows.length * V);
   for (let i = 0; i < rows.length; i++) {
-    const r = rows[i]!;
+    const r = rows[i];
     checkRow(t, r, 'row');
-    for (let k = t.indptr[r]!; k < t.indptr[r + 1]!; k++) out[i * V + t.indices[k]!] = t.values[k]!;
+    for (let k = t.indptr[r]; k < t.indptr[r + 1]; k++) out[i * V + t.indices[k]] = t.values[k]!;
   }
   return out;
 }
@@ -163,10 +163,10 @@ function sumRows(
 ): { cols: Int32Array; vals: Float64Array } {
   touched.length = 0;
   for (const r of rows) {
-    for (let k = t.indptr[r]!; k < t.indptr[r + 1]!; k++) {
-      const c = t.indices[k]!;
+    for (let k = t.indptr[r]; k < t.indptr[r + 1]; k++) {
+      const c = t.indices[k];
       if (acc[c] === 0) touched.push(c);
-      acc[c] += t.values[k]!;
+      acc[c] += t.values[k];
     }
   }
   touched.sort((a, b) => a - b);
@@ -186,16 +186,16 @@ function gram(vecs: Array<{ cols: Int32Array; vals: Float64Array }>, nTerms: num
   const out = new Float32Array(B * B);
   const dense = new Float64Array(nTerms);
   for (let a = 0; a < B; a++) {
-    const va = vecs[a]!;
-    for (let k = 0; k < va.cols.length; k++) dense[va.cols[k]!] = va.vals[k]!;
+    const va = vecs[a];
+    for (let k = 0; k < va.cols.length; k++) dense[va.cols[k]] = va.vals[k]!;
     for (let b = a; b < B; b++) {
-      const vb = vecs[b]!;
+      const vb = vecs[b];
       let s = 0;
-      for (let k = 0; k < vb.cols.length; k++) s += dense[vb.cols[k]!]! * vb.vals[k]!;
+      for (let k = 0; k < vb.cols.length; k++) s += dense[vb.cols[k]] * vb.vals[k];
       out[a * B + b] = s * scale;
       out[b * B + a] = s * scale;
     }
-    for (let k = 0; k < va.cols.length; k++) dense[va.cols[k]!] = 0;
+    for (let k = 0; k < va.cols.length; k++) dense[va.cols[k]] = 0;
   }
   return out;
 }
@@ -209,7 +209,7 @@ export function imageCider(t: Tfidf, imageIndices: ArrayLike<number>, capsPerIma
   const touched: number[] = [];
   const cache = new Map<number, { cols: Int32Array; vals: Float64Array }>();
   const vecs = Array.from({ length: imageIndices.length }, (_, i) => {
-    const img = imageIndices[i]!;
+    const img = imageIndices[i];
     let v = cache.get(img);
     if (!v) {
       const rows: number[] = [];
@@ -229,10 +229,10 @@ export function imageCider(t: Tfidf, imageIndices: ArrayLike<number>, capsPerIma
 /** Caption-caption TF-IDF cosine of a batch (B x B, row-major). */
 export function captionCider(t: Tfidf, captionIndices: ArrayLike<number>): Float32Array {
   const vecs = Array.from({ length: captionIndices.length }, (_, i) => {
-    const r = captionIndices[i]!;
+    const r = captionIndices[i];
     checkRow(t, r, 'caption');
-    const a = t.indptr[r]!;
-    const b = t.indptr[r + 1]!;
+    const a = t.indptr[r];
+    const b = t.indptr[r + 1];
     return { cols: t.indices.subarray(a, b), vals: Float64Array.from(t.values.subarray(a, b)) };
   });
   return gram(vecs, t.nTerms, 1);

@@ -292,7 +292,7 @@ function secondPass(p: PunktParams, t1: PunktToken, t2: PunktToken | undefined):
 function textContainsSentbreak(p: PunktParams, text: string): boolean {
   const toks = tokenizeWords(text);
   for (const t of toks) firstPass(p, t);
-  for (let i = 0; i < toks.length; i++) secondPass(p, toks[i]!, toks[i + 1]);
+  for (let i = 0; i < toks.length; i++) secondPass(p, toks[i], toks[i + 1]);
   let found = false;
   for (const t of toks) {
     if (found) return true;
@@ -303,7 +303,7 @@ function textContainsSentbreak(p: PunktParams, text: string): boolean {
 
 /** Index of the last ASCII whitespace character, or 0 when there is none (Punkt's own quirk: also 0 at index 0). */
 function lastWhitespaceIndex(text: string): number {
-  for (let i = text.length - 1; i >= 0; i--) if (ASCII_WS.has(text[i]!)) return i;
+  for (let i = text.length - 1; i >= 0; i--) if (ASCII_WS.has(text[i])) return i;
   return 0;
 }
 
@@ -319,7 +319,7 @@ function matchPotentialEndContexts(text: string): EndContext[] {
   let prevStop = 0;
   let prev: RegExpExecArray | null = null;
   const emit = (m: RegExpExecArray, start: number, stop: number) => {
-    const after = m.groups!.after!;
+    const after = m.groups!.after;
     const next = m.groups!.next;
     out.push({
       end: m.index + m[0].length,
@@ -334,7 +334,7 @@ function matchPotentialEndContexts(text: string): EndContext[] {
     if (idx) idx += prevStop + 1;
     else idx = prevStart;
     if (prev && prevStop <= idx) emit(prev, prevStart, prevStop);
-    prev = m as RegExpExecArray;
+    prev = m;
     prevStart = idx;
     prevStop = m.index;
   }
@@ -358,7 +358,7 @@ export function sentTokenize(text: string, params: PunktParams = ENGLISH_PUNKT):
   const sub = (a: number, b: number) => (b > a ? text.slice(a, b) : '');
   let realign = 0;
   for (let i = 0; i < slices.length; i++) {
-    const s1: [number, number] = [slices[i]![0] + realign, slices[i]![1]];
+    const s1: [number, number] = [slices[i][0] + realign, slices[i][1]];
     const s2 = slices[i + 1];
     if (!s2) {
       if (sub(s1[0], s1[1])) sents.push(sub(s1[0], s1[1]));

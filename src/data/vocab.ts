@@ -191,7 +191,7 @@ export function encodeCaption(vocab: Vocab, text: string): Int32Array {
   const toks = tokenizeCaption(text);
   const ids = new Int32Array(toks.length + 2);
   ids[0] = vocab.start;
-  for (let i = 0; i < toks.length; i++) ids[i + 1] = vocab.word2idx.get(toks[i]!) ?? vocab.unk;
+  for (let i = 0; i < toks.length; i++) ids[i + 1] = vocab.word2idx.get(toks[i]) ?? vocab.unk;
   ids[toks.length + 1] = vocab.end;
   return ids;
 }

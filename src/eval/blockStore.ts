@@ -75,7 +75,7 @@ export class BlockStore {
     const shape = [b.rows[1] - b.rows[0], this.rowLength];
     try {
       const a = readNpy(file);
-      if (a.dtype !== '<f4' || a.shape.join(',') !== shape.join(',') || a.data.length !== shape[0]! * shape[1]!) {
+      if (a.dtype !== '<f4' || a.shape.join(',') !== shape.join(',') || a.data.length !== shape[0] * shape[1]) {
         throw new VslError(`expected float32 (${shape.join(', ')}), found ${a.dtype} (${a.shape.join(', ')})`);
       }
       return a.data;

@@ -141,7 +141,7 @@ export function evaluateScores(
     return { result: evaluateFold5(folds), folds };
   }
   if (shape.length !== 2) throw new VslError(`scores: expected shape (images, captions), found (${shape.join(', ')})`);
-  return { result: evaluate(sims, shape[0]!, shape[1]!, { source }) };
+  return { result: evaluate(sims, shape[0], shape[1], { source }) };
 }
 
 // ------------------------------------------------------------------------------------------------ evaluate
@@ -222,17 +222,17 @@ export function averageScores(
   names: readonly string[],
 ): Float64Array {
   if (mats.length === 0) throw new VslError('ensemble: expected at least one score matrix');
-  const s0 = shapes[0]!.join(',');
+  const s0 = shapes[0].join(',');
   shapes.forEach((s, i) => {
     if (s.join(',') !== s0)
       throw new VslError(
-        `ensemble: score matrices must have the same shape; ${names[0]} is (${shapes[0]!.join(', ')}), ${names[i]} is (${s.join(', ')})`,
+        `ensemble: score matrices must have the same shape; ${names[0]} is (${shapes[0].join(', ')}), ${names[i]} is (${s.join(', ')})`,
       );
-    if (mats[i]!.length !== mats[0]!.length)
-      throw new VslError(`ensemble: ${names[i]}: expected ${mats[0]!.length} scores, found ${mats[i]!.length}`);
+    if (mats[i].length !== mats[0].length)
+      throw new VslError(`ensemble: ${names[i]}: expected ${mats[0].length} scores, found ${mats[i].length}`);
   });
-  const out = new Float64Array(mats[0]!.length);
-  for (const m of mats) for (let j = 0; j < out.length; j++) out[j] += m[j]!;
+  const out = new Float64Array(mats[0].length);
+  for (const m of mats) for (let j = 0; j < out.length; j++) out[j] += m[j];
   for (let j = 0; j < out.length; j++) out[j] /= mats.length;
   return out;
 }

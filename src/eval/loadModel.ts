@@ -143,7 +143,7 @@ export function parseVslOptions(raw: Record<string, unknown>, file: string): Mod
   if (typeof mo.module !== 'string' || !moduleNames().includes(mo.module))
     throw badInput(file, 'options_json.model.module', `one of ${moduleNames().join(', ')}`, JSON.stringify(mo.module));
   for (const k of MODEL_NUMBER_FIELDS) {
-    if (mo[k] !== undefined && (typeof mo[k] !== 'number' || !Number.isSafeInteger(mo[k]) || (mo[k] as number) < 0)) {
+    if (mo[k] !== undefined && (typeof mo[k] !== 'number' || !Number.isSafeInteger(mo[k]) || mo[k] < 0)) {
       throw badInput(file, `options_json.model.${k}`, 'a non-negative integer', JSON.stringify(mo[k]));
     }
   }
@@ -189,7 +189,7 @@ async function readHdf5Model(path: string): Promise<ModelFile> {
       path,
       source: 'vsl-hdf5',
       config: options.model,
-      arrays: ck.weights as Map<string, HostArray>,
+      arrays: ck.weights,
       options,
       epoch: ck.epoch,
       iteration: ck.iteration,
@@ -270,7 +270,7 @@ export function buildModel(file: ModelFile, vocabSize?: number): LoadedModel {
   }
   if (embed.shape.length !== 2)
     throw badInput(file.path, EMBED_KEY, 'a 2-D array [vocab, word_dim]', `shape [${embed.shape}]`);
-  const rows = embed.shape[0]!;
+  const rows = embed.shape[0];
   if (vocabSize !== undefined && vocabSize !== rows) {
     throw new VslError(
       `${file.path}: the vocabulary has ${vocabSize} words but the model's word embedding (${EMBED_KEY}) has ${rows} rows` +

@@ -78,11 +78,11 @@ export function checkFiniteScores(sims: ScoreMatrix, nCap: number, where: ScoreS
   const k = firstNonFinite(sims);
   if (k < 0) return;
   let more = 0;
-  for (let j = k + 1; j < sims.length; j++) if (sims[j]! - sims[j]! !== 0) more++;
+  for (let j = k + 1; j < sims.length; j++) if (sims[j] - sims[j] !== 0) more++;
   const image = Math.floor(k / nCap) + (where.imageOffset ?? 0);
   const caption = (k % nCap) + (where.captionOffset ?? 0);
   throw new VslError(
-    `${where.source ?? 'score matrix'}: score of image ${image}, caption ${caption}: expected a finite number, found ${nonFiniteName(sims[k]!)}` +
+    `${where.source ?? 'score matrix'}: score of image ${image}, caption ${caption}: expected a finite number, found ${nonFiniteName(sims[k])}` +
       `${more ? ` (and ${more} more non-finite scores)` : ''}; no metrics are computed over NaN or Inf`,
   );
 }
@@ -124,10 +124,9 @@ function rankI2t(sims: ScoreMatrix, nImg: number, nCap: number): Int32Array {
   for (let i = 0; i < nImg; i++) {
     const row = i * nCap;
     let best = -Infinity;
-    for (let c = CAPS_PER_IMAGE * i; c < CAPS_PER_IMAGE * (i + 1); c++)
-      if (sims[row + c]! > best) best = sims[row + c]!;
+    for (let c = CAPS_PER_IMAGE * i; c < CAPS_PER_IMAGE * (i + 1); c++) if (sims[row + c] > best) best = sims[row + c]!;
     let count = 0;
-    for (let j = 0; j < nCap; j++) if (sims[row + j]! > best) count++;
+    for (let j = 0; j < nCap; j++) if (sims[row + j] > best) count++;
     ranks[i] = count;
   }
   return ranks;
@@ -140,7 +139,7 @@ function rankT2i(sims: ScoreMatrix, nImg: number, nCap: number): Int32Array {
   const counts = new Int32Array(nCap);
   for (let i = 0; i < nImg; i++) {
     const row = i * nCap;
-    for (let c = 0; c < nCap; c++) if (sims[row + c]! > pos[c]!) counts[c]++;
+    for (let c = 0; c < nCap; c++) if (sims[row + c] > pos[c]) counts[c]++;
   }
   return counts;
 }

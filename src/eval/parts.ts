@@ -119,7 +119,7 @@ export function readPartManifest(file: string): PartManifest {
   }
   const r = PartManifestSchema.safeParse(raw);
   if (!r.success) {
-    const i = r.error.issues[0]!;
+    const i = r.error.issues[0];
     const field = i.code === 'unrecognized_keys' ? [...i.path, i.keys.join(', ')].join('.') : i.path.join('.');
     throw new VslError(`${file}: ${field || 'manifest'}: ${i.message}`);
   }
@@ -163,7 +163,7 @@ export function mergeParts(names: readonly string[]): MergedParts {
   const stems = [...new Set(names.map((n) => partFiles(n).manifest))];
   if (stems.length === 0) throw new VslError('--merge: expected at least one part (X.npy or X.json)');
   const parts = stems.map((file) => ({ file, m: readPartManifest(file) }));
-  const ref = parts[0]!;
+  const ref = parts[0];
   for (const p of parts.slice(1)) {
     for (const [field, get] of MUST_AGREE) {
       const want = get(ref.m);
@@ -233,7 +233,7 @@ export function mergeParts(names: readonly string[]): MergedParts {
 
 /** The merged matrix as a ScoredSplit (what evaluate.ts reports from), times summed over the parts. */
 export function mergedSplit(mp: MergedParts): ScoredSplit {
-  const m = mp.manifests[0]!;
+  const m = mp.manifests[0];
   const sum = (get: (x: PartManifest) => number) => mp.manifests.reduce((s, x) => s + get(x), 0);
   return {
     modelPath: m.model.file,

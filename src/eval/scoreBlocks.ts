@@ -95,8 +95,7 @@ export async function scoreBlocks(o: BlockRunOptions): Promise<BlockRunResult> {
   let stopped = false;
   while (next < todo.length || inFlight.size > 0) {
     if (!stopped && o.shouldStop?.()) stopped = true;
-    while (!stopped && failure === null && inFlight.size < o.scorer.workers && next < todo.length)
-      launch(todo[next++]!);
+    while (!stopped && failure === null && inFlight.size < o.scorer.workers && next < todo.length) launch(todo[next++]);
     if (inFlight.size === 0) break;
     await Promise.race(inFlight);
     await turn();

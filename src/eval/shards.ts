@@ -85,7 +85,7 @@ export function planBlocks(l: Layout, rows: Range, imageBlock: number): Block[] 
  */
 export function encodeRange(blocks: readonly Block[], nImages: number, batch: number): Range {
   if (blocks.length === 0) return [0, 0];
-  const lo = blocks[0]!.rows[0];
-  const hi = blocks[blocks.length - 1]!.rows[1];
+  const lo = blocks[0].rows[0];
+  const hi = blocks[blocks.length - 1].rows[1];
   return [Math.floor(lo / batch) * batch, Math.min(nImages, Math.ceil(hi / batch) * batch)];
 }

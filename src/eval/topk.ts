@@ -13,10 +13,10 @@ export function topK(n: number, score: (i: number) => number, k: number): Hit[] 
   for (let i = 0; i < n; i++) {
     const h = { index: i, score: score(i) };
     if (hits.length < k) hits.push(h);
-    else if (better(h, hits[k - 1]!)) hits[k - 1] = h;
+    else if (better(h, hits[k - 1])) hits[k - 1] = h;
     else continue;
-    for (let j = hits.length - 1; j > 0 && better(hits[j]!, hits[j - 1]!); j--) {
-      [hits[j], hits[j - 1]] = [hits[j - 1]!, hits[j]!];
+    for (let j = hits.length - 1; j > 0 && better(hits[j], hits[j - 1]); j--) {
+      [hits[j], hits[j - 1]] = [hits[j - 1], hits[j]];
     }
   }
   return hits;

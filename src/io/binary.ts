@@ -28,7 +28,7 @@ export function halfTableF32(): Float32Array {
 /** float32 value -> IEEE half bits, round to nearest even (for the writers). */
 export function toHalfBits(v: number): number {
   const f = new Float32Array([v]);
-  const x = new Uint32Array(f.buffer)[0]!;
+  const x = new Uint32Array(f.buffer)[0];
   const sign = (x >>> 16) & 0x8000;
   const exp = (x >>> 23) & 0xff;
   let mant = x & 0x7fffff;

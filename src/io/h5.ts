@@ -42,7 +42,7 @@ function toTyped(value: unknown, path: string, name: string): H5Data {
   if (typeof value === 'number') return new Float64Array([value]);
   if (typeof value === 'bigint') return new BigInt64Array([value]);
   if (typeof value === 'string') return [value];
-  if (Array.isArray(value) && value.every((v) => typeof v === 'string')) return value as string[];
+  if (Array.isArray(value) && value.every((v) => typeof v === 'string')) return value;
   throw badInput(path, name, 'a float, integer or string dataset', `an unsupported value (${typeof value})`);
 }
 
@@ -97,7 +97,7 @@ export class H5Reader {
   attr(name: string): unknown {
     const attrs = this.at('attributes of the root group', () => this.file.attrs);
     if (!Object.hasOwn(attrs, name)) return undefined;
-    return this.at(`attribute ${name}`, () => attrs[name]!.value);
+    return this.at(`attribute ${name}`, () => attrs[name].value);
   }
 
   /** The group or dataset at `path` ('/' for the root), or null. */
@@ -157,10 +157,10 @@ export function withH5Errors<T>(module: H5Module, fn: () => T): T {
   // load time to process.stderr: held back here, and added to the error when the block fails.
   const write = process.stderr.write;
   let printed = '';
-  process.stderr.write = ((chunk: string | Uint8Array): boolean => {
+  process.stderr.write = (chunk: string | Uint8Array): boolean => {
     if (printed.length < 4096) printed += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString();
     return true;
-  }) as typeof process.stderr.write;
+  };
   try {
     return fn();
   } catch (e) {
@@ -186,7 +186,7 @@ export async function h5module(): Promise<H5Module> {
 export function h5ErrorSummary(e: unknown): string {
   const msg = e instanceof Error ? e.message : String(e);
   const sys = /error message = '([^']*)'/.exec(msg);
-  if (sys) return systemCode(e) ? systemCause(e) : sys[1]!;
+  if (sys) return systemCode(e) ? systemCause(e) : sys[1];
   const frames = msg.split('\n').filter((l) => /^\s*#\d+:/.test(l));
   if (frames.length === 0) return msg.split('\n')[0]?.trim() || 'unknown error';
   const last = frames[frames.length - 1];
@@ -304,7 +304,7 @@ export function readNumeric(entity: unknown, file: string, field: string): Numer
   if (n !== data.length) throw badInput(file, field, `${n} elements for shape [${shape.join(',')}]`, `${data.length}`);
   const attrs = entity.attrs;
   if (Object.hasOwn(attrs, CRC_ATTRIBUTE)) {
-    const want = Number(attrs[CRC_ATTRIBUTE]!.value);
+    const want = Number(attrs[CRC_ATTRIBUTE].value);
     const got = crcOf(entity.path, data);
     if (got !== want)
       throw badInput(file, field, `data with CRC-32 ${hex32(want)}`, `${hex32(got)} (the data is damaged)`);

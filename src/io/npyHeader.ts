@@ -93,7 +93,7 @@ function parseHeaderDict(file: string, text: string): { descr: unknown; fortran:
     if (m![1] === 'True') return true;
     if (m![1] === 'False') return false;
     if (m![1] === 'None') return null;
-    return Number(m![1]!.replace('L', ''));
+    return Number(m![1].replace('L', ''));
   };
   ws();
   if (text[i] !== '{') bad('no opening brace');
@@ -141,8 +141,8 @@ export function readHeader(file: string, fd: number, fileSize: number): NpyHeade
     const found = got === 0 ? 'an empty file' : `bytes ${quote(pre.subarray(0, Math.min(got, 8)))}`;
     fail(file, 'magic', 'the .npy magic "\\x93NUMPY"', found);
   }
-  const major = pre[6]!;
-  const minor = pre[7]!;
+  const major = pre[6];
+  const minor = pre[7];
   if (!((major === 1 || major === 2 || major === 3) && minor === 0)) {
     fail(file, 'format version', '1.0, 2.0 or 3.0', `${major}.${minor}`);
   }
@@ -194,7 +194,7 @@ export function readHeader(file: string, fd: number, fileSize: number): NpyHeade
       "one of '<f4', '<f2', '<f8', '<i4', '<i8'",
       Array.isArray(descr) ? `a structured dtype ${describeValue(descr).slice(7)}` : describeValue(descr),
     );
-  let d = descr as string;
+  let d = descr;
   if (d[0] === '>' || (d[0] === '!' && d.length > 2)) {
     fail(
       file,
@@ -207,10 +207,10 @@ export function readHeader(file: string, fd: number, fileSize: number): NpyHeade
   if (!Object.hasOwn(DTYPE_BYTES, d)) fail(file, 'descr', "one of '<f4', '<f2', '<f8', '<i4', '<i8'", describeValue(d));
   const shapeVal = h.shape as { tuple?: unknown[] } | null;
   if (!shapeVal || !Array.isArray(shapeVal.tuple)) fail(file, 'shape', 'a tuple of integers', describeValue(h.shape));
-  const shape = shapeVal!.tuple!.map((x) => {
+  const shape = shapeVal.tuple.map((x) => {
     if (typeof x !== 'number' || !Number.isSafeInteger(x) || x < 0)
       fail(file, 'shape', 'a tuple of non-negative integers', describeValue(shapeVal));
-    return x as number;
+    return x;
   });
   return { version, dtype: d as NpyDtype, shape, dataOffset: start + headerLen };
 }

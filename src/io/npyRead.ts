@@ -43,7 +43,7 @@ function convert(dtype: NpyDtype, src: Buffer, count: number, out: Float32Array,
       } else for (let i = 0; i < count; i++) out[outOffset + i] = dv.getFloat32(4 * i, true);
       return;
     case '<f2':
-      for (let i = 0; i < count; i++) out[outOffset + i] = F16[src[2 * i]! | (src[2 * i + 1]! << 8)]!;
+      for (let i = 0; i < count; i++) out[outOffset + i] = F16[src[2 * i] | (src[2 * i + 1] << 8)]!;
       return;
     case '<f8':
       for (let i = 0; i < count; i++) out[outOffset + i] = dv.getFloat64(8 * i, true);
@@ -104,7 +104,7 @@ class NpyReader implements NpyHandle {
     this.version = h.version;
     this.dtype = h.dtype;
     this.shape = Object.freeze([...h.shape]);
-    this.nRows = h.shape.length === 0 ? 1 : h.shape[0]!;
+    this.nRows = h.shape.length === 0 ? 1 : h.shape[0];
     this.rowSize = product(h.shape.slice(1));
     this.dataOffset = h.dataOffset;
     this.itemBytes = DTYPE_BYTES[h.dtype];
@@ -153,7 +153,7 @@ class NpyReader implements NpyHandle {
     if (this.checkFinite) {
       const count = (end - start) * this.rowSize;
       const bad = firstNonFinite(out, outOffset, outOffset + count);
-      if (bad >= 0) this.nonFinite(start, bad - outOffset, out[bad]!);
+      if (bad >= 0) this.nonFinite(start, bad - outOffset, out[bad]);
     }
   }
 
@@ -162,7 +162,7 @@ class NpyReader implements NpyHandle {
     const bad = firstNonFinite(values, 0, rows.length * this.rowSize);
     if (bad < 0) return;
     const k = Math.floor(bad / this.rowSize);
-    this.nonFinite(rows[k]!, bad - k * this.rowSize, values[bad]!);
+    this.nonFinite(rows[k], bad - k * this.rowSize, values[bad]);
   }
 
   /** The error for a NaN/Inf at element `k` counted from the start of row `start`. */
@@ -192,22 +192,22 @@ class NpyReader implements NpyHandle {
     const o = this.outFor(n, out);
     const order = Array.from({ length: n }, (_, k) => k);
     for (let k = 0; k < n; k++) {
-      const r = indices[k]!;
+      const r = indices[k];
       if (!Number.isInteger(r) || r < 0 || r >= this.nRows)
         fail(this.path, 'row index', `an integer in [0, ${this.nRows})`, String(r));
     }
-    order.sort((a, b) => indices[a]! - indices[b]!);
+    order.sort((a, b) => indices[a] - indices[b]);
     const rs = this.rowSize;
     // Walk the sorted order; each run of consecutive distinct rows becomes one positioned read into a scratch
     // block, then rows are scattered to their requested slots (duplicates are copied).
     let k = 0;
     let scratch: Float32Array | null = null;
     while (k < n) {
-      const first = indices[order[k]!]!;
+      const first = indices[order[k]];
       let last = first;
       let j = k + 1;
       while (j < n) {
-        const r = indices[order[j]!]!;
+        const r = indices[order[j]];
         if (r === last || (r === last + 1 && (r - first + 1) * rs <= 4 << 20)) {
           last = r;
           j++;
@@ -215,13 +215,13 @@ class NpyReader implements NpyHandle {
       }
       const runRows = last - first + 1;
       if (runRows === 1 && j === k + 1) {
-        this.readInto(first, first + 1, o, order[k]! * rs);
+        this.readInto(first, first + 1, o, order[k] * rs);
       } else {
         if (!scratch || scratch.length < runRows * rs) scratch = new Float32Array(runRows * rs);
         this.readInto(first, last + 1, scratch, 0);
         for (let t = k; t < j; t++) {
-          const r = indices[order[t]!]! - first;
-          o.set(scratch.subarray(r * rs, (r + 1) * rs), order[t]! * rs);
+          const r = indices[order[t]] - first;
+          o.set(scratch.subarray(r * rs, (r + 1) * rs), order[t] * rs);
         }
       }
       k = j;

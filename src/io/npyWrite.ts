@@ -8,7 +8,7 @@ import { DTYPE_BYTES, encodeNpyHeader, product, shapeText, type NpyDtype } from 
 function encode(dtype: NpyDtype, src: ArrayLike<number>, from: number, count: number): Buffer {
   const b = Buffer.allocUnsafe(count * DTYPE_BYTES[dtype]);
   for (let i = 0; i < count; i++) {
-    const v = src[from + i]!;
+    const v = src[from + i];
     switch (dtype) {
       case '<f4':
         b.writeFloatLE(v, 4 * i);
@@ -57,7 +57,7 @@ export function createNpyWriter(
     throw new VslError(`${file}: invalid shape ${JSON.stringify(shape)} for a .npy file`);
   }
   const rowSize = product(shape.slice(1));
-  const nRows = shape[0]!;
+  const nRows = shape[0];
   const tmp = tempNameFor(file);
   let fd: number;
   try {

@@ -92,8 +92,8 @@ function intFromBigInt(b: bigint): number | bigint {
 function decodeLong(bytes: Uint8Array): number | bigint {
   if (bytes.length === 0) return 0;
   let v = 0n;
-  for (let i = bytes.length - 1; i >= 0; i--) v = (v << 8n) | BigInt(bytes[i]!);
-  if (bytes[bytes.length - 1]! & 0x80) v -= 1n << BigInt(8 * bytes.length);
+  for (let i = bytes.length - 1; i >= 0; i--) v = (v << 8n) | BigInt(bytes[i]);
+  if (bytes[bytes.length - 1] & 0x80) v -= 1n << BigInt(8 * bytes.length);
   return intFromBigInt(v);
 }
 
@@ -113,7 +113,7 @@ function describe(v: unknown): string {
 function unescapePyString(s: string): string {
   let out = '';
   for (let i = 0; i < s.length; i++) {
-    const c = s[i]!;
+    const c = s[i];
     if (c !== '\\') {
       out += c;
       continue;
@@ -159,7 +159,7 @@ function unescapePyString(s: string): string {
       default:
         if (n !== undefined && n >= '0' && n <= '7') {
           let j = i;
-          while (j < i + 3 && s[j]! >= '0' && s[j]! <= '7') j++;
+          while (j < i + 3 && s[j] >= '0' && s[j] <= '7') j++;
           out += String.fromCharCode(parseInt(s.slice(i, j), 8));
           i = j - 1;
         } else out += '\\' + (n ?? '');
@@ -297,7 +297,7 @@ class Machine {
   }
   private u8(): number {
     this.need(1);
-    return this.data[this.pos++]!;
+    return this.data[this.pos++];
   }
   private u16(): number {
     this.need(2);

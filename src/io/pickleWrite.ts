@@ -145,7 +145,7 @@ function longBytes(n: bigint): Uint8Array {
   while (true) {
     out.push(Number(v & 0xffn));
     v >>= 8n;
-    const sign = out[out.length - 1]! & 0x80;
+    const sign = out[out.length - 1] & 0x80;
     if ((v === 0n && !sign) || (v === -1n && sign)) break;
   }
   return Uint8Array.from(out);

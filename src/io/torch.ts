@@ -63,7 +63,7 @@ function loadZip(bytes: Uint8Array, file: string): { value: unknown; version?: s
       'one <archive>/data.pkl (a torch.save zip)',
       pkls.length ? pkls.join(', ') : `${[...entries.keys()].slice(0, 5).join(', ') || 'no entries'}`,
     );
-  const prefix = pkls[0]!.slice(0, -'data.pkl'.length);
+  const prefix = pkls[0].slice(0, -'data.pkl'.length);
   const text = (n: string): string | undefined => {
     const e = entries.get(prefix + n);
     return e ? new TextDecoder().decode(e.data).trim() : undefined;
@@ -99,7 +99,7 @@ function loadZip(bytes: Uint8Array, file: string): { value: unknown; version?: s
     storages.set(key, s);
     return s;
   };
-  const { value } = unpickle(entries.get(pkls[0]!)!.data, {
+  const { value } = unpickle(entries.get(pkls[0])!.data, {
     allow: makeAllowList(ctx),
     persistentLoad,
     file: `${file}:${pkls[0]}`,

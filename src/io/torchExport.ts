@@ -33,7 +33,7 @@ function contiguousStrides(shape: number[]): number[] {
   let n = 1;
   for (let d = shape.length - 1; d >= 0; d--) {
     s[d] = n;
-    n *= shape[d]!;
+    n *= shape[d];
   }
   return s;
 }

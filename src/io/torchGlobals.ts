@@ -27,9 +27,9 @@ function numpyDType(spec: unknown): NumpyDType {
   if (typeof spec !== 'string') throw new Error(`expected a dtype string such as 'f8', found ${typeof spec}`);
   const m = /^([<>|=]?)([fiub?])(\d*)$/.exec(spec);
   const size = m ? (m[2] === '?' ? 1 : Number(m[3])) : NaN;
-  if (!m || !NP_KINDS[m[2]!] || ![1, 2, 4, 8].includes(size))
+  if (!m || !NP_KINDS[m[2]] || ![1, 2, 4, 8].includes(size))
     throw new Error(`expected a numeric numpy dtype (f4, f8, i4, i8, u1, b1...), found '${spec}'`);
-  return new NumpyDType(NP_KINDS[m[2]!]!, size, m[1] || '=');
+  return new NumpyDType(NP_KINDS[m[2]], size, m[1] || '=');
 }
 
 /** numpy.core.multiarray.scalar(dtype, bytes): the value of one numeric numpy scalar. */

@@ -148,7 +148,7 @@ export class TorchTensor implements TensorRecord {
       );
     const numel = this.shape.reduce((a, b) => a * b, 1);
     let last = this.storageOffset;
-    for (let d = 0; d < this.shape.length; d++) if (this.shape[d]! > 0) last += (this.shape[d]! - 1) * this.stride[d]!;
+    for (let d = 0; d < this.shape.length; d++) if (this.shape[d] > 0) last += (this.shape[d] - 1) * this.stride[d];
     if (numel > 0 && last >= st.numel)
       throw badInput(
         file,
@@ -161,7 +161,7 @@ export class TorchTensor implements TensorRecord {
     let expect = 1;
     for (let d = this.shape.length - 1; d >= 0; d--) {
       if (this.shape[d] !== 1 && this.stride[d] !== expect) contiguous = false;
-      expect *= this.shape[d]!;
+      expect *= this.shape[d];
     }
     let out: Indexable;
     if (numel === 0) out = emptyLike(type, 0);
@@ -176,9 +176,9 @@ export class TorchTensor implements TensorRecord {
       for (let i = 0; i < numel; i++) {
         out[i] = src[s]!;
         for (let d = nd - 1; d >= 0; d--) {
-          s += this.stride[d]!;
-          if (++idx[d]! < this.shape[d]!) break;
-          s -= this.stride[d]! * this.shape[d]!;
+          s += this.stride[d];
+          if (++idx[d] < this.shape[d]) break;
+          s -= this.stride[d] * this.shape[d];
           idx[d] = 0;
         }
       }

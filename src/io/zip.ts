@@ -150,9 +150,9 @@ class ZipReader {
       flags: this.u16(p + 8),
       method: this.u16(p + 10),
       crc: this.u32(p + 16),
-      csize: csize!,
-      usize: usize!,
-      local: local!,
+      csize: csize,
+      usize: usize,
+      local: local,
     };
     return { rec, next: end };
   }

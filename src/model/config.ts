@@ -71,8 +71,8 @@ export function defaultModelConfig(over: Partial<ModelConfig> = {}): ModelConfig
 /** Map the reference's argparse options (snake_case, as stored in checkpoints and golden files) to a config. */
 export function fromReferenceOpt(ref: Record<string, unknown>): ModelConfig {
   const d = defaultModelConfig();
-  const num = (k: string, dv: number) => (typeof ref[k] === 'number' ? (ref[k] as number) : dv);
-  const bool = (k: string, dv: boolean) => (typeof ref[k] === 'boolean' ? (ref[k] as boolean) : dv);
+  const num = (k: string, dv: number) => (typeof ref[k] === 'number' ? ref[k] : dv);
+  const bool = (k: string, dv: boolean) => (typeof ref[k] === 'boolean' ? ref[k] : dv);
   return {
     module: typeof ref.module_name === 'string' ? ref.module_name : d.module,
     vocabSize: num('vocab_size', d.vocabSize),

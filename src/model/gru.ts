@@ -144,7 +144,7 @@ function gruBackward(
     const DHP = tf.concat(dhp, 0) as tf.Tensor2D;
     const dx = tf.matMul(DXP, wih);
     const dWih = tf.matMul(tf.transpose(DXP), x);
-    const dWhh = tf.matMul(tf.transpose(DHP), tf.concat(hPrev, 0) as tf.Tensor2D);
+    const dWhh = tf.matMul(tf.transpose(DHP), tf.concat(hPrev, 0));
     return [dx, dWih, dWhh, tf.sum(DXP, 0), tf.sum(DHP, 0)];
   });
 }

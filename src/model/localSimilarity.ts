@@ -67,7 +67,7 @@ function imageBackward(
   const alphaN = tf.div(s.alpha, s.r) as tf.Tensor2D;
   const diff = tf.sub(tf.matMul(alphaN, v), words); // (R, D)
   const dLocB = tf.sum(dOut, 0) as tf.Tensor1D;
-  const dLocW = tf.matMul(tf.transpose(dOut), tf.square(diff) as tf.Tensor2D); // (S, D)
+  const dLocW = tf.matMul(tf.transpose(dOut), tf.square(diff)); // (S, D)
   const dDiff = tf.mul(tf.mul(diff, 2), tf.matMul(dOut, locW)) as tf.Tensor2D; // (R, D)
   // context = αN V
   const dAlphaN = tf.matMul(dDiff, vT); // (R, K)

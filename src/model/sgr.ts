@@ -53,7 +53,7 @@ function reasoningStep(w: Weights, s: number, x: tf.Tensor3D, R: number, layout:
     const q = fusedProduct(flat(queries), qki as tf.Tensor2D, qbi as tf.Tensor1D).reshape([P, R, S]) as tf.Tensor3D;
     const { E, agg } = attendForward(q, x3, layout);
     const y = fusedProduct(flat(agg), WT, b as tf.Tensor1D, true).reshape([P, R, S]);
-    save([x3, q, E, y as tf.Tensor3D, qki, Wi, layout.count]);
+    save([x3, q, E, y, qki, Wi, layout.count]);
     return {
       value: y,
       gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {

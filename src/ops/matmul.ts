@@ -8,7 +8,7 @@ import type { CustomFn } from './tape.js';
 export const mm = tf.customGrad(((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
   save([a, b]);
   return {
-    value: tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D),
+    value: tf.matMul(a, b),
     // tfjs runs a customGrad's gradient outside any tidy scope: without this one the transposed copies
     // would live until the whole backward pass ends (GiBs for the GRU's recurrent weight, step by step).
     gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) =>
@@ -75,7 +75,7 @@ function fusedAffine(
   o: AffineOptions,
 ): tf.Tensor2D {
   const inputs: tf.Tensor[] = [x, param, ...(o.bias ? [o.bias] : [])];
-  const f = tf.customGrad(((...args: unknown[]) => {
+  const f = tf.customGrad((...args: unknown[]) => {
     const save = args.pop() as tf.GradSaveFunc;
     const [a] = args as tf.Tensor2D[];
     const value = fusedProduct(a, layout === 'in-out' ? (args[1] as tf.Tensor2D) : right, o.bias, o.relu);
@@ -96,8 +96,8 @@ function fusedAffine(
           return o.bias ? [dx, dp, tf.sum(g, 0)] : [dx, dp];
         }),
     };
-  }) as unknown as CustomFn);
-  return f(...inputs) as tf.Tensor2D;
+  });
+  return f(...inputs);
 }
 
 /** act(x @ m + bias) for m (in, out), all differentiable. */

@@ -24,5 +24,5 @@ export function l2normalize(x: tf.Tensor, eps: number): tf.Tensor {
         }),
     };
   }) as unknown as CustomFn);
-  return f(x) as tf.Tensor;
+  return f(x);
 }

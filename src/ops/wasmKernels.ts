@@ -55,7 +55,7 @@ function register(kernelName: string, kernelFunc: tf.KernelFunc): void {
 
 /** Install the replacements on the wasm backend (call once, after it is registered). */
 export function patchWasmKernels(): void {
-  const original = tf.getKernel('Slice', 'wasm')!.kernelFunc;
+  const original = tf.getKernel('Slice', 'wasm').kernelFunc;
   register('Identity', ({ inputs, backend }) => {
     const x = (inputs as { x: TensorInfo }).x;
     (backend as unknown as WasmBackend).incRef(x.dataId);
@@ -65,14 +65,14 @@ export function patchWasmKernels(): void {
     const x = (args.inputs as { x: TensorInfo }).x;
     if (x.dtype === 'string') return original(args);
     const { begin, size } = args.attrs as unknown as { begin: number | number[]; size: number | number[] };
-    const [b, s] = tf.slice_util.parseSliceParams(x as tf.Tensor, begin, size);
+    const [b, s] = tf.slice_util.parseSliceParams(x, begin, size);
     return sliceCopy(args.backend as unknown as WasmBackend, x, b, s);
   });
   register('SplitV', ({ inputs, attrs, backend }) => {
     const x = (inputs as { x: TensorInfo }).x;
     const { numOrSizeSplits, axis } = attrs as unknown as { numOrSizeSplits: number | number[]; axis: number };
     const ax = tf.util.parseAxisParam(axis, x.shape)[0];
-    const sizes = tf.backend_util.prepareSplitSize(x as tf.Tensor, numOrSizeSplits, ax);
+    const sizes = tf.backend_util.prepareSplitSize(x, numOrSizeSplits, ax);
     const begin = new Array<number>(x.shape.length).fill(0);
     return sizes.map((n) => {
       const size = [...x.shape];

@@ -181,9 +181,9 @@ export class Retrieval {
     const Q = sentences.length;
     return sentences.map((text, q) => ({
       text,
-      tokens: words[q]!,
-      unknown: unknown[q]!,
-      hits: topK(this.nImages, (i) => sims[i * Q + q]!, top).map((h, k) => ({
+      tokens: words[q],
+      unknown: unknown[q],
+      hits: topK(this.nImages, (i) => sims[i * Q + q], top).map((h, k) => ({
         rank: k + 1,
         image: h.index,
         score: h.score,
@@ -221,18 +221,18 @@ export class Retrieval {
     this.seconds.score += (performance.now() - t0) / 1000;
     const own = (c: number) => Math.floor(c / CAPS_PER_IMAGE) === image;
     let best = -Infinity;
-    for (let c = image * CAPS_PER_IMAGE; c < (image + 1) * CAPS_PER_IMAGE; c++) best = Math.max(best, sims[c]!);
+    for (let c = image * CAPS_PER_IMAGE; c < (image + 1) * CAPS_PER_IMAGE; c++) best = Math.max(best, sims[c]);
     let above = 0;
-    for (let c = 0; c < nCap; c++) if (sims[c]! > best) above++;
+    for (let c = 0; c < nCap; c++) if (sims[c] > best) above++;
     return {
       image,
       captions: this.imageCaptions(image).map((text, k) => ({ caption: image * CAPS_PER_IMAGE + k, text })),
-      hits: topK(nCap, (c) => sims[c]!, top).map((h, k) => ({
+      hits: topK(nCap, (c) => sims[c], top).map((h, k) => ({
         rank: k + 1,
         caption: h.index,
         image: Math.floor(h.index / CAPS_PER_IMAGE),
         score: h.score,
-        text: this.split.captions[h.index]!,
+        text: this.split.captions[h.index],
         groundTruth: own(h.index),
       })),
       firstGroundTruthRank: above + 1,

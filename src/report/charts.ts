@@ -27,7 +27,7 @@ function compactNumbers(svg: string): string {
 
 /** Compile a vega-lite spec and render it to an SVG string (no DOM, no canvas). */
 export async function renderSvg(spec: TopLevelSpec): Promise<string> {
-  const vg = compile({ config: CONFIG, ...spec } as TopLevelSpec).spec;
+  const vg = compile({ config: CONFIG, ...spec }).spec;
   const view = new vega.View(vega.parse(vg), { renderer: 'none' });
   try {
     return compactNumbers(await view.toSVG());
@@ -108,14 +108,14 @@ export function gradNormChart(points: SeriesPoint[], clip: number): Promise<stri
         y: { field: 'value', type: 'quantitative', title: 'gradient norm', scale: { type: logY } },
         order: { field: 'iteration' },
       },
-    } as TopLevelSpec,
+    },
   ];
   if (clip > 0) {
     layers.push({
       data: { values: [{ clip }] },
       mark: { type: 'rule', strokeDash: [6, 4], color: '#333' },
       encoding: { y: { field: 'clip', type: 'quantitative' } },
-    } as TopLevelSpec);
+    });
   }
   return renderSvg({
     title: clip > 0 ? `gradient norm before clipping (dashed: the clip level ${clip})` : 'gradient norm (no clipping)',
@@ -180,7 +180,7 @@ export function rsumChart(
         encoding: { x: x(), y: { field: 'rsum', type: 'quantitative' } },
       },
     ],
-  } as TopLevelSpec);
+  });
 }
 
 export interface RankBin {
@@ -200,5 +200,5 @@ export function rankHistogram(title: string, bins: RankBin[], color: string): Pr
       x: { field: 'bin', type: 'ordinal', sort: null, title: 'rank of the right answer', axis: { labelAngle: 0 } },
       y: { field: 'queries', type: 'quantitative', title: 'queries' },
     },
-  } as TopLevelSpec);
+  });
 }

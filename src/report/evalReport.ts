@@ -51,7 +51,7 @@ export function rankBins(ranks0: Int32Array, maxRank: number): RankBin[] {
   }
   return bins.map((b, i) => ({
     bin: b.lo === b.hi ? String(b.lo) : b.hi === Infinity ? `>${b.lo - 1}` : `${b.lo}-${b.hi}`,
-    queries: counts[i]!,
+    queries: counts[i],
   }));
 }
 
@@ -71,8 +71,8 @@ function pickExamples(ranks: Int32Array, spread: number, worst: number): { index
   const picked = new Map<number, string>();
   for (let k = 0; k < spread && k < n; k++)
     picked.set(Math.round((k * (n - 1)) / Math.max(1, spread - 1)), 'evenly spaced');
-  const order = [...ranks.keys()].sort((a, b) => ranks[b]! - ranks[a]! || a - b);
-  for (const i of order.slice(0, worst)) if (!picked.has(i) && ranks[i]! > 0) picked.set(i, 'among the worst ranked');
+  const order = [...ranks.keys()].sort((a, b) => ranks[b] - ranks[a] || a - b);
+  for (const i of order.slice(0, worst)) if (!picked.has(i) && ranks[i] > 0) picked.set(i, 'among the worst ranked');
   return [...picked].map(([index, tag]) => ({ index, tag }));
 }
 
@@ -80,8 +80,8 @@ function textToImageExamples(b: Block, ranks: Int32Array, captions: readonly str
   let html = '';
   for (const { index: c, tag } of pickExamples(ranks, 4, 2)) {
     const right = Math.floor(c / CAPS_PER_IMAGE);
-    const hits = topK(b.nImg, (i) => b.sims[i * b.nCap + c]!, TOP);
-    html += `<p class="query">caption ${b.cap0 + c}: “${esc(captions[b.cap0 + c])}” <span class="note">(${tag}; its image ${b.img0 + right} ranks ${ranks[c]! + 1})</span></p><ol class="hits">`;
+    const hits = topK(b.nImg, (i) => b.sims[i * b.nCap + c], TOP);
+    html += `<p class="query">caption ${b.cap0 + c}: “${esc(captions[b.cap0 + c])}” <span class="note">(${tag}; its image ${b.img0 + right} ranks ${ranks[c] + 1})</span></p><ol class="hits">`;
     for (const h of hits) {
       const ok = h.index === right;
       html += `<li><span class="${ok ? 'ok' : 'miss'}">${ok ? '✓' : '✗'}</span> image ${b.img0 + h.index} <span class="note">score ${h.score.toFixed(4)}</span> — “${esc(captions[(b.img0 + h.index) * CAPS_PER_IMAGE])}”</li>`;
@@ -95,8 +95,8 @@ function imageToTextExamples(b: Block, ranks: Int32Array, captions: readonly str
   let html = '';
   for (const { index: i, tag } of pickExamples(ranks, 3, 2)) {
     const own = Array.from({ length: CAPS_PER_IMAGE }, (_, k) => captions[b.cap0 + i * CAPS_PER_IMAGE + k]);
-    const hits = topK(b.nCap, (c) => b.sims[i * b.nCap + c]!, TOP);
-    html += `<p class="query">image ${b.img0 + i} <span class="note">(${tag}; its best caption ranks ${ranks[i]! + 1}); its captions: ${own.map((t) => `“${esc(t)}”`).join(' ')}</span></p><ol class="hits">`;
+    const hits = topK(b.nCap, (c) => b.sims[i * b.nCap + c], TOP);
+    html += `<p class="query">image ${b.img0 + i} <span class="note">(${tag}; its best caption ranks ${ranks[i] + 1}); its captions: ${own.map((t) => `“${esc(t)}”`).join(' ')}</span></p><ol class="hits">`;
     for (const h of hits) {
       const ok = Math.floor(h.index / CAPS_PER_IMAGE) === i;
       html += `<li><span class="${ok ? 'ok' : 'miss'}">${ok ? '✓' : '✗'}</span> caption ${b.cap0 + h.index} <span class="note">(image ${b.img0 + Math.floor(h.index / CAPS_PER_IMAGE)}, score ${h.score.toFixed(4)})</span> “${esc(captions[b.cap0 + h.index])}”</li>`;
@@ -112,8 +112,8 @@ export async function evalReportHtml(r: EvaluateModelOutput, now = new Date()): 
   const blocks = blocksOf(r);
   const i2t = blocks.map((b) => i2tRanks(b.sims, b.nImg, b.nCap));
   const t2i = blocks.map((b) => t2iRanks(b.sims, b.nImg, b.nCap));
-  const i2tBins = rankBins(concat(i2t), blocks[0]!.nCap);
-  const t2iBins = rankBins(concat(t2i), blocks[0]!.nImg);
+  const i2tBins = rankBins(concat(i2t), blocks[0].nCap);
+  const t2iBins = rankBins(concat(t2i), blocks[0].nImg);
   const table = r.fold5
     ? recallTable([
         ...r.folds!.map((result, f) => ({ label: `fold ${f}`, result })),
@@ -168,16 +168,8 @@ export async function evalReportHtml(r: EvaluateModelOutput, now = new Date()): 
         `</div>\n`,
       'ranks',
     ) +
-    section(
-      `Example queries: text → image${where}`,
-      textToImageExamples(blocks[0]!, t2i[0]!, captions),
-      'examples-t2i',
-    ) +
-    section(
-      `Example queries: image → text${where}`,
-      imageToTextExamples(blocks[0]!, i2t[0]!, captions),
-      'examples-i2t',
-    );
+    section(`Example queries: text → image${where}`, textToImageExamples(blocks[0], t2i[0], captions), 'examples-t2i') +
+    section(`Example queries: image → text${where}`, imageToTextExamples(blocks[0], i2t[0], captions), 'examples-i2t');
   return page(
     `vsl eval: ${r.module} on ${r.dataName}/${r.split}`,
     `rsum ${r.result.rsum.toFixed(1)} — ${r.modelPath}`,

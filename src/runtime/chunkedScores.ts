@@ -182,7 +182,7 @@ function recomputed(
   const names = [...params.keys()];
   const nImg = img.regions.shape[0];
   const end = chunks[chunks.length - 1][1];
-  const f = tf.customGrad(((...args: unknown[]) => {
+  const f = tf.customGrad((...args: unknown[]) => {
     const save = args.pop() as tf.GradSaveFunc;
     const inputs = args as tf.Tensor[];
     save(inputs);
@@ -247,8 +247,8 @@ function recomputed(
         return sums;
       },
     };
-  }) as unknown as Parameters<typeof tf.customGrad>[0]);
-  const out = f(img.regions, img.vGlobal, cap.words, cap.tGlobal, ...names.map((n) => params.get(n)!)) as tf.Tensor2D;
+  });
+  const out = f(img.regions, img.vGlobal, cap.words, cap.tGlobal, ...names.map((n) => params.get(n)!));
   if (out.shape[1] !== end) throw new Error('chunkedScores: recomputed chunks do not start the block');
   return out;
 }

@@ -42,8 +42,8 @@ export function encodeImages(
     tf.tidy(() => {
       const x = tf.tensor3d(readRows(s, e), [e - s, REGIONS, c.imgDim]);
       const { side } = imageSide(w, c, x, evalMode());
-      regions.set(side.regions.dataSync() as Float32Array, s * REGIONS * D);
-      vGlobal.set(side.vGlobal.dataSync() as Float32Array, s * D);
+      regions.set(side.regions.dataSync(), s * REGIONS * D);
+      vGlobal.set(side.vGlobal.dataSync(), s * D);
     });
     onProgress?.(e);
   }

@@ -240,7 +240,7 @@ export class ScorePool implements Scorer {
     // Requests may overlap (one block per worker, eval/scoreBlocks.ts): the least busy workers take the shards.
     const slotOrder = this.slots
       .map((_, k) => k)
-      .sort((a, b) => this.slots[a]!.pending.size - this.slots[b]!.pending.size);
+      .sort((a, b) => this.slots[a].pending.size - this.slots[b].pending.size);
     const total = (i1 - i0) * nCap;
     const done = new Array<number>(shards.length).fill(0);
     const report = () =>
@@ -252,7 +252,7 @@ export class ScorePool implements Scorer {
       shards.map(
         (range, s) =>
           new Promise<void>((resolve, reject) => {
-            const slot = this.slots[slotOrder[s]!]!;
+            const slot = this.slots[slotOrder[s]];
             if (slot.dead) return reject(slot.dead);
             const id = this.nextId++;
             slot.pending.set(id, {

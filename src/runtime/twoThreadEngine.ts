@@ -196,7 +196,7 @@ export function twoThreadEngine(partner: StepPartner, chunkBytes: number): StepE
           },
         };
       }) as unknown as CustomFn);
-      const token = launch(img.regions, img.vGlobal, rest.words, rest.tGlobal, ...params) as tf.Tensor;
+      const token = launch(img.regions, img.vGlobal, rest.words, rest.tGlobal, ...params);
       const local = chunkedScores(
         c,
         img,
@@ -204,7 +204,7 @@ export function twoThreadEngine(partner: StepPartner, chunkBytes: number): StepE
         new Map(t.blockNames.map((n, i) => [n, params[i]])),
         { chunkBytes, captionStats },
       );
-      const collect = tf.customGrad((() => {
+      const collect = tf.customGrad(() => {
         partner.waitFor(WorkerPhase.Scores, 'scores');
         if (moduleOf(c).captionBatchNorm)
           keepCaptionStats(captionStats, tf.tensor1d(t.buf.capBnMean), tf.tensor1d(t.buf.capBnVar));
@@ -217,7 +217,7 @@ export function twoThreadEngine(partner: StepPartner, chunkBytes: number): StepE
             return [tf.scalar(0)]; // the token carries no value
           },
         };
-      }) as unknown as CustomFn);
+      });
       return { sims: tf.concat([local, collect(token) as tf.Tensor2D], 1) as tf.Tensor2D, captionStats };
     },
 

@@ -93,7 +93,7 @@ export async function scoreOnThreads(
     captionBlock: DEFAULT_CAPTION_BLOCK,
   });
   try {
-    const mine = shards[0]!;
+    const mine = shards[0];
     // posted before the main thread starts its own share, which blocks the event loop until it is done
     const theirs = pool.score([mine[1], img.n], [0, nCap]);
     theirs.catch(() => undefined); // observed below

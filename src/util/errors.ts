@@ -43,7 +43,7 @@ export function quote(input: Uint8Array | string, max = 32): string {
   const n = input.length;
   let s = '';
   for (let i = 0; i < Math.min(n, max); i++) {
-    const c = typeof input === 'string' ? input.charCodeAt(i) : input[i]!;
+    const c = typeof input === 'string' ? input.charCodeAt(i) : input[i];
     if (c === 0x22 || c === 0x5c) s += '\\' + String.fromCharCode(c);
     else if (c >= 0x20 && c < 0x7f) s += String.fromCharCode(c);
     else if (c < 0x100) s += `\\x${c.toString(16).padStart(2, '0')}`;
@@ -92,7 +92,7 @@ export function systemCode(e: unknown): string | undefined {
   const code = (e as NodeJS.ErrnoException | null)?.code;
   if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return code;
   const m = /error message = '([^']*)'/.exec(e instanceof Error ? e.message : String(e));
-  return m ? STRERROR_CODES[m[1]!.toLowerCase()] : undefined;
+  return m ? STRERROR_CODES[m[1].toLowerCase()] : undefined;
 }
 
 /** "no space left on device (ENOSPC)" for a system error, else the error's own first line. */
@@ -100,7 +100,7 @@ export function systemCause(e: unknown): string {
   const code = systemCode(e);
   if (code) return `${CAUSES[code] ?? 'system error'} (${code})`;
   const msg = e instanceof Error ? e.message : String(e);
-  return msg.split('\n')[0]!;
+  return msg.split('\n')[0];
 }
 
 /**

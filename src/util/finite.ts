@@ -4,7 +4,7 @@
 export function firstNonFinite(a: Float32Array | Float64Array, start = 0, end = a.length): number {
   if (a instanceof Float64Array) {
     for (let i = start; i < end; i++) {
-      const x = a[i]!;
+      const x = a[i];
       if (x - x !== 0) return i;
     }
     return -1;
@@ -22,14 +22,14 @@ export function firstNonFinite(a: Float32Array | Float64Array, start = 0, end = 
     let o3 = 0;
     let i = b;
     for (; i + 4 <= e; i += 4) {
-      o0 |= (u[i]! & 0x7f800000) + 0x00800000;
-      o1 |= (u[i + 1]! & 0x7f800000) + 0x00800000;
-      o2 |= (u[i + 2]! & 0x7f800000) + 0x00800000;
-      o3 |= (u[i + 3]! & 0x7f800000) + 0x00800000;
+      o0 |= (u[i] & 0x7f800000) + 0x00800000;
+      o1 |= (u[i + 1] & 0x7f800000) + 0x00800000;
+      o2 |= (u[i + 2] & 0x7f800000) + 0x00800000;
+      o3 |= (u[i + 3] & 0x7f800000) + 0x00800000;
     }
-    for (; i < e; i++) o0 |= (u[i]! & 0x7f800000) + 0x00800000;
+    for (; i < e; i++) o0 |= (u[i] & 0x7f800000) + 0x00800000;
     if ((o0 | o1 | o2 | o3) < 0) {
-      for (let j = b; j < e; j++) if ((u[j]! & 0x7f800000) === 0x7f800000) return j;
+      for (let j = b; j < e; j++) if ((u[j] & 0x7f800000) === 0x7f800000) return j;
     }
   }
   return -1;

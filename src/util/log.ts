@@ -45,7 +45,7 @@ export function prettyStream(colorize = process.stderr.isTTY === true): PinoPret
     ignore: 'pid,hostname',
     hideObject: true,
     messageFormat: (rec, messageKey) => {
-      const fields = fieldsText(rec as Record<string, unknown>);
+      const fields = fieldsText(rec);
       const msg = String(rec[messageKey] ?? '');
       return fields ? `${msg}  ${fields}` : msg;
     },

@@ -48,7 +48,7 @@ function expectOneErrorLine(r: Run, parts: (string | RegExp)[]): string {
   assert.equal(r.stdout, '', 'no metrics (nothing on stdout)');
   const lines = r.stderr.split('\n').filter((l) => l !== '');
   assert.equal(lines.length, 1, `expected one line on stderr, found ${lines.length}:\n${r.stderr.slice(0, 2000)}`);
-  const line = lines[0]!;
+  const line = lines[0];
   assert.match(line, /^vsl: /);
   assert.ok(line.length <= MAX_MESSAGE_CHARS + 5, `line of ${line.length} characters`);
   assert.doesNotMatch(line, /[\x00-\x1f\x7f]/, 'printable');

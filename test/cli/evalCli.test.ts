@@ -188,7 +188,7 @@ test('fold5: 5 folds of k images score the diagonal blocks of the full matrix; m
   });
   const ref = evaluateFolds(full.sims, nImg, 5 * nImg);
   assert.equal(f5.folds!.length, 5);
-  for (const [a, b] of [[f5.result, ref.mean], ...f5.folds!.map((x, i) => [x, ref.folds[i]!])] as const) {
+  for (const [a, b] of [[f5.result, ref.mean], ...f5.folds!.map((x, i) => [x, ref.folds[i]])] as const) {
     assert.ok(
       Math.abs(a.rsum - b.rsum) < 1e-9 &&
         Math.abs(a.i2t.medr - b.i2t.medr) < 1e-9 &&
@@ -242,7 +242,7 @@ test('eval-overall: a model ensembled with itself equals the model; SGR+SAF = me
     await runEvalOverall({ sgr: ckpt.SGR, saf: ckpt.SAF, split: 'test', json: true, workers: '1', saveSims: ens }),
   );
   const saf = await evaluateModel({ modelPath: ckpt.SAF, split: 'test', fold5: false, workers: 1 });
-  const mean = Float64Array.from(single.sims, (v, i) => (v + saf.sims[i]!) / 2);
+  const mean = Float64Array.from(single.sims, (v, i) => (v + saf.sims[i]) / 2);
   const expected = evaluate(mean, EVAL_IMAGES, 5 * EVAL_IMAGES);
   assert.deepEqual(both.ensemble.result, JSON.parse(JSON.stringify(expected)));
   assert.deepEqual(

@@ -215,15 +215,15 @@ test(
     );
     heads.forEach((h, k) => {
       const c = Number(/^caption (\d+):/.exec(h)![1]);
-      assert.ok(h.includes(captions[c]!.trim()));
+      assert.ok(h.includes(captions[c].trim()));
       const right = Math.floor(c / 5);
-      assert.equal(examples[k]!.length, 5);
-      for (const li of examples[k]!) {
+      assert.equal(examples[k].length, 5);
+      for (const li of examples[k]) {
         const img = Number(/image (\d+)/.exec(li)![1]);
         assert.equal(li.startsWith('✓'), img === right, li);
       }
       // the right image's rank shown matches the metrics
-      assert.ok(h.includes(`its image ${right} ranks ${ranks['ranks-t2i'][c]! + 1}`), h);
+      assert.ok(h.includes(`its image ${right} ranks ${ranks['ranks-t2i'][c] + 1}`), h);
     });
   },
 );
@@ -234,8 +234,7 @@ const query = (...args: string[]) => runVsl(['query', '--model', path.join(run, 
 /** argmax over the images of caption c's column (the lowest index among ties, as the metrics' rule). */
 function bestImage(c: number): number {
   let best = 0;
-  for (let i = 1; i < TEST_IMAGES; i++)
-    if (sims[i * 5 * TEST_IMAGES + c]! > sims[best * 5 * TEST_IMAGES + c]!) best = i;
+  for (let i = 1; i < TEST_IMAGES; i++) if (sims[i * 5 * TEST_IMAGES + c] > sims[best * 5 * TEST_IMAGES + c]) best = i;
   return best;
 }
 
@@ -253,23 +252,23 @@ test('vsl query on the trained checkpoint: test captions rank their own image fi
   let ownFirst = 0;
   out.sentences.forEach((s, c) => {
     assert.equal(s.hits.length, 3);
-    assert.equal(s.hits[0]!.image, bestImage(c), `caption ${c}`);
+    assert.equal(s.hits[0].image, bestImage(c), `caption ${c}`);
     for (const h of s.hits) {
-      assert.ok(Math.abs(h.score - sims[h.image * nCap + c]!) < 1e-5, `caption ${c}, image ${h.image}`);
+      assert.ok(Math.abs(h.score - sims[h.image * nCap + c]) < 1e-5, `caption ${c}, image ${h.image}`);
       assert.deepEqual(h.captions, captions.slice(5 * h.image, 5 * h.image + 5));
     }
-    if (s.hits[0]!.image === Math.floor(c / 5)) ownFirst++;
+    if (s.hits[0].image === Math.floor(c / 5)) ownFirst++;
   });
   // as often as the evaluation's t2i R@1 says, and well above chance (1 in 20): the checkpoint is trained
   assert.equal(ownFirst, Math.round((evalJson.result.t2i.r1 * nCap) / 100));
   assert.ok(ownFirst >= 3 * (nCap / TEST_IMAGES), `only ${ownFirst} of ${nCap} captions find their image first`);
 
   // the text a person reads: the caption's own image on the first line of the list
-  const c = out.sentences.findIndex((s, k) => s.hits[0]!.image === Math.floor(k / 5));
-  const t = await query('--top', '2', captions[c]!);
+  const c = out.sentences.findIndex((s, k) => s.hits[0].image === Math.floor(k / 5));
+  const t = await query('--top', '2', captions[c]);
   assert.equal(t.code, 0, t.stderr);
   assert.match(t.stdout, new RegExp(`\\n +1\\. image ${Math.floor(c / 5)} +score `));
-  assert.ok(t.stdout.includes(captions[c]!.trim()));
+  assert.ok(t.stdout.includes(captions[c].trim()));
 });
 
 test('vsl query --image N: the captions ranked for the image, ground truth marked, ranks as the evaluation', async () => {
@@ -288,10 +287,10 @@ test('vsl query --image N: the captions ranked for the image, ground truth marke
     out.captions.map((c) => c.caption),
     [35, 36, 37, 38, 39],
   );
-  assert.equal(out.firstGroundTruthRank, ranks[image]! + 1);
+  assert.equal(out.firstGroundTruthRank, ranks[image] + 1);
   for (const h of out.hits) {
     assert.equal(h.groundTruth, Math.floor(h.caption / 5) === image);
-    assert.ok(Math.abs(h.score - sims[image * nCap + h.caption]!) < 1e-5);
+    assert.ok(Math.abs(h.score - sims[image * nCap + h.caption]) < 1e-5);
   }
   const t = await query('--image', String(image), '--top', '100');
   assert.equal(t.code, 0, t.stderr);

@@ -69,7 +69,7 @@ test('SCAN layout: splits, shapes, 5 captions per image, testall starts with tes
       );
       h.close();
       const caps = readCaptions(path.join(dir, `${s}_caps.txt`));
-      assert.equal(caps.length, 5 * sizes[s]!);
+      assert.equal(caps.length, 5 * sizes[s]);
       assert.ok(fs.readFileSync(path.join(dir, `${s}_caps.txt`), 'utf8').endsWith('\n'));
     }
     const test = readNpy(path.join(dir, 'test_ims.npy')).data;
@@ -102,9 +102,9 @@ test('planted structure: captions name the concepts whose prototypes appear amon
     for (let i = 0; i < 40; i++) {
       const sets = caps.slice(5 * i, 5 * i + 5).map((c) => new Set(c.split(' ').filter((w) => conceptSet.has(w))));
       for (const s of sets)
-        assert.deepEqual([...s].sort(), [...sets[0]!].sort(), `image ${i}: all 5 captions name the same concepts`);
-      assert.ok(sets[0]!.size >= 2 && sets[0]!.size <= 4);
-      concepts.push(sets[0]!);
+        assert.deepEqual([...s].sort(), [...sets[0]].sort(), `image ${i}: all 5 captions name the same concepts`);
+      assert.ok(sets[0].size >= 2 && sets[0].size <= 4);
+      concepts.push(sets[0]);
     }
     assert.equal(new Set(concepts.map((s) => [...s].sort().join(','))).size, 40, 'distinct concept sets');
     // Each named concept has >= 3 regions close to its prototype; concepts not named have no such region.
@@ -115,9 +115,9 @@ test('planted structure: captions name the concepts whose prototypes appear amon
       let nx = 0;
       let ny = 0;
       for (let d = 0; d < D; d++) {
-        s += x[d]! * y[d]!;
-        nx += x[d]! * x[d]!;
-        ny += y[d]! * y[d]!;
+        s += x[d] * y[d];
+        nx += x[d] * x[d];
+        ny += y[d] * y[d];
       }
       return s / Math.sqrt(nx * ny);
     };
@@ -125,8 +125,8 @@ test('planted structure: captions name the concepts whose prototypes appear amon
       CONCEPT_WORDS.forEach((c, k) => {
         let close = 0;
         for (let r = 0; r < 36; r++)
-          if (cos(feats.subarray((i * 36 + r) * D, (i * 36 + r + 1) * D), world.prototypes[k]!) > 0.8) close++;
-        if (concepts[i]!.has(c)) assert.ok(close >= 3 && close <= 6, `image ${i}, concept ${c}: ${close} regions`);
+          if (cos(feats.subarray((i * 36 + r) * D, (i * 36 + r + 1) * D), world.prototypes[k]) > 0.8) close++;
+        if (concepts[i].has(c)) assert.ok(close >= 3 && close <= 6, `image ${i}, concept ${c}: ${close} regions`);
         else assert.equal(close, 0, `image ${i} has a region of concept ${c} that its captions do not name`);
       });
     }

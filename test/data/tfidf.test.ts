@@ -57,8 +57,8 @@ test('identical terms and values to scikit-learn on tricky Unicode captions', ()
   const t = fitTfidf(fx.corpus);
   assert.deepEqual(t.terms, fx.terms);
   fx.rows.forEach((r, i) => {
-    const a = t.indptr[i]!;
-    const b = t.indptr[i + 1]!;
+    const a = t.indptr[i];
+    const b = t.indptr[i + 1];
     assert.deepEqual(Array.from(t.indices.subarray(a, b)), r.cols, `columns of caption ${i}`);
     assert.ok(maxAbsDiff(t.values.subarray(a, b), r.vals) < 1e-12, `values of caption ${i}`);
   });
@@ -90,14 +90,14 @@ test('hand-computed smooth idf, raw tf and L2 rows; empty captions give zero row
   const t = fitTfidf(['dog dog cat', 'cat', '!', 'bird']);
   assert.deepEqual(t.terms, ['bird', 'cat', 'dog']);
   const idf = (df: number) => Math.log(5 / (1 + df)) + 1;
-  assert.ok(Math.abs(t.idf[1]! - idf(2)) < 1e-15);
+  assert.ok(Math.abs(t.idf[1] - idf(2)) < 1e-15);
   const d = 2 * idf(1);
   const c = idf(2);
   const nrm = Math.hypot(d, c);
   const rows = denseRows(t, [0, 1, 2]);
   assert.ok(maxAbsDiff(rows, [0, c / nrm, d / nrm, 0, 1, 0, 0, 0, 0]) < 1e-7);
   const cc = captionCider(t, [0, 1, 2]);
-  assert.ok(Math.abs(cc[1]! - c / nrm) < 1e-7);
+  assert.ok(Math.abs(cc[1] - c / nrm) < 1e-7);
   assert.equal(cc[8], 0);
 });
 
@@ -116,8 +116,8 @@ test('image_cider equals the mean of the 25 caption-pair cosines; bad indices ar
   for (let a = 0; a < 4; a++) {
     for (let b = 0; b < 4; b++) {
       let s = 0;
-      for (let p = 0; p < 5; p++) for (let q = 0; q < 5; q++) s += all[(5 * imgs[a]! + p) * 30 + 5 * imgs[b]! + q]!;
-      assert.ok(Math.abs(ic[a * 4 + b]! - s / 25) < 1e-6);
+      for (let p = 0; p < 5; p++) for (let q = 0; q < 5; q++) s += all[(5 * imgs[a] + p) * 30 + 5 * imgs[b] + q];
+      assert.ok(Math.abs(ic[a * 4 + b] - s / 25) < 1e-6);
     }
   }
   assert.throws(() => imageCider(t, [6]), /caption 0 of image 6/);
@@ -145,7 +145,7 @@ test('fits a COCO-sized split (566,435 captions) sparsely in seconds', () => {
   const ic = imageCider(t, batch);
   const ciderMs = performance.now() - t1;
   assert.equal(ic.length, 128 * 128);
-  assert.ok(Math.abs(ic[0]! - ic[0]!) === 0 && ic[0]! > 0);
+  assert.ok(Math.abs(ic[0] - ic[0]) === 0 && ic[0] > 0);
   assert.ok(fitMs < 20000, `fit took ${fitMs.toFixed(0)} ms`);
   assert.ok(ciderMs < 500, `image_cider took ${ciderMs.toFixed(0)} ms`);
   console.log(

@@ -67,7 +67,7 @@ async function shardedEqualsUnsharded(tag: string, protocol: string[]): Promise<
   );
   // the JSON reports, in-process this time
   const opts = (p: string[]) => ({
-    split: p[p.indexOf('--split') + 1]!,
+    split: p[p.indexOf('--split') + 1],
     fold5: p.includes('--fold5'),
     foldImages: p.includes('--fold-images') ? p[p.indexOf('--fold-images') + 1] : undefined,
     json: true,

@@ -110,15 +110,15 @@ interface JobDoc {
 function readJob(file: string): JobDoc {
   const docs = parseAllDocuments(fs.readFileSync(file, 'utf8'));
   assert.equal(docs.length, 1, file);
-  assert.deepEqual(docs[0]!.errors, [], file);
-  const job = docs[0]!.toJS() as JobDoc;
+  assert.deepEqual(docs[0].errors, [], file);
+  const job = docs[0].toJS() as JobDoc;
   assert.equal(job.kind, 'Job', file);
   return job;
 }
 
 /** The container's command (sh -c SCRIPT) and environment, the paths pointed at this test's files. */
 function containerRun(job: JobDoc, paths: Record<string, string>): { script: string; env: NodeJS.ProcessEnv } {
-  const c = job.spec.template.spec.containers[0]!;
+  const c = job.spec.template.spec.containers[0];
   assert.deepEqual(c.command.slice(0, 2), ['sh', '-c']);
   const e: NodeJS.ProcessEnv = {};
   for (const { name, value } of c.env) if (name !== 'PATH') e[name] = paths[name] ?? value;
@@ -127,7 +127,7 @@ function containerRun(job: JobDoc, paths: Record<string, string>): { script: str
   assert.ok(partsMount, 'PARTS is not a mounted volume');
   const vol = job.spec.template.spec.volumes.find((v) => v.name === partsMount.name);
   assert.equal(vol?.persistentVolumeClaim?.claimName, 'vsl-parts');
-  return { script: c.command[2]!, env: e };
+  return { script: c.command[2], env: e };
 }
 
 test('Kubernetes: the Indexed Job command per completion index, then the merge Job', async () => {

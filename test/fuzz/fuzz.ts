@@ -5,7 +5,7 @@ import { ACCEPTED, formatTable, runFuzz } from './runner.js';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
-  return i > 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
+  return i > 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
 }
 
 const cases = Number(arg('cases', '10000'));

@@ -44,7 +44,7 @@ export function pickleValueBytes(b: Uint8Array, start: number): { values: [numbe
   const lineEnd = (p: number): number => b.indexOf(0x0a, p) + 1;
   let p = start;
   for (;;) {
-    const op = b[p]!;
+    const op = b[p];
     p++;
     if (op === STOP) return { values, end: p };
     if (op === GLOBAL) {
@@ -52,7 +52,7 @@ export function pickleValueBytes(b: Uint8Array, start: number): { values: [numbe
       continue;
     }
     if (STRUCTURE_ARGS[op] !== undefined) {
-      p += STRUCTURE_ARGS[op]!;
+      p += STRUCTURE_ARGS[op];
       continue;
     }
     const a = ARGS[op];
@@ -64,7 +64,7 @@ export function pickleValueBytes(b: Uint8Array, start: number): { values: [numbe
     } else if (a[0] === 'len') {
       // the length belongs to the value: a changed length that swallows the next opcodes can still parse
       let n = 0;
-      for (let k = a[1] - 1; k >= 0; k--) n = n * 256 + b[p + k]!;
+      for (let k = a[1] - 1; k >= 0; k--) n = n * 256 + b[p + k];
       values.push([p, p + a[1] + n]);
       p += a[1] + n;
     } else {

@@ -87,7 +87,7 @@ function runWorker(
 export async function runFuzz(o: FuzzOptions): Promise<TargetReport[]> {
   const reports: TargetReport[] = [];
   for (let t = 0; t < TARGETS.length; t++) {
-    const name = TARGETS[t]!.name;
+    const name = TARGETS[t].name;
     if (o.only && !o.only.includes(name)) continue;
     const counts = Object.fromEntries(OUTCOMES.map((x) => [x, 0])) as Record<Outcome, number>;
     const bad: BadCase[] = [];

@@ -174,7 +174,7 @@ const torchLegacy: Target = {
     const base = fs.readFileSync(path.join(REPO_ROOT, 'test/fixtures/torch/sgr.legacy.pth.tar'));
     const edit = legacyEditable(base);
     // bytes are inserted or deleted in the structure and among the storages, not inside a pickle's value
-    const resize: Regions = [...edit, [edit[edit.length - 1]![1], base.length]];
+    const resize: Regions = [...edit, [edit[edit.length - 1][1], base.length]];
     return { base, space: { edit, resize, truncate: ALL(base.length), append: true, oneResize: true } };
   },
   read: torchOutput,
@@ -255,7 +255,7 @@ function configRegions(text: string): Regions {
   const kinds: ('key' | 'value' | 'punct' | 'ws')[] = new Array(text.length);
   let i = 0;
   while (i < text.length) {
-    const c = text[i]!;
+    const c = text[i];
     if (c === '"') {
       let j = i + 1;
       while (text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
@@ -267,7 +267,7 @@ function configRegions(text: string): Regions {
     else if (/\s/.test(c)) kinds[i++] = 'ws';
     else {
       let j = i;
-      while (j < text.length && !/[\s,}\]]/.test(text[j]!)) j++;
+      while (j < text.length && !/[\s,}\]]/.test(text[j])) j++;
       kinds.fill('value', i, j);
       i = j;
     }

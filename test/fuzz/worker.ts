@@ -45,7 +45,7 @@ function judgeError(e: unknown, file: string): { outcome: Outcome; detail?: stri
 
 async function main(): Promise<void> {
   const input = workerData as WorkerInput;
-  const target = TARGETS[input.target]!;
+  const target = TARGETS[input.target];
   setLogLevel('silent');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vsl-fuzz-'));
   try {
@@ -56,7 +56,7 @@ async function main(): Promise<void> {
     const all = fc.sample(mutationArbitrary(space, base.length), { seed: input.seed, numRuns: input.cases });
     parentPort!.postMessage({ type: 'ready', cases: all.length } satisfies WorkerMessage);
     for (let k = input.from; k < all.length; k++) {
-      const ops = all[k]!;
+      const ops = all[k];
       parentPort!.postMessage({ type: 'start', k, ops: describeOps(ops) } satisfies WorkerMessage);
       fs.writeFileSync(file, applyOps(base, ops, space));
       let verdict: { outcome: Outcome; detail?: string };

@@ -68,7 +68,7 @@ export async function openFile(b: OfflineBrowser, file: string, width = 1100): P
 
 /** A full-page PNG screenshot. */
 export async function screenshot(p: Page, file?: string): Promise<Uint8Array> {
-  return await p.screenshot({ fullPage: true, type: 'png', ...(file ? { path: file as `${string}.png` } : {}) });
+  return await p.screenshot({ fullPage: true, type: 'png', ...(file ? { path: file } : {}) });
 }
 
 /**

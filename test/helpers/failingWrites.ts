@@ -9,16 +9,16 @@ if (prefix) {
   const open = fs.openSync;
   const write = fs.writeSync;
   const close = fs.closeSync;
-  fs.openSync = ((p: fs.PathLike, ...rest: unknown[]) => {
+  fs.openSync = (p: fs.PathLike, ...rest: unknown[]) => {
     const fd = (open as (...a: unknown[]) => number)(p, ...rest);
     if (String(p).startsWith(prefix)) doomed.add(fd);
     return fd;
-  }) as typeof fs.openSync;
-  fs.closeSync = ((fd: number) => {
+  };
+  fs.closeSync = (fd: number) => {
     doomed.delete(fd);
     return close(fd);
-  }) as typeof fs.closeSync;
-  fs.writeSync = ((fd: number, ...rest: unknown[]) => {
+  };
+  fs.writeSync = (fd: number, ...rest: unknown[]) => {
     if (doomed.has(fd)) {
       const e = new Error('ENOSPC: no space left on device, write') as NodeJS.ErrnoException;
       e.code = 'ENOSPC';
@@ -26,5 +26,5 @@ if (prefix) {
       throw e;
     }
     return (write as (...a: unknown[]) => number)(fd, ...rest);
-  }) as typeof fs.writeSync;
+  };
 }

@@ -76,7 +76,7 @@ export async function loadGoldenTruth(module: 'SGR' | 'SAF'): Promise<GoldenTrut
 
 /** The training options the reference ran with (its opt_json): margin, hardest negatives, clip, lr. */
 export function goldenTrainOptions(g: Golden): { margin: number; maxViolation: boolean; gradClip: number; lr: number } {
-  const num = (k: string, d: number) => (typeof g.opt[k] === 'number' ? (g.opt[k] as number) : d);
+  const num = (k: string, d: number) => (typeof g.opt[k] === 'number' ? g.opt[k] : d);
   return {
     margin: num('margin', 0.2),
     maxViolation: g.opt.max_violation !== false,

@@ -83,7 +83,7 @@ test('round-trips every dtype and version through the writer, and numpy-compatib
       }
     }
     // The file layout is byte-identical to numpy's for the fixture content.
-    const fx = expected.good['v1_f4.npy']!;
+    const fx = expected.good['v1_f4.npy'];
     const mine = path.join(dir, 'same.npy');
     writeNpy(mine, fx.values, fx.shape, '<f4');
     assert.deepEqual(fs.readFileSync(mine), fs.readFileSync(path.join(FIX, 'v1_f4.npy')));
@@ -234,7 +234,7 @@ test('reading rows of a ~2 GB file keeps RSS under 300 MB (positioned reads, not
       }
       assert.equal(checked, marked.length);
       assert.ok(peak < 300 * 2 ** 20, `peak RSS ${(peak / 2 ** 20).toFixed(0)} MB`);
-      // eslint-disable-next-line no-console
+
       console.log(`# 2 GB npy: peak RSS ${(peak / 2 ** 20).toFixed(0)} MB while reading all ${n} rows`);
     } finally {
       h.close();

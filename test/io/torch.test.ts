@@ -53,7 +53,7 @@ async function h5Attrs(path: string): Promise<Record<string, unknown>> {
   const f = await openH5(path);
   try {
     const o: Record<string, unknown> = {};
-    for (const k of Object.keys(f.attrs)) o[k] = f.attrs[k]!.value;
+    for (const k of Object.keys(f.attrs)) o[k] = f.attrs[k].value;
     return o;
   } finally {
     f.close();
@@ -100,7 +100,7 @@ async function checkAgainstH5(ckpt: TorchCheckpoint, h5: string, layout: 'split'
   if (layout === 'split') {
     assert.equal(ckpt.model.length, 3);
     ckpt.model.forEach((sd, i) => {
-      const prefix = ['img_enc.', 'txt_enc.', 'sim_enc.'][i]!;
+      const prefix = ['img_enc.', 'txt_enc.', 'sim_enc.'][i];
       for (const k of sd.keys()) assert.ok(want.has(prefix + k), `${prefix}${k} not in the HDF5 copy`);
     });
   }

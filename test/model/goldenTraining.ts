@@ -160,7 +160,7 @@ export function goldenTraining(backend: BackendName, module: 'SGR' | 'SAF', load
         }
         if (k.startsWith('bn_after.')) {
           const name = k.slice('bn_after.'.length);
-          const err = maxAbsDiff(reg.get(name).dataSync() as Float32Array, tr(k));
+          const err = maxAbsDiff(reg.get(name).dataSync(), tr(k));
           assert.ok(err <= TOL.bn, `${name} after the step: ${err}`);
         }
       }
@@ -176,7 +176,7 @@ export function goldenTraining(backend: BackendName, module: 'SGR' | 'SAF', load
       for (const [k] of g.train) {
         if (!k.startsWith('param_after.')) continue;
         const name = k.slice('param_after.'.length);
-        const err = maxAbsDiff(reg2.get(name).dataSync() as Float32Array, tr(k));
+        const err = maxAbsDiff(reg2.get(name).dataSync(), tr(k));
         assert.ok(err <= TOL.param, `Adam on the reference gradients: ${name}: ${err}`);
       }
       // a second forward after the step, still in train mode

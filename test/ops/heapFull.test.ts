@@ -20,8 +20,8 @@ test('a wasm allocation that cannot be served is an error, and earlier tensors k
     error = e;
   }
   assert.ok(error instanceof Error, 'filling the heap did not fail');
-  assert.equal((error as Error).name, 'VslError');
-  assert.match((error as Error).message, /wasm heap is full .* an allocation of 256\.0 MB failed/);
+  assert.equal(error.name, 'VslError');
+  assert.match(error.message, /wasm heap is full .* an allocation of 256\.0 MB failed/);
   assert.ok((wasmHeapBytes() ?? 0) > 3.5 * 2 ** 30, `heap ${wasmHeapBytes()}`);
   assert.ok(held.length >= 13 && held.length < 16, `${held.length} blocks of 256 MB fitted`);
   assert.deepEqual(Array.from(marker.dataSync()), [1, 2, 3, 4]); // nothing was written over it

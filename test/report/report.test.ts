@@ -74,8 +74,8 @@ const runRecord = { level: 30, msg: 'run', backend: 'cpu', threads: 1, train: 50
 
 /** vertices of each line mark of the chart `name` in a page */
 function lineVertices(html: string, name: string): number[] {
-  const fig = new RegExp(`data-chart="${name}"[^>]*>([\\s\\S]*?)</figure>`).exec(html)![1]!;
-  return [...fig.matchAll(/aria-roledescription="line mark" d="([^"]*)"/g)].map((m) => m[1]!.match(/[ML]/g)!.length);
+  const fig = new RegExp(`data-chart="${name}"[^>]*>([\\s\\S]*?)</figure>`).exec(html)![1];
+  return [...fig.matchAll(/aria-roledescription="line mark" d="([^"]*)"/g)].map((m) => m[1].match(/[ML]/g)!.length);
 }
 
 test('a resumed run: repeated iterations drawn once, with the resumed values; one vertex per logged step', async () => {
@@ -192,7 +192,7 @@ test('rank bins: 1, 2, 3-5, 6-10, ... up to the largest possible rank, every que
             .split('-')
             .map(Number)
             .concat(Number(b.bin.split('-').at(-1)));
-      assert.equal(b.queries, [...ranks0].filter((r) => r + 1 >= lo! && r + 1 <= hi!).length, b.bin);
+      assert.equal(b.queries, [...ranks0].filter((r) => r + 1 >= lo && r + 1 <= hi).length, b.bin);
     }
     const last = bins.at(-1)!.bin;
     assert.ok(last.startsWith('>') || Number(last.split('-').at(-1)) >= maxRank, `${maxRank}: ${last}`);
@@ -209,12 +209,12 @@ test('topK: the k highest, ties to the lower index, NaN last; as a full sort', (
     const n = 1 + Math.floor(rng.float() * 40);
     const s = Array.from({ length: n }, () => (rng.float() < 0.1 ? NaN : Math.round(rng.float() * 8)));
     const k = Math.floor(rng.float() * (n + 3));
-    const key = (i: number) => (Number.isNaN(s[i]!) ? -Infinity : s[i]!);
+    const key = (i: number) => (Number.isNaN(s[i]) ? -Infinity : s[i]);
     const sorted = [...s.keys()].sort(
-      (a, b) => key(b) - key(a) || (Number.isNaN(s[a]!) ? 1 : 0) - (Number.isNaN(s[b]!) ? 1 : 0) || a - b,
+      (a, b) => key(b) - key(a) || (Number.isNaN(s[a]) ? 1 : 0) - (Number.isNaN(s[b]) ? 1 : 0) || a - b,
     );
     assert.deepEqual(
-      topK(n, (i) => s[i]!, k).map((h) => h.index),
+      topK(n, (i) => s[i], k).map((h) => h.index),
       sorted.slice(0, k),
     );
   }

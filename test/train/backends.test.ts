@@ -54,18 +54,18 @@ test('cpu on one thread and wasm on two: the same training run and the same scor
       '0.0002',
       '--log-step',
       '1',
-      ...BACKENDS[name]!, // dropout 0.4: the masks come from the seed, on either backend
+      ...BACKENDS[name], // dropout 0.4: the masks come from the seed, on either backend
     ]);
   const runs = await Promise.all([train('cpu'), train('wasm')]);
   for (const r of runs) assert.equal(r.code, 0, r.stderr);
   const [a, b] = ['cpu', 'wasm'].map((n) => readSteps(path.join(tmp, n, 'train.log')));
-  assert.equal(a!.length, 8);
+  assert.equal(a.length, 8);
   assert.deepEqual(
-    b!.map((s) => [s.epoch, s.iteration, s.lr]),
-    a!.map((s) => [s.epoch, s.iteration, s.lr]),
+    b.map((s) => [s.epoch, s.iteration, s.lr]),
+    a.map((s) => [s.epoch, s.iteration, s.lr]),
   );
-  a!.forEach((s, i) => {
-    const w = b![i]!;
+  a.forEach((s, i) => {
+    const w = b[i];
     assert.ok(rel(w.hinge, s.hinge) <= 1e-4, `iteration ${s.iteration} hinge: wasm ${w.hinge}, cpu ${s.hinge}`);
     assert.ok(
       rel(w.semantic, s.semantic) <= 1e-3,
@@ -94,7 +94,7 @@ test('cpu on one thread and wasm on two: the same training run and the same scor
       '--save-sims',
       path.join(tmp, out),
       '--json',
-      ...BACKENDS[backend]!,
+      ...BACKENDS[backend],
     ]);
   const evals = await Promise.all([
     evaluate('cpu', 'cpu', 'cpu.npy'),
@@ -112,8 +112,8 @@ test('cpu on one thread and wasm on two: the same training run and the same scor
     for (let i = 0; i < x.data.length; i++) m = Math.max(m, Math.abs(Number(x.data[i]) - Number(y.data[i])));
     return m;
   };
-  const trained = maxDiff(sims[1]!, sims[0]!);
-  const sameModel = maxDiff(sims[2]!, sims[0]!);
+  const trained = maxDiff(sims[1], sims[0]);
+  const sameModel = maxDiff(sims[2], sims[0]);
   assert.ok(trained <= 1e-4, `scores of the two trained models differ by ${trained}`);
   assert.ok(sameModel <= 1e-5, `one model's scores on cpu and wasm differ by ${sameModel}`);
   process.stderr.write(

@@ -27,7 +27,7 @@ const REFERENCE_DROPOUT_SITES = 5; // model.py: EncoderText.dropout; VisualSA x2
 function batchOf(B: number, imgDim: number, vocab: number): TrainBatch {
   const rng = new Rng(9);
   const lengths = Array.from({ length: B }, (_, i) => 7 - Math.floor((i * 4) / B));
-  const L = lengths[0]!;
+  const L = lengths[0];
   const ids = new Int32Array(B * L);
   lengths.forEach((n, b) => {
     for (let t = 0; t < n; t++) ids[b * L + t] = 1 + rng.int(vocab - 1);

@@ -70,9 +70,9 @@ test('the same weights as a torch zip, a legacy torch file and a converted .h5: 
   );
   for (const r of results) assert.equal(r.code, 0, r.stderr);
   const steps = Object.keys(runs).map((name) => readSteps(path.join(tmp, name, 'train.log')));
-  assert.equal(steps[0]!.length, 4); // 40 captions, batch 10, dropout 0.4 with the seed's masks
+  assert.equal(steps[0].length, 4); // 40 captions, batch 10, dropout 0.4 with the seed's masks
   assert.deepEqual(
-    steps[0]!.map((s) => [s.epoch, s.iteration]),
+    steps[0].map((s) => [s.epoch, s.iteration]),
     [
       [0, 1],
       [0, 2],
@@ -81,8 +81,8 @@ test('the same weights as a torch zip, a legacy torch file and a converted .h5: 
     ],
   );
   const values = (ss: (typeof steps)[number]) => ss.map((s) => [s.loss, s.hinge, s.semantic, s.gradNorm]);
-  assert.deepEqual(values(steps[1]!), values(steps[0]!));
-  assert.deepEqual(values(steps[2]!), values(steps[0]!));
+  assert.deepEqual(values(steps[1]), values(steps[0]));
+  assert.deepEqual(values(steps[2]), values(steps[0]));
   // train.log names the file and every key it took
   const init = fs
     .readFileSync(path.join(tmp, 'legacy', 'train.log'), 'utf8')
@@ -90,10 +90,10 @@ test('the same weights as a torch zip, a legacy torch file and a converted .h5: 
     .filter((l) => l.includes('"init-from"'))
     .map((l) => JSON.parse(l) as { file: string; format: string; keys: string[] });
   assert.equal(init.length, 1);
-  assert.equal(init[0]!.file, legacy);
-  assert.equal(init[0]!.format, 'torch-legacy');
-  assert.equal(init[0]!.keys.length, 57);
-  assert.ok(init[0]!.keys.includes('sim_enc.v_global_w.embedding_local.1.running_mean'));
+  assert.equal(init[0].file, legacy);
+  assert.equal(init[0].format, 'torch-legacy');
+  assert.equal(init[0].keys.length, 57);
+  assert.ok(init[0].keys.includes('sim_enc.v_global_w.embedding_local.1.running_mean'));
 });
 
 async function expectError(argv: string[], parts: string[]): Promise<void> {

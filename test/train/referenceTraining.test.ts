@@ -54,7 +54,7 @@ for (const module of ['SGR', 'SAF']) {
       ref.steps.map((s) => [s.epoch, s.step, s.Eit, s.lr]),
     );
     got.forEach((s, i) => {
-      const x = ref.steps[i]!;
+      const x = ref.steps[i];
       for (const [mine, theirs, what] of [
         [s.loss, x.Loss, 'loss'],
         [s.hinge, x.Tripliet_loss, 'hinge'],
@@ -84,13 +84,13 @@ test("--resume the reference's checkpoint_1.pth.tar: epoch 2 at Eiters 2, best r
   );
   // The first step's forward runs on the checkpoint's weights and BatchNorm buffers, as the reference's third
   // step did; only its update differs (Adam's moments start at zero here).
-  const third = ref.steps[2]!;
-  assert.ok(rel(steps[0]!.loss, third.Loss) <= 1e-3, `loss ${steps[0]!.loss} vs the reference's ${third.Loss}`);
+  const third = ref.steps[2];
+  assert.ok(rel(steps[0].loss, third.Loss) <= 1e-3, `loss ${steps[0].loss} vs the reference's ${third.Loss}`);
   const best = Math.max(...ref.validations.slice(0, 2).map((v) => v.rsum));
   const last = await loadCheckpoint(path.join(run, 'checkpoint_last.h5'));
   assert.equal(last.epoch, 3);
   assert.equal(last.iteration, 3);
   assert.equal(last.optimizer?.step, 1);
-  const dev = readMetrics(path.join(run, 'metrics.jsonl'))[0]!;
+  const dev = readMetrics(path.join(run, 'metrics.jsonl'))[0];
   assert.equal(last.bestRsum, Math.max(best, dev.rsum));
 });

@@ -49,9 +49,9 @@ test('--val-workers 2 (main thread + a score worker) logs the figures of --val-w
   const ma = readMetrics(path.join(tmp, 'one', 'metrics.jsonl'));
   const mb = readMetrics(path.join(tmp, 'two', 'metrics.jsonl')) as unknown as Record<string, unknown>[];
   assert.equal(mb.length, 1);
-  assert.equal(mb[0]!.threads, 2);
+  assert.equal(mb[0].threads, 2);
   for (const k of ['i2t', 't2i', 'rsum', 'weights'] as const)
-    assert.deepEqual(mb[0]![k], (ma[0] as unknown as Record<string, unknown>)[k], k);
+    assert.deepEqual(mb[0][k], (ma[0] as unknown as Record<string, unknown>)[k], k);
 });
 
 test('a resumed run takes a validation already in metrics.jsonl for the same weights instead of redoing it', async () => {
@@ -73,7 +73,7 @@ test('a resumed run takes a validation already in metrics.jsonl for the same wei
     .split('\n')
     .filter((l) => l.includes('validation already logged: not redone'));
   assert.equal(reused.length, 1);
-  assert.equal(JSON.parse(reused[0]!).epoch, 1);
+  assert.equal(JSON.parse(reused[0]).epoch, 1);
 });
 
 test('loggedValidation matches epoch, iteration, place and weights; skips a torn last line', () => {
