@@ -201,7 +201,7 @@ export async function runReportHtml(run: RunData, now = new Date()): Promise<str
     section('Options', optionsSection(run), 'options');
   return page(
     `vsl run ${path.basename(path.resolve(run.dir))}: ${m.module} on ${run.options.data.dataName}`,
-    path.resolve(run.dir),
+    run.dir, // as the user gave it: the page travels, the machine's own paths need not
     body,
     `vsl report, ${now.toISOString()}, from ${run.files.log} (${run.steps.length} logged steps) and ${run.files.metrics} (${run.validations.length} validations)`,
   );
