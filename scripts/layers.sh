@@ -3,4 +3,4 @@
 # (cli/ left out: it imports nearly everything) through Graphviz's dot (Debian's graphviz package).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-npx depcruise src --config .dependency-cruiser.cjs --output-type archi --exclude '^src/cli' | dot -T svg > docs/layers.svg
+npx depcruise src --config .dependency-cruiser.cjs --output-type archi --include-only '^src/' --exclude '^src/cli' | dot -T svg > docs/layers.svg
