@@ -2,18 +2,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { readGroup } from '../../src/io/h5.js';
 import { captionCider, compareCodePoints, denseRows, fitTfidf, imageCider, tfidfTokens } from '../../src/data/tfidf.js';
 import { maxAbsDiff } from '../helpers/asserts.js';
+import { FIXTURES, GOLDEN } from '../helpers/paths.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-const FIX = path.join(ROOT, 'test/fixtures/tokenizer/tfidf_cases.json');
-const SHARED = path.resolve(ROOT, '../shared');
-const NO_SHARED = fs.existsSync(SHARED) ? false : 'skipped: no ../shared';
+const FIX = path.join(FIXTURES, 'tokenizer/tfidf_cases.json');
 
-test('TF-IDF, image_cider and caption_cider match the golden file', { skip: NO_SHARED }, async () => {
-  const file = path.join(SHARED, 'golden/SGR.h5');
+test('TF-IDF, image_cider and caption_cider match the golden file', async () => {
+  const file = path.join(GOLDEN, 'SGR.h5');
   const inputs = await readGroup(file, 'inputs');
   const outputs = await readGroup(file, 'outputs');
   const corpus = inputs.get('tfidf_corpus_text')!.data as string[];

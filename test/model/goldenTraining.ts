@@ -20,7 +20,6 @@ import {
   type GoldenTruth,
 } from '../helpers/golden.js';
 import { maxAbsDiff } from '../helpers/asserts.js';
-import { hasGolden, NO_SHARED } from '../helpers/paths.js';
 
 const rel = (a: number, b: number) => Math.abs(a - b) / Math.abs(b);
 
@@ -78,7 +77,6 @@ function adamStepLimit(steps: number, b1 = 0.9, b2 = 0.999): number {
 }
 
 export function goldenTraining(backend: BackendName, module: 'SGR' | 'SAF', load: () => Promise<Golden>): void {
-  const opts = { skip: hasGolden ? false : NO_SHARED };
   let truth: GoldenTruth;
   const loadAll = async () => {
     const g = await load();
@@ -91,7 +89,7 @@ export function goldenTraining(backend: BackendName, module: 'SGR' | 'SAF', load
     return { ...o, lr, semantic: 'visual', dropout: 0, engine: oneThreadEngine(1 << 24), seed: 1 };
   };
 
-  test(`${module} gradients are within the one rule of the float64 truth (${backend})`, opts, async (t) => {
+  test(`${module} gradients are within the one rule of the float64 truth (${backend})`, async (t) => {
     const { g, truth } = await loadAll();
     const reg = registryOf(g);
     // through the chunked path with recomputation (chunkBytes 1: one caption per chunk); the Adam test
@@ -130,68 +128,64 @@ export function goldenTraining(backend: BackendName, module: 'SGR' | 'SAF', load
     reg.dispose();
   });
 
-  test(
-    `${module} one clipped Adam step and its BatchNorm statistics match the reference (${backend})`,
-    opts,
-    async () => {
-      const { g, truth } = await loadAll();
-      const o = stepOptions(g);
-      const batch = goldenBatch(g);
-      const tr = (k: string) => numbers(g.train.get(k)!);
-      const bounds = gradientBounds(g, truth);
-      const reg = registryOf(g);
-      const adam = new Adam(o.lr);
-      const step = trainStep(reg, g.config, adam, batch, o);
-      const normRef = tr('grad_total_norm')[0];
-      assert.ok(rel(step.gradNorm, normRef) <= TOL.norm, `grad norm ${step.gradNorm} vs ${normRef}`);
-      const c = Math.min(1, o.gradClip / (normRef + 1e-6));
-      for (const [k] of g.train) {
-        if (k.startsWith('param_after.')) {
-          const name = k.slice('param_after.'.length);
-          const mine = reg.get(name).dataSync() as Float32Array;
-          const ref = tr(k);
-          const gt = numbers(truth.exact.get(`grad.${name}`)!);
-          const gr = tr(`grad.${name}`);
-          for (let i = 0; i < ref.length; i++) {
-            const bound = TOL.param + adamAllowance(o.lr, c, gt[i], gr[i], bounds.get(name)!);
-            const err = Math.abs(mine[i] - ref[i]);
-            if (err > bound) assert.fail(`${name}[${i}] after the step: ${err} > ${bound} (true gradient ${gt[i]})`);
-          }
-        }
-        if (k.startsWith('bn_after.')) {
-          const name = k.slice('bn_after.'.length);
-          const err = maxAbsDiff(reg.get(name).dataSync() as Float32Array, tr(k));
-          assert.ok(err <= TOL.bn, `${name} after the step: ${err}`);
-        }
-      }
-      // the optimizer alone, on the reference's own gradients: clip and one Adam step
-      const reg2 = registryOf(g);
-      const adam2 = new Adam(o.lr);
-      const refGrads = new Map(
-        [...reg2.trainable()].map((e) => [e.spec.name, tf.tensor(tr(`grad.${e.spec.name}`), e.spec.shape)] as const),
-      );
-      const clipped = clipGradNorm(refGrads, o.gradClip);
-      adam2.apply(reg2, clipped.grads);
-      tf.dispose([...clipped.grads.values()]);
-      for (const [k] of g.train) {
-        if (!k.startsWith('param_after.')) continue;
+  test(`${module} one clipped Adam step and its BatchNorm statistics match the reference (${backend})`, async () => {
+    const { g, truth } = await loadAll();
+    const o = stepOptions(g);
+    const batch = goldenBatch(g);
+    const tr = (k: string) => numbers(g.train.get(k)!);
+    const bounds = gradientBounds(g, truth);
+    const reg = registryOf(g);
+    const adam = new Adam(o.lr);
+    const step = trainStep(reg, g.config, adam, batch, o);
+    const normRef = tr('grad_total_norm')[0];
+    assert.ok(rel(step.gradNorm, normRef) <= TOL.norm, `grad norm ${step.gradNorm} vs ${normRef}`);
+    const c = Math.min(1, o.gradClip / (normRef + 1e-6));
+    for (const [k] of g.train) {
+      if (k.startsWith('param_after.')) {
         const name = k.slice('param_after.'.length);
-        const err = maxAbsDiff(reg2.get(name).dataSync() as Float32Array, tr(k));
-        assert.ok(err <= TOL.param, `Adam on the reference gradients: ${name}: ${err}`);
+        const mine = reg.get(name).dataSync() as Float32Array;
+        const ref = tr(k);
+        const gt = numbers(truth.exact.get(`grad.${name}`)!);
+        const gr = tr(`grad.${name}`);
+        for (let i = 0; i < ref.length; i++) {
+          const bound = TOL.param + adamAllowance(o.lr, c, gt[i], gr[i], bounds.get(name)!);
+          const err = Math.abs(mine[i] - ref[i]);
+          if (err > bound) assert.fail(`${name}[${i}] after the step: ${err} > ${bound} (true gradient ${gt[i]})`);
+        }
       }
-      // a second forward after the step, still in train mode
-      const after = lossAndGrads(reg, g.config, batch, o);
-      tf.dispose([...after.grads.values()]);
-      for (const s of [...after.bnStats, ...after.safStats]) tf.dispose([s.mean, s.varUnbiased]);
-      assert.ok(maxAbsDiff(after.sims, tr('sims_after_step')) <= TOL.sims, 'sims after the step');
-      assert.ok(rel(after.hinge, tr('hinge_after_step')[0]) <= TOL.hinge, 'hinge after the step');
-      assert.ok(rel(after.semantic, tr('vsl_after_step')[0]) <= TOL.vsl, 'vsl after the step');
-      for (const x of [reg, reg2]) x.dispose();
-      for (const x of [adam, adam2]) x.dispose();
-    },
-  );
+      if (k.startsWith('bn_after.')) {
+        const name = k.slice('bn_after.'.length);
+        const err = maxAbsDiff(reg.get(name).dataSync() as Float32Array, tr(k));
+        assert.ok(err <= TOL.bn, `${name} after the step: ${err}`);
+      }
+    }
+    // the optimizer alone, on the reference's own gradients: clip and one Adam step
+    const reg2 = registryOf(g);
+    const adam2 = new Adam(o.lr);
+    const refGrads = new Map(
+      [...reg2.trainable()].map((e) => [e.spec.name, tf.tensor(tr(`grad.${e.spec.name}`), e.spec.shape)] as const),
+    );
+    const clipped = clipGradNorm(refGrads, o.gradClip);
+    adam2.apply(reg2, clipped.grads);
+    tf.dispose([...clipped.grads.values()]);
+    for (const [k] of g.train) {
+      if (!k.startsWith('param_after.')) continue;
+      const name = k.slice('param_after.'.length);
+      const err = maxAbsDiff(reg2.get(name).dataSync() as Float32Array, tr(k));
+      assert.ok(err <= TOL.param, `Adam on the reference gradients: ${name}: ${err}`);
+    }
+    // a second forward after the step, still in train mode
+    const after = lossAndGrads(reg, g.config, batch, o);
+    tf.dispose([...after.grads.values()]);
+    for (const s of [...after.bnStats, ...after.safStats]) tf.dispose([s.mean, s.varUnbiased]);
+    assert.ok(maxAbsDiff(after.sims, tr('sims_after_step')) <= TOL.sims, 'sims after the step');
+    assert.ok(rel(after.hinge, tr('hinge_after_step')[0]) <= TOL.hinge, 'hinge after the step');
+    assert.ok(rel(after.semantic, tr('vsl_after_step')[0]) <= TOL.vsl, 'vsl after the step');
+    for (const x of [reg, reg2]) x.dispose();
+    for (const x of [adam, adam2]) x.dispose();
+  });
 
-  test(`${module} five training steps follow the reference's (${backend})`, opts, async (t) => {
+  test(`${module} five training steps follow the reference's (${backend})`, async (t) => {
     const { g, truth } = await loadAll();
     const o = stepOptions(g);
     const batch = goldenBatch(g);

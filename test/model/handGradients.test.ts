@@ -1,5 +1,5 @@
 // Each hand-written gradient of the model against tfjs' own autodiff of the same math, at tiny dims on the cpu
-// backend (no ../shared needed): the bi-GRU over packed sequences (model/gru.grad.ts) against a plain per-step
+// backend (no golden file needed): the bi-GRU over packed sequences (model/gru.grad.ts) against a plain per-step
 // GRU over padded, masked captions; the local similarity block (model/localSimilarity.ts) against autodiff of
 // its own forward; SGR's reasoning steps (model/sgr.grad.ts, with the query-key fold and node 0 alone in the
 // last step) against autodiff of the reference's unfolded step. (The fused attention kernel alone:
