@@ -187,7 +187,9 @@ test('fold5: 5 folds of k images score the diagonal blocks of the full matrix; m
   });
   assert.deepEqual(f5.simsShape, [5, EVAL_IMAGES, 5 * EVAL_IMAGES]);
   const blockLen = EVAL_IMAGES * 5 * EVAL_IMAGES;
-  foldSlices(nImg, 5 * nImg).forEach((s, f) => {
+  const slices = foldSlices(nImg, 5 * nImg);
+  assert.equal(slices.length, 5);
+  slices.forEach((s, f) => {
     const block = foldBlock(full.sims, nImg, 5 * nImg, s);
     assert.ok(maxAbsDiff(block, f5.sims.subarray(f * blockLen, (f + 1) * blockLen)) <= 1e-6, `fold ${f}`);
   });

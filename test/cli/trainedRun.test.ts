@@ -291,6 +291,7 @@ test('vsl query --image N: the captions ranked for the image, ground truth marke
     [35, 36, 37, 38, 39],
   );
   assert.equal(out.firstGroundTruthRank, ranks[image]! + 1);
+  assert.equal(out.hits.length, 8);
   for (const h of out.hits) {
     assert.equal(h.groundTruth, Math.floor(h.caption / 5) === image);
     assert.ok(Math.abs(h.score - sims[image * nCap + h.caption]!) < 1e-5);

@@ -35,6 +35,7 @@ test('same seed -> identical bytes; different seed -> different data', () => {
     generateSynth({ ...opts, out: b, seed: 7 });
     generateSynth({ ...opts, out: c, seed: 8 });
     const fa = filesOf(a);
+    assert.equal(fa.length, 9, `4 splits x (captions, images) and the vocabulary: ${fa.join(', ')}`);
     assert.deepEqual(fa, filesOf(b));
     assert.deepEqual(fa, filesOf(c));
     for (const f of fa)
