@@ -8,7 +8,7 @@ Measured 2026-11-27 (dev rsum per epoch, lr 0.002 constant, README *Limits*): --
 77/33/67/101/213/301/515/561, 161/589, 62/64/128/345/597, 57/114/491/595; 3 steps, seed 1: 72/40/95/105/139/189.
 Needs Debian's python3-torch, python3-numpy, python3-h5py (check only).
 
-  /usr/bin/python3 scripts/torch_sgraf.py check ../shared/golden/SGR.h5
+  /usr/bin/python3 scripts/torch_sgraf.py check test/fixtures/golden/SGR.h5
   /usr/bin/python3 scripts/torch_sgraf.py train --module SGR --data data/f30k_precomp --epochs 4
 """
 import argparse

@@ -42,6 +42,11 @@ function vsl(args: string[]): { status: number | null; stdout: string; stderr: s
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
+/** The threads of this process (Linux): a worker thread counts from its start until it has ended. */
+function osThreads(): number {
+  return Number(/^Threads:\s+(\d+)$/m.exec(fs.readFileSync('/proc/self/status', 'utf8'))![1]);
+}
+
 function expectCliError(args: string[], parts: string[]): void {
   const r = vsl(args);
   assert.notEqual(r.status, 0, `expected a non-zero exit; stdout ${r.stdout}`);
@@ -182,7 +187,9 @@ test('fold5: 5 folds of k images score the diagonal blocks of the full matrix; m
   });
   assert.deepEqual(f5.simsShape, [5, EVAL_IMAGES, 5 * EVAL_IMAGES]);
   const blockLen = EVAL_IMAGES * 5 * EVAL_IMAGES;
-  foldSlices(nImg, 5 * nImg).forEach((s, f) => {
+  const slices = foldSlices(nImg, 5 * nImg);
+  assert.equal(slices.length, 5);
+  slices.forEach((s, f) => {
     const block = foldBlock(full.sims, nImg, 5 * nImg, s);
     assert.ok(maxAbsDiff(block, f5.sims.subarray(f * blockLen, (f + 1) * blockLen)) <= 1e-6, `fold ${f}`);
   });
@@ -322,7 +329,7 @@ test('an error inside a score worker surfaces in the main thread and the pool sh
   w.dispose();
   const weights = await reg.toArrays();
   weights.delete('sim_enc.sim_eval_w.bias');
-  const t0 = Date.now();
+  const threads = osThreads();
   await rejectsWith(ScorePool.start({ workers: 2, backend: 'wasm', config: c, weights, img, cap }), [
     'score worker',
     'missing keys: sim_enc.sim_eval_w.bias',
@@ -331,15 +338,17 @@ test('an error inside a score worker surfaces in the main thread and the pool sh
     ScorePool.start({ workers: 1, backend: 'no-such-backend', config: c, weights: await reg.toArrays(), img, cap }),
     ['score worker 0', '--backend'],
   );
-  assert.ok(Date.now() - t0 < 30_000);
+  assert.equal(osThreads(), threads, 'the failed pools ended their worker threads');
   // A healthy pool: scores equal the in-process ones, and close() ends the workers.
   const pool = await createScorer({ workers: 2, backend: 'wasm', reg, config: c, img, cap, imageBlock: 1 });
   const inproc = await createScorer({ workers: 1, backend: 'wasm', reg, config: c, img, cap, imageBlock: 1 });
+  assert.equal(osThreads(), threads + 2, 'two score worker threads, none for the in-process scorer');
   const p = await pool.score([0, 2], [0, 2]);
   const q = await inproc.score([0, 2], [0, 2]);
   assert.deepEqual(Array.from(p), Array.from(q));
   await pool.close();
   await inproc.close();
+  assert.equal(osThreads(), threads, 'close() ended the worker threads');
   await rejectsWith(pool.score([0, 2], [0, 2]), ['pool is closed']);
   reg.dispose();
 });

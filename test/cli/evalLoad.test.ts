@@ -88,6 +88,7 @@ for (const m of ['sgr', 'saf']) {
     const a = await readModelFile(src);
     const b = await readModelFile(out);
     assert.equal(b.source, 'vsl-hdf5');
+    assert.ok(a.arrays.size > 0, 'no arrays');
     assert.deepEqual([...b.arrays.keys()].sort(), [...a.arrays.keys()].sort());
     for (const [k, v] of a.arrays) {
       assert.deepEqual(b.arrays.get(k)!.shape, v.shape, k);

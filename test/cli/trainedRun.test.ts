@@ -136,6 +136,7 @@ async function expectOfflineAndDrawn(
   const scripts = await opened.page.evaluate(() => document.querySelectorAll('script').length);
   assert.equal(scripts, 0);
   const charts = await chartsOf(opened.page);
+  assert.ok(charts.length > 0, 'no chart on the page');
   for (const c of charts) assert.ok(c.width > 300 && c.height > 100, `${c.name}: SVG of ${c.width} x ${c.height}`);
   const png = await screenshot(opened.page);
   const px = await pixelStats(browser!, png);
@@ -213,6 +214,7 @@ test(
     const heads = await page.evaluate(() =>
       [...document.querySelectorAll('#examples-t2i p.query')].map((p) => p.textContent ?? ''),
     );
+    assert.equal(heads.length, examples.length, 'one query line per example');
     heads.forEach((h, k) => {
       const c = Number(/^caption (\d+):/.exec(h)![1]);
       assert.ok(h.includes(captions[c].trim()));
@@ -288,6 +290,7 @@ test('vsl query --image N: the captions ranked for the image, ground truth marke
     [35, 36, 37, 38, 39],
   );
   assert.equal(out.firstGroundTruthRank, ranks[image] + 1);
+  assert.equal(out.hits.length, 8);
   for (const h of out.hits) {
     assert.equal(h.groundTruth, Math.floor(h.caption / 5) === image);
     assert.ok(Math.abs(h.score - sims[image * nCap + h.caption]) < 1e-5);

@@ -16,9 +16,12 @@ import {
   vslStart,
   vslSync,
   type EvalFixture,
+  type VslRun,
 } from '../helpers/evalFixture.js';
 
 const IMAGES = 60; // 12 blocks of 5 images x 300 captions
+/** How long the interrupted run may take to write half of its blocks (it takes ~1 s; vslStart kills at 180 s). */
+const HALF_DEADLINE_MS = 120_000;
 let f: EvalFixture;
 let model = '';
 let reference: Buffer;
@@ -63,14 +66,38 @@ async function interruptAtHalf(tag: string, signal: NodeJS.Signals): Promise<voi
   const work = at(`${tag}.work`);
   const run = vslStart(f.dir, args(sims));
   const total = 12;
-  await new Promise<void>((resolve) => {
+  // Interrupt once half of the blocks are on disk. The wait also ends, failing with the child's stderr, if the
+  // child exits first or if half is not reached by the deadline (a hang: the uninterrupted run takes seconds).
+  await new Promise<void>((resolve, reject) => {
+    const deadline = Date.now() + HALF_DEADLINE_MS;
+    let settled = false;
+    const fail = (why: string, r: VslRun) =>
+      reject(
+        new Error(
+          `${why} (status ${r.status}, signal ${r.signal}; ${blockFiles(work).length} of ${total} blocks on disk); stderr:\n${r.stderr}`,
+        ),
+      );
     const poll = setInterval(() => {
       if (blockFiles(work).length >= total / 2) {
+        settled = true;
         clearInterval(poll);
         run.child.kill(signal);
         resolve();
+      } else if (Date.now() > deadline) {
+        settled = true;
+        clearInterval(poll);
+        run.child.kill('SIGKILL');
+        void run.done.then((r) =>
+          fail(`half of the blocks not written within ${HALF_DEADLINE_MS / 1000} s: killed`, r),
+        );
       }
     }, 5);
+    void run.done.then((r) => {
+      if (settled) return;
+      settled = true;
+      clearInterval(poll);
+      fail('vsl exited before half of the blocks were written', r);
+    }, reject);
   });
   const first = await run.done;
   const kept = blockFiles(work).length;

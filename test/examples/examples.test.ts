@@ -135,6 +135,7 @@ test('Kubernetes: the Indexed Job command per completion index, then the merge J
   const shards = readJob(path.join(dir, 'eval-shards.yaml'));
   assert.equal(shards.spec.completionMode, 'Indexed');
   const n = shards.spec.completions!;
+  assert.ok(Number.isInteger(n) && n >= 2, `completions: ${n}`);
   assert.equal(shards.spec.parallelism, n);
   const parts = path.join(f.dir, 'k8s-parts');
   fs.mkdirSync(parts);

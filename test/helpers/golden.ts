@@ -1,4 +1,4 @@
-// Loads one golden file of the reference (../shared/golden/{SGR,SAF}.h5) into vsl's terms.
+// Loads one golden file of the reference (test/fixtures/golden/{SGR,SAF}.h5) into vsl's terms.
 import * as tf from '@tensorflow/tfjs';
 import path from 'node:path';
 import { readGroup, readStringAttr, type NamedArray } from '../../src/io/h5.js';

@@ -14,8 +14,9 @@ import {
   type ArrayRecord,
   type CheckpointData,
 } from '../../src/io/checkpoint.js';
+import { GOLDEN } from '../helpers/paths.js';
 
-const GOLDEN_SGR = '/work/shared/golden/SGR.h5';
+const GOLDEN_SGR = path.join(GOLDEN, 'SGR.h5');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vsl-ckpt-test-'));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
 

@@ -33,7 +33,16 @@ function assertThrowsWith(fn: () => unknown, parts: string[]): void {
   });
 }
 
+/** The .npy files of the fixture folder: the bad ones are named bad_*. */
+const fixtureFiles = (bad: boolean) =>
+  fs
+    .readdirSync(FIX)
+    .filter((n) => n.endsWith('.npy') && n.startsWith('bad_') === bad)
+    .sort();
+
 test('reads every numpy-written fixture (versions 1.0/2.0/3.0; f4, f2, f8, i4, i8)', () => {
+  assert.ok(fixtureFiles(false).length > 0, 'no good fixture');
+  assert.deepEqual(Object.keys(expected.good).sort(), fixtureFiles(false), 'expected.json lists every good fixture');
   for (const [name, exp] of Object.entries(expected.good)) {
     const r = readNpy(path.join(FIX, name));
     assert.deepEqual(r.shape, exp.shape, name);
@@ -48,6 +57,8 @@ test('reads every numpy-written fixture (versions 1.0/2.0/3.0; f4, f2, f8, i4, i
 });
 
 test('rejects bad files with a message naming the file, field, expected and found', () => {
+  assert.ok(fixtureFiles(true).length > 0, 'no bad fixture');
+  assert.deepEqual(Object.keys(expected.bad).sort(), fixtureFiles(true), 'expected.json lists every bad fixture');
   for (const [name, parts] of Object.entries(expected.bad)) {
     const file = path.join(FIX, name);
     assertThrowsWith(() => openNpy(file), [file, ...parts]);

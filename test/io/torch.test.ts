@@ -86,6 +86,7 @@ function assertTensorEqual(name: string, t: TensorRecord | undefined, want: H5Ar
 
 async function checkAgainstH5(ckpt: TorchCheckpoint, h5: string, layout: 'split' | 'flat'): Promise<void> {
   const want = await h5Group(h5, 'weights');
+  assert.ok(want.size > 0, `${h5}: no weights`);
   const attrs = await h5Attrs(h5);
   assert.equal(ckpt.layout, layout);
   const flat = flattenModel(ckpt);
@@ -165,6 +166,7 @@ test('a checkpoint whose model is one flat state dict: layout "flat", same weigh
 test('zip storages that are aligned in the file are views, not copies; legacy ones are copied', async () => {
   const zip = flattenModel(await readTorchCheckpoint(fx('sgr.zip.pth.tar')));
   const size = readFileSync(fx('sgr.zip.pth.tar')).byteLength;
+  assert.ok(zip.size > 0, 'no tensor');
   for (const [k, t] of zip) assert.ok(t.data.buffer.byteLength >= size, `${k} was copied`);
   const legacy = flattenModel(await readTorchCheckpoint(fx('sgr.legacy.pth.tar')));
   assert.ok([...legacy.values()].some((t) => t.data.buffer.byteLength === t.data.byteLength));
@@ -193,6 +195,7 @@ for (const container of ['zip', 'legacy'] as const) {
       uint8: 'uint8',
       bool: 'bool',
     };
+    assert.ok(want.size > 0, 'no expected tensor');
     assert.deepEqual([...value.keys()].sort(), [...want.keys()].sort());
     for (const [k, w] of want) assertTensorEqual(k, value.get(k) as TensorRecord, w, dtypes[k] ?? 'float32');
     // the two views of one storage stay consistent with each other

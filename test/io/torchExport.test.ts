@@ -155,6 +155,11 @@ test("vsl export of the reference's initial checkpoint: byte for byte the file t
   // and it holds what the reference wrote: the same tensors under the same keys, the same opt and counters
   const [a, b] = await Promise.all([readTorchCheckpoint(path.join(REF, 'sgr_init.pth.tar')), readTorchCheckpoint(out)]);
   assert.equal(b.layout, 'split');
+  assert.equal(a.model.length, 3, 'img_enc, txt_enc, sim_enc');
+  assert.ok(
+    a.model.every((sd) => sd.size > 0),
+    'an empty state dict',
+  );
   assert.deepEqual(
     b.model.map((sd) => [...sd.keys()]),
     a.model.map((sd) => [...sd.keys()]),

@@ -1,5 +1,5 @@
 // The acceptance test of fidelity, forward half: vsl's eval-mode forward, losses and soft ranks against the
-// reference's own outputs (../shared/golden), with the tolerances of its README, on one backend per test
+// reference's own outputs (test/fixtures/golden), with the tolerances of its README, on one backend per test
 // process. Sizes, dims and options come from the file, so a golden file made at other dims passes unchanged.
 // The training half (gradients against the float64 truth, Adam, five steps) is goldenTraining.ts.
 import { test } from 'node:test';
@@ -21,7 +21,6 @@ import {
   type Golden,
 } from '../helpers/golden.js';
 import { maxAbsDiff } from '../helpers/asserts.js';
-import { hasGolden, NO_SHARED } from '../helpers/paths.js';
 import { goldenTraining } from './goldenTraining.js';
 
 export const rel = (a: number, b: number) => Math.abs(a - b) / Math.abs(b);
@@ -30,7 +29,6 @@ export const rel = (a: number, b: number) => Math.abs(a - b) / Math.abs(b);
 const TOL = { forward: 1e-5, hinge: 1e-5, softRank: 1e-3, cider: 1e-5 };
 
 export function goldenSuite(backend: BackendName): void {
-  const opts = { skip: hasGolden ? false : NO_SHARED };
   for (const module of ['SGR', 'SAF'] as const) {
     let g: Golden;
     const load = async () => {
@@ -39,7 +37,7 @@ export function goldenSuite(backend: BackendName): void {
       return g;
     };
 
-    test(`${module} eval forward matches the reference (${backend})`, opts, async (t) => {
+    test(`${module} eval forward matches the reference (${backend})`, async (t) => {
       const g = await load();
       const reg = registryOf(g);
       const dbg = new Map<string, { data: Float32Array; shape: number[] }>();
@@ -97,7 +95,7 @@ export function goldenSuite(backend: BackendName): void {
       reg.dispose();
     });
 
-    test(`${module} losses and soft ranks match the reference (${backend})`, opts, async (t) => {
+    test(`${module} losses and soft ranks match the reference (${backend})`, async (t) => {
       const g = await load();
       const { margin, maxViolation } = goldenTrainOptions(g);
       const square = (name: string) => {

@@ -47,6 +47,7 @@ test('the packed bi-GRU and its hand-written gradient match a plain GRU under au
     .trainable()
     .map((e) => e.spec.name)
     .filter((n) => n.startsWith('txt_enc.'));
+  assert.equal(names.length, 9, `the embedding and both GRU directions' 4 tensors each: ${names.join(', ')}`);
   const params = names.map((n) => reg.get(n));
   const dy = tf.randomNormal([lengths.length, Lp, c.embedSize], 0, 1, 'float32', 9);
   const mask = tf.tensor3d(
@@ -148,6 +149,7 @@ test("SGR's reasoning steps: hand-written gradient = autodiff of the reference's
     .trainable()
     .map((e) => e.spec.name)
     .filter((n) => n.startsWith('sim_enc.SGR_module.'));
+  assert.equal(names.length, 6 * c.sgrStep, `query, key and graph weight and bias per step: ${names.join(', ')}`);
   const valid = Float32Array.from({ length: nCap * N }, (_, i) => (i % N < counts[Math.floor(i / N)] ? 1 : 0));
   const nodes = tf.mul(
     tf.randomNormal([nImg, nCap, N, S], 0, 1, 'float32', 7),

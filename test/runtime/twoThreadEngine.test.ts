@@ -84,6 +84,8 @@ for (const module of ['SGR', 'SAF'] as const) {
       // Float summation order differs between the two; the bound takes the tensor's own scale and, for
       // gradients that are sums of cancelling terms (zero in exact arithmetic, or nearly), the step's largest
       // gradient G, as the golden README's rule does: max(1e-4 max|g|, 1e-6 G).
+      assert.equal(a.grads.size, reg.trainable().length, 'a gradient for every parameter');
+      assert.deepEqual([...b.grads.keys()].sort(), [...a.grads.keys()].sort());
       const G = Math.max(...[...a.grads.values()].map((g) => Math.max(...Array.from(g.dataSync(), Math.abs))));
       for (const [name, g] of a.grads) {
         const x = g.dataSync();

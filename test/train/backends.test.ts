@@ -2,7 +2,7 @@
 // runs tfjs' own kernels on one thread with no wasm heap (no worker thread, none of vsl's wasm kernel patches or
 // heap guard), as tensorflow / tensorflow-gpu do. A short training run there and on wasm (two threads) gives the
 // same losses, grad norms and dev rsum, and the evaluations of what they trained give the same scores, within
-// the float tolerances of the golden steps (../shared/golden/README.md: losses 1e-4 / VSL and grad norm 1e-3
+// the float tolerances of the golden steps (test/fixtures/golden/README.md: losses 1e-4 / VSL and grad norm 1e-3
 // relative, scores after five steps 1e-4 absolute).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';

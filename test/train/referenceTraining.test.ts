@@ -49,6 +49,7 @@ for (const module of ['SGR', 'SAF']) {
     const ref = readReferenceLog(path.join(REF_FIXTURES, `${lc}_train.jsonl`));
     const got = readSteps(path.join(run, 'train.log'));
     assert.equal(ref.steps.length, 4);
+    assert.equal(ref.validations.length, 4);
     assert.deepEqual(
       got.map((s) => [s.epoch, s.step, s.iteration, s.lr]),
       ref.steps.map((s) => [s.epoch, s.step, s.Eit, s.lr]),

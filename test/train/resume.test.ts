@@ -82,6 +82,7 @@ test('2 epochs straight = 1 epoch + resume + 1 epoch, loss for loss', async () =
   );
   const ma = readMetrics(path.join(straight, 'metrics.jsonl'));
   const mb = readMetrics(path.join(split, 'metrics.jsonl'));
+  assert.equal(ma.length, 2, 'one validation per epoch');
   assert.deepEqual(
     mb.map((r) => r.rsum),
     ma.map((r) => r.rsum),
@@ -90,6 +91,7 @@ test('2 epochs straight = 1 epoch + resume + 1 epoch, loss for loss', async () =
   // and the final weights agree exactly
   const wa = (await loadCheckpoint(path.join(straight, 'checkpoint_last.h5'))).weights;
   const wb = (await loadCheckpoint(path.join(split, 'checkpoint_last.h5'))).weights;
+  assert.ok(wa.size > 0, 'no weights');
   assert.deepEqual([...wb.keys()].sort(), [...wa.keys()].sort());
   for (const [k, v] of wa) assert.deepEqual(wb.get(k)!.data, v.data, k);
 });

@@ -70,7 +70,10 @@ async function checkCheckpoint(run: string) {
   assert.equal(order.epoch, 0);
   assert.equal(order.step, steps[steps.length - 1].step + 1);
   assert.equal(ck.iteration, steps.length);
-  assert.ok(order.step >= 1 && order.step < STEPS, `stopped at step ${order.step} of ${STEPS}: not mid-epoch`);
+  // How far the run got before the signal landed depends on the machine's speed (the signal goes out once a step
+  // is logged): any step of the epoch will do, the last one included, as long as the checkpoint sits right after
+  // the last logged step and no validation ran.
+  assert.ok(order.step >= 1 && order.step <= STEPS, `stopped at step ${order.step} of ${STEPS}`);
   assert.ok(!fs.existsSync(path.join(run, 'metrics.jsonl')), 'validated although stopped mid-epoch');
   return { file, stoppedAt: order.step };
 }
@@ -80,8 +83,13 @@ test('SIGINT mid-epoch: loadable checkpoint, exit 130, resume continues exactly'
   const [{ run, res }, full] = await Promise.all([interrupt('SIGINT'), runVsl(args(straight))]);
   assert.equal(full.code, 0, full.stderr);
   assert.equal(res.code, 130, `exit ${res.code} / ${res.signal}; stderr: ${res.stderr}`);
-  assert.match(res.stderr, /vsl: stopped by SIGINT after epoch 0 step \d+; resume with: vsl train --resume /);
   const { file, stoppedAt } = await checkCheckpoint(run);
+  assert.ok(
+    res.stderr.includes(
+      `vsl: stopped by SIGINT after epoch 0 step ${stoppedAt}; resume with: vsl train --resume ${file}`,
+    ),
+    res.stderr,
+  );
 
   const resumed = await runVsl([...args(run), '--resume', file]);
   assert.equal(resumed.code, 0, resumed.stderr);
@@ -102,6 +110,11 @@ test('SIGINT mid-epoch: loadable checkpoint, exit 130, resume continues exactly'
 test('SIGTERM mid-epoch: loadable checkpoint, exit 143', async () => {
   const { run, res } = await interrupt('SIGTERM');
   assert.equal(res.code, 143, `exit ${res.code} / ${res.signal}; stderr: ${res.stderr}`);
-  assert.match(res.stderr, /vsl: stopped by SIGTERM/);
-  await checkCheckpoint(run);
+  const { file, stoppedAt } = await checkCheckpoint(run);
+  assert.ok(
+    res.stderr.includes(
+      `vsl: stopped by SIGTERM after epoch 0 step ${stoppedAt}; resume with: vsl train --resume ${file}`,
+    ),
+    res.stderr,
+  );
 });
