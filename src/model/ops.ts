@@ -18,7 +18,7 @@ export function linear(
   const inDim = x.shape[x.shape.length - 1];
   const lead = x.shape.slice(0, -1);
   const wT = w.wT(prefix);
-  const y = affineW(x.reshape([-1, inDim]) as tf.Tensor2D, w.t(`${prefix}.weight`) as tf.Tensor2D, wT, {
+  const y = affineW(x.reshape([-1, inDim]), w.t(`${prefix}.weight`) as tf.Tensor2D, wT, {
     bias: w.b(prefix),
     relu: o.relu,
     inputGrad: o.inputGrad,

@@ -35,7 +35,7 @@ function attentionFiltration(
     normed = tf.div(centred, tf.sqrt(tf.add(variance.reshape([1, -1, 1]), BN_EPS)));
     stats = {
       mean: mean as tf.Tensor1D,
-      varUnbiased: tf.div(tf.mul(variance, count), tf.sub(count, 1)) as tf.Tensor1D,
+      varUnbiased: tf.div(tf.mul(variance, count), tf.sub(count, 1)),
     };
   } else {
     normed = tf.div(tf.sub(g, w.t(`${pre}.bn.running_mean`)), tf.sqrt(tf.add(w.t(`${pre}.bn.running_var`), BN_EPS)));

@@ -46,7 +46,7 @@ export function rank1Buffer(bias: tf.Tensor1D): tf.Tensor1D {
   const data = (tf.backend() as unknown as { dataIdMap: { get(id: unknown): { shape: number[] } } }).dataIdMap.get(
     bias.dataId,
   );
-  return data.shape.length === 1 ? bias : (tf.add(bias, 0) as tf.Tensor1D);
+  return data.shape.length === 1 ? bias : tf.add(bias, 0);
 }
 
 /**
@@ -59,11 +59,11 @@ export function fusedProduct(a: tf.Tensor2D, b: tf.Tensor2D, bias?: tf.Tensor1D,
   const n = b.shape[1];
   const out = tf
     .engine()
-    .runKernel(
+    .runKernel<tf.Tensor3D>(
       '_FusedMatMul',
       { a: a.reshape([1, m, k]), b: b.reshape([1, k, n]), ...(bias ? { bias: rank1Buffer(bias) } : {}) },
       { transposeA: false, transposeB: false, activation: relu ? 'relu' : 'linear' },
-    ) as tf.Tensor3D;
+    );
   return out.reshape([m, n]);
 }
 

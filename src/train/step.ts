@@ -102,7 +102,7 @@ export function batchLoss(
     hinge: hingeLoss(sims, o.margin, o.maxViolation),
     semantic: semanticLoss(o.semantic, sims, b.imageSim, b.captionSim),
   }));
-  return { total: tf.add(hinge, semantic) as tf.Scalar, hinge, semantic, sims, bnStats: img.bnStats, captionStats };
+  return { total: tf.add(hinge, semantic), hinge, semantic, sims, bnStats: img.bnStats, captionStats };
 }
 
 /** Forward + backward of the loss; returns the gradients by parameter name (caller disposes). */

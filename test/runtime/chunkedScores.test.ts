@@ -54,13 +54,13 @@ for (const module of ['SGR', 'SAF'] as const) {
     const mask = Float32Array.from({ length: nCap * Lp * D }, (_, i) =>
       Math.floor(i / D) % Lp < lengths[Math.floor(i / (Lp * D))] ? 1 : 0,
     );
-    const regions = tf.randomNormal([nImg, 36, D], 0, 1, 'float32', 1) as tf.Tensor3D;
-    const vGlobal = tf.randomNormal([nImg, D], 0, 1, 'float32', 2) as tf.Tensor2D;
-    const words = tf.mul(
+    const regions = tf.randomNormal<tf.Rank.R3>([nImg, 36, D], 0, 1, 'float32', 1);
+    const vGlobal = tf.randomNormal<tf.Rank.R2>([nImg, D], 0, 1, 'float32', 2);
+    const words = tf.mul<tf.Tensor3D>(
       tf.randomNormal([nCap, Lp, D], 0, 1, 'float32', 3),
       tf.tensor3d(mask, [nCap, Lp, D]),
-    ) as tf.Tensor3D;
-    const tGlobal = tf.randomNormal([nCap, D], 0, 1, 'float32', 4) as tf.Tensor2D;
+    );
+    const tGlobal = tf.randomNormal<tf.Rank.R2>([nCap, D], 0, 1, 'float32', 4);
     const dS = tf.randomNormal([nImg, nCap], 0, 1, 'float32', 5);
     const names = blockParamNames(reg.trainable().map((e) => e.spec.name));
     const xs = [regions, vGlobal, words, tGlobal, ...names.map((n) => reg.get(n))];
