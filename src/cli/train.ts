@@ -19,7 +19,9 @@ const num = (v: string) => {
 
 /** The schema under its default/optional wrappers. */
 function inner(s: z.ZodTypeAny): z.ZodTypeAny {
-  while (s instanceof z.ZodDefault || s instanceof z.ZodOptional) s = s._def.innerType;
+  // instanceof narrows to ZodDefault<any> / ZodOptional<any>: name the wrapped schema's type
+  while (s instanceof z.ZodDefault || s instanceof z.ZodOptional)
+    s = (s as z.ZodDefault<z.ZodTypeAny> | z.ZodOptional<z.ZodTypeAny>)._def.innerType;
   return s;
 }
 
