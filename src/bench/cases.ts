@@ -4,7 +4,7 @@
 // any subset and order; worker pools are always closed (finally), so the process exits by itself.
 import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
-import { defaultModelConfig, type ModelConfig } from '../model/config.js';
+import { defaultModelConfig } from '../model/config.js';
 import { ParamRegistry } from '../model/params.js';
 import { Weights } from '../model/weights.js';
 import { createScorer, type Scorer } from '../runtime/scorePool.js';

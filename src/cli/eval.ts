@@ -22,7 +22,7 @@ import { VslError } from '../util/errors.js';
 import { writeNpy } from '../io/npyWrite.js';
 import type { BackendChoice } from '../ops/backend.js';
 import { EvalStopped, evaluateModel, outputOf, type EvaluateModelOutput } from '../eval/evaluate.js';
-import { mergedSplit, mergeParts, partFiles, writePart } from '../eval/parts.js';
+import { mergedSplit, mergeParts, writePart } from '../eval/parts.js';
 import { releaseBlocks, scoreSplit } from '../eval/scoreSplit.js';
 import { parseShard } from '../eval/shards.js';
 import { StopOnSignal } from '../eval/stop.js';

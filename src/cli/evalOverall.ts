@@ -98,7 +98,7 @@ function expectedShape(dataPath: string, dataName: string, split: string, fold5:
   }
 }
 
-async function fromSims(o: EvalOverallCliOptions): Promise<string> {
+function fromSims(o: EvalOverallCliOptions): string {
   const files = o.sims!;
   if (files.length < 2) throw new VslError(`--sims: expected at least two score files, found ${files.length}`);
   const fold5 = o.fold5 ?? false;
