@@ -18,7 +18,7 @@
 // vocabPath }, train: {...} }; for a PyTorch file they are built from `opt` (fromReferenceOpt, data_name,
 // data_path, vocab_path) and `train` keeps the JSON-safe remainder of `opt` under `train.referenceOpt`.
 import fs from 'node:fs';
-import { badInput, VslError } from '../util/errors.js';
+import { anyToString, badInput, VslError } from '../util/errors.js';
 import { CHECKPOINT_FORMAT, loadCheckpoint, loadWeightsGroup } from '../io/checkpoint.js';
 import { readH5 } from '../io/h5.js';
 import { flattenModel, readTorchCheckpoint } from '../io/sgrafCheckpoint.js';
@@ -206,12 +206,12 @@ async function readHdf5Model(path: string): Promise<ModelFile> {
   }
   let opt: unknown;
   try {
-    opt = JSON.parse(String(optJson));
+    opt = JSON.parse(anyToString(optJson));
   } catch (e) {
     throw badInput(path, 'attribute opt_json', 'valid JSON', `invalid JSON (${(e as Error).message})`);
   }
   if (typeof opt !== 'object' || opt === null || Array.isArray(opt))
-    throw badInput(path, 'attribute opt_json', 'a JSON object', String(optJson).slice(0, 60));
+    throw badInput(path, 'attribute opt_json', 'a JSON object', anyToString(optJson).slice(0, 60));
   const options = optionsFromReferenceOpt(opt as Record<string, unknown>);
   const arrays = (await loadWeightsGroup(path, 'weights')) as Map<string, HostArray>;
   return {
@@ -269,7 +269,7 @@ export function buildModel(file: ModelFile, vocabSize?: number): LoadedModel {
     throw new VslError(`${file.path}: missing key ${EMBED_KEY}`);
   }
   if (embed.shape.length !== 2)
-    throw badInput(file.path, EMBED_KEY, 'a 2-D array [vocab, word_dim]', `shape [${embed.shape}]`);
+    throw badInput(file.path, EMBED_KEY, 'a 2-D array [vocab, word_dim]', `shape [${embed.shape.join(',')}]`);
   const rows = embed.shape[0];
   if (vocabSize !== undefined && vocabSize !== rows) {
     throw new VslError(

@@ -1,7 +1,7 @@
 // Thin helpers over h5wasm (ESM-only; `h5wasm/node` reads and writes the real filesystem).
 import { crc32 } from 'node:zlib';
 import h5wasm from 'h5wasm/node';
-import { badInput, systemCause, systemCode, VslError } from '../util/errors.js';
+import { anyToString, badInput, systemCause, systemCode, VslError } from '../util/errors.js';
 
 export type H5Data = Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array | string[];
 
@@ -69,7 +69,7 @@ export async function readGroup(path: string, group: string): Promise<Map<string
 export async function readStringAttr(path: string, name: string): Promise<string | undefined> {
   return readH5(path, (r) => {
     const v = r.attr(name);
-    return v === undefined ? undefined : String(v);
+    return v === undefined ? undefined : anyToString(v);
   });
 }
 

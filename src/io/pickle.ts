@@ -7,7 +7,7 @@
 //   None -> null, bool -> boolean, int -> number (or bigint beyond 2^53), float -> number, str -> string,
 //   bytes / bytearray -> Uint8Array, list -> Array, tuple -> frozen Array, dict -> Map, set / frozenset -> Set,
 //   instances built by NEWOBJ of an allowed class -> whatever the allowed function returns (typically PyObject).
-import { VslError } from '../util/errors.js';
+import { anyToString, VslError } from '../util/errors.js';
 
 /** Objects returned by allowed globals may implement this to receive the state of a BUILD opcode. */
 export const SETSTATE: unique symbol = Symbol('vsl.pickle.setstate');
@@ -106,7 +106,7 @@ function describe(v: unknown): string {
   if (v instanceof PyObject) return `a ${v.className} object`;
   if (typeof v === 'function') return 'a global function';
   if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v)}`;
-  return typeof v === 'object' ? 'an object' : `${typeof v} ${String(v)}`;
+  return typeof v === 'object' ? 'an object' : `${typeof v} ${anyToString(v)}`;
 }
 
 /** Python string-literal escapes of protocol 0 STRING ('...' or "..."). */

@@ -1,6 +1,6 @@
 // The SGRAF / VSL checkpoint dict inside a torch.save file: {epoch, model, best_rsum, opt, Eiters}, with `model`
 // either [img_enc, txt_enc, sim_enc] state dicts (the reference's layout) or one flat state dict.
-import { badInput, VslError } from '../util/errors.js';
+import { anyToString, badInput, VslError } from '../util/errors.js';
 import { isTuple, PyObject } from './pickle.js';
 import { readTorchFile } from './torch.js';
 import { TorchTensor, type StateDict } from './torchTensor.js';
@@ -22,11 +22,11 @@ export interface TorchCheckpoint {
 export const MODEL_PARTS = ['img_enc', 'txt_enc', 'sim_enc'] as const;
 function describeValue(v: unknown): string {
   if (v === null || v === undefined) return 'None';
-  if (v instanceof TorchTensor) return `a tensor [${v.shape}]`;
+  if (v instanceof TorchTensor) return `a tensor [${v.shape.join(',')}]`;
   if (v instanceof Map) return `a dict of ${v.size}`;
   if (Array.isArray(v)) return `a ${isTuple(v) ? 'tuple' : 'list'} of ${v.length}`;
   if (v instanceof PyObject) return `a ${v.className}`;
-  return typeof v === 'string' ? JSON.stringify(v) : `${typeof v} ${String(v)}`;
+  return typeof v === 'string' ? JSON.stringify(v) : `${typeof v} ${anyToString(v)}`;
 }
 
 function toStateDict(v: unknown, file: string, field: string): StateDict | null {

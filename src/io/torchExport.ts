@@ -47,7 +47,8 @@ export function torchCheckpointBytes(ck: ReferenceCheckpoint): Uint8Array {
   const storages: ZipEntry[] = [];
   const tensor = (t: ExportTensor): PyValue => {
     const numel = t.shape.reduce((a, b) => a * b, 1);
-    if (t.data.length !== numel) throw new Error(`tensor of shape [${t.shape}] has ${t.data.length} elements`);
+    if (t.data.length !== numel)
+      throw new Error(`tensor of shape [${t.shape.join(',')}] has ${t.data.length} elements`);
     const key = String(storages.length);
     const type = t.data instanceof BigInt64Array ? 'LongStorage' : 'FloatStorage';
     storages.push({

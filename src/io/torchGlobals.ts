@@ -123,9 +123,13 @@ function rebuildTensor(
   const shape = asIntTuple(size, 'size');
   const strides = asIntTuple(stride, 'stride');
   if (shape.length !== strides.length)
-    throw new Error(`expected as many strides as dimensions, found size [${shape}] stride [${strides}]`);
+    throw new Error(
+      `expected as many strides as dimensions, found size [${shape.join(',')}] stride [${strides.join(',')}]`,
+    );
   if (shape.some((d) => d < 0) || strides.some((s) => s < 0))
-    throw new Error(`expected non-negative sizes and strides, found size [${shape}] stride [${strides}]`);
+    throw new Error(
+      `expected non-negative sizes and strides, found size [${shape.join(',')}] stride [${strides.join(',')}]`,
+    );
   const off = asInt(offset, 'storage offset');
   if (off < 0) throw new Error(`expected a non-negative storage offset, found ${off}`);
   const t = new TorchTensor(storage as Storage, off, shape, strides);

@@ -154,7 +154,7 @@ export class TorchTensor implements TensorRecord {
         file,
         where,
         `a view within the storage's ${st.numel} elements`,
-        `shape [${this.shape}] stride [${this.stride}] offset ${this.storageOffset} reaching element ${last}`,
+        `shape [${this.shape.join(',')}] stride [${this.stride.join(',')}] offset ${this.storageOffset} reaching element ${last}`,
       );
     const base = st.offset + this.storageOffset; // element offset in the root storage
     let contiguous = true;

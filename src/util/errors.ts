@@ -36,6 +36,14 @@ export function oneLine(message: string): string {
 }
 
 /**
+ * String(v), on purpose, for a value of any type read from input (an attribute, an unpickled object, a log
+ * record's field): a string as itself, a number or array as String writes it, an object as "[object Object]".
+ */
+export function anyToString(v: unknown): string {
+  return String(v);
+}
+
+/**
  * A short excerpt of input bytes or text for an error message: at most `max` characters, printable ASCII kept,
  * everything else escaped, in double quotes, with "..." when cut.
  */

@@ -8,6 +8,7 @@
 import pino, { type Logger } from 'pino';
 import PinoPretty from 'pino-pretty';
 import { isInteractive } from './terminal.js';
+import { anyToString } from './errors.js';
 
 export const LOG_FORMATS = ['json', 'pretty'] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
@@ -46,7 +47,7 @@ export function prettyStream(colorize = process.stderr.isTTY === true): PinoPret
     hideObject: true,
     messageFormat: (rec, messageKey) => {
       const fields = fieldsText(rec);
-      const msg = String(rec[messageKey] ?? '');
+      const msg = anyToString(rec[messageKey] ?? '');
       return fields ? `${msg}  ${fields}` : msg;
     },
   });

@@ -195,5 +195,8 @@ test('hardest negatives from the start: the detector catches the collapse', asyn
   // the hinge slides onto the plateau 2·B·margin during epoch 0 (15.0 -> 12.9 against 12.8) and sits there
   assert.equal(verdicts.length, 2);
   assert.equal(verdicts[1].collapsed, true, `epoch 1 max deviation from the plateau ${verdicts[1].maxRelDev}`);
-  assert.ok(m[m.length - 1].rsum < 1.5 * chanceRsum(DEV_IMAGES), `rsum ${m.map((r) => r.rsum)} although collapsed`);
+  assert.ok(
+    m[m.length - 1].rsum < 1.5 * chanceRsum(DEV_IMAGES),
+    `rsum ${m.map((r) => r.rsum).join(',')} although collapsed`,
+  );
 });
