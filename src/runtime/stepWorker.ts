@@ -9,6 +9,7 @@ import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import type * as TF from '@tensorflow/tfjs';
 import {
   MainPhase,
+  mainPhaseOf,
   splitFlat,
   WorkerPhase,
   type StepRequest,
@@ -52,7 +53,7 @@ async function run(): Promise<void> {
     /** Block until the main thread's phase reaches `p`. */
     const waitMain = (p: MainPhase) => {
       for (;;) {
-        const v = Atomics.load(control, 1);
+        const v = mainPhaseOf(control);
         if (v === MainPhase.Abort) throw new Aborted();
         if (v >= p) return;
         Atomics.wait(control, 1, v, 1000);
