@@ -99,6 +99,7 @@ export class InProcessScorer implements Scorer {
   ) {
     this.w = Weights.of(reg);
   }
+  // eslint-disable-next-line @typescript-eslint/require-await -- Scorer's score is async (the pool's waits); this one scores on the calling thread, and its throw must reach the caller as a rejection
   async score(imageRange: Range, captionRange: Range, onProgress?: ProgressFn): Promise<Float32Array> {
     return scoreMatrix(this.w, this.config, this.img, this.cap, {
       imageRange,
@@ -108,6 +109,7 @@ export class InProcessScorer implements Scorer {
       onProgress,
     });
   }
+  // eslint-disable-next-line @typescript-eslint/require-await -- Scorer's close is async (the pool's waits for its workers)
   async close(): Promise<void> {
     this.w.dispose();
   }

@@ -44,8 +44,7 @@ function errorMessage(e: unknown, init: WorkerInit | undefined): FromWorker & { 
 async function run(): Promise<void> {
   const port = parentPort!;
   const init = workerData as WorkerInit;
-  let ready: Promise<{ score: (m: ToWorker) => Float32Array }>;
-  ready = (async () => {
+  const ready: Promise<{ score: (m: ToWorker) => Float32Array }> = (async () => {
     // Imported here, not at the top: a worker must be able to report a failing import as a message.
     const { setLogLevel } = await import('../util/log.js');
     setLogLevel(init.logLevel);
