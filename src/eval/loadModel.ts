@@ -74,7 +74,7 @@ export function detectModelFormat(path: string): 'hdf5' | 'zip' | 'legacy' {
   if (fs.statSync(path).isDirectory()) throw badInput(path, 'model file', 'a checkpoint file', 'a directory');
   const fd = fs.openSync(path, 'r');
   const head = Buffer.alloc(8);
-  let n = 0;
+  let n: number;
   try {
     n = fs.readSync(fd, head, 0, 8, 0);
   } finally {

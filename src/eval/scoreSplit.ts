@@ -180,7 +180,7 @@ export function defaultWorkDir(identity: Identity, rows: Range): string {
 
 export async function scoreSplit(o: ScoreSplitOptions): Promise<ScoredSplit> {
   const backend = await selectBackend(o.backend ?? 'auto');
-  const { model, file, dataName, dataPath, vocabFile, vocab } = await loadModelAndVocab(o);
+  const { model, dataName, dataPath, vocabFile, vocab } = await loadModelAndVocab(o);
   const c = model.config;
   const split = openEvalSplit(dataPath, dataName, o.split, c.imgDim, o.modelPath);
   const workers = o.workers ?? defaultWorkers(backend.name);

@@ -155,6 +155,7 @@ export function withH5Errors<T>(module: H5Module, fn: () => T): T {
   throwingDepth++;
   // What the wasm module prints itself (abort notices, string decoding warnings) goes to console.error, bound at
   // load time to process.stderr: held back here, and added to the error when the block fails.
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- kept to be put back on process.stderr, never called alone
   const write = process.stderr.write;
   let printed = '';
   process.stderr.write = (chunk: string | Uint8Array): boolean => {
@@ -231,6 +232,9 @@ export function describeDtype(dtype: unknown): string {
   return dtype;
 }
 
+const isShape = (s: unknown): s is number[] =>
+  Array.isArray(s) && s.every((d) => Number.isSafeInteger(d) && d >= 0);
+
 /** Check that `rec` is a well-formed float32/int64 array; returns the reason it is not, or null. */
 export function numericRecordProblem(rec: unknown): string | null {
   if (typeof rec !== 'object' || rec === null) return `not an array record (${rec === null ? 'null' : typeof rec})`;
@@ -239,10 +243,8 @@ export function numericRecordProblem(rec: unknown): string | null {
     const kind = data === undefined ? 'no data' : ((data as object)?.constructor?.name ?? typeof data);
     return `data must be a Float32Array or BigInt64Array, found ${kind}`;
   }
-  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-    return `shape must be an array of non-negative integers, found ${JSON.stringify(shape)}`;
-  }
-  const n = shape.reduce((a: number, b: number) => a * b, 1);
+  if (!isShape(shape)) return `shape must be an array of non-negative integers, found ${JSON.stringify(shape)}`;
+  const n = shape.reduce((a, b) => a * b, 1);
   if (n !== data.length) return `shape [${shape.join(',')}] holds ${n} elements but data has ${data.length}`;
   return null;
 }

@@ -374,7 +374,8 @@ class Machine {
     if (typeof fn !== 'function' || !this.callables.has(fn))
       throw this.fail(`expected an allowed callable global for ${what}, found ${describe(fn)}`);
     const name = this.names.get(fn) ?? what;
-    return this.guard(name, () => (fn as (...a: unknown[]) => unknown)(...args));
+    const argv: unknown[] = args;
+    return this.guard(name, () => (fn as (...a: unknown[]) => unknown)(...argv));
   }
 
   /** Run caller code (an allowed function, the persistent loader); report its plain errors with file and offset. */
@@ -409,7 +410,7 @@ class Machine {
           Object.defineProperty(obj.attrs, k, { value: v, enumerable: true, writable: true, configurable: true });
         } else if (obj instanceof Map) {
           let t = attrTable.get(obj);
-          if (!t) attrTable.set(obj, (t = new Map()));
+          if (!t) attrTable.set(obj, (t = new Map<string, unknown>()));
           t.set(k, v);
         } else throw this.fail(`expected an object that takes attributes in BUILD, found ${describe(obj)}`);
       }

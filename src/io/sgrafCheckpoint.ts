@@ -67,7 +67,7 @@ export function toCheckpoint(value: unknown, file: string, format?: 'zip' | 'leg
       "a 'model' key in the checkpoint dict",
       `keys ${[...value.keys()].map(String).join(', ') || '(none)'}`,
     );
-  const m = value.get('model');
+  const m: unknown = value.get('model');
   let model: StateDict[];
   let layout: 'split' | 'flat';
   const flat = toStateDict(m, file, 'model');
@@ -88,7 +88,7 @@ export function toCheckpoint(value: unknown, file: string, format?: 'zip' | 'leg
       'a list of 3 state dicts [img_enc, txt_enc, sim_enc] or one flat state dict',
       describeValue(m),
     );
-  const o = value.get('opt');
+  const o: unknown = value.get('opt');
   let opt: Record<string, unknown>;
   if (o === undefined || o === null) opt = {};
   else if (o instanceof PyObject) opt = plainObject(Object.entries(o.attrs));

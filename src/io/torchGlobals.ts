@@ -184,7 +184,8 @@ export function makeAllowList(ctx: LoadContext): AllowList {
   m.set('torch._tensor._rebuild_from_type_v2', (func: unknown, _type: unknown, args: unknown) => {
     if (!rebuilders.has(func)) throw new Error('expected a torch tensor rebuild function as first argument');
     if (!Array.isArray(args)) throw new Error('expected a tuple of arguments');
-    return (func as (...a: unknown[]) => unknown)(...args);
+    const argv: unknown[] = args;
+    return (func as (...a: unknown[]) => unknown)(...argv);
   });
   m.set('torch.Tensor', new TypeMarker('torch.Tensor'));
   m.set('torch.nn.parameter.Parameter', new TypeMarker('torch.nn.parameter.Parameter'));
