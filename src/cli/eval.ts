@@ -80,7 +80,7 @@ export function saveSims(file: string, sims: ArrayLike<number>, shape: readonly 
 }
 
 /** The JSON object printed by --json. */
-export function evalJson(r: EvaluateModelOutput, savedSims?: string): Record<string, unknown> {
+function evalJson(r: EvaluateModelOutput, savedSims?: string) {
   return {
     model: { path: r.modelPath, module: r.module, source: r.source, epoch: r.epoch },
     data: { dataPath: r.dataPath, dataName: r.dataName, split: r.split, vocab: r.vocabFile },
@@ -97,7 +97,10 @@ export function evalJson(r: EvaluateModelOutput, savedSims?: string): Record<str
   };
 }
 
-export function evalText(r: EvaluateModelOutput): string {
+/** What `vsl eval --json` prints (one object; --merge adds the part files). */
+export type EvalJson = ReturnType<typeof evalJson> & { parts?: string[] };
+
+function evalText(r: EvaluateModelOutput): string {
   const head =
     `model ${r.modelPath} (${r.module}, ${r.source}, epoch ${r.epoch}) on ${r.dataName}/${r.split}: ` +
     `${r.nImages} images, ${r.nCaptions} captions` +

@@ -34,7 +34,7 @@ test('length buckets cover the range in order, each padded little or short', () 
     const waste = 1 - lengths.slice(a, b).reduce((s, L) => s + L, 0) / ((b - a) * lengths[a]);
     assert.ok(waste <= 0.25 || b - a <= 4, `bucket [${a}, ${b}) wastes ${waste}`);
   }
-  assert.deepEqual(lengthBuckets(Array(6).fill(12), [0, 6]), [[0, 6]]);
+  assert.deepEqual(lengthBuckets(Array<number>(6).fill(12), [0, 6]), [[0, 6]]);
 });
 
 for (const module of ['SGR', 'SAF'] as const) {

@@ -128,7 +128,7 @@ test('warm-up recipe: dev rsum rises well above chance, no collapsed epoch', asy
   assert.equal(steps.length, 4 * 20);
   assert.deepEqual(
     steps.map((r) => r.maxViolation),
-    [...Array(60).fill(false), ...Array(20).fill(true)],
+    [...Array<boolean>(60).fill(false), ...Array<boolean>(20).fill(true)],
   );
   const last = m[m.length - 1].rsum;
   // measured 95 -> 131 -> 220.5 -> 240.5 against chance 77.3 (3.1x; an earlier build, differing only in summation
@@ -164,7 +164,7 @@ test('SGR, one reasoning step, hinge alone then + VSL: dev rsum rises well above
   // the semantic term is off for the warm-up epochs, on (and non-zero) after them
   assert.deepEqual(
     steps.map((r) => r.semanticLoss),
-    [...Array(40).fill('none'), ...Array(60).fill('visual')],
+    [...Array<string>(40).fill('none'), ...Array<string>(60).fill('visual')],
   );
   assert.ok(steps.slice(0, 40).every((r) => r.semantic === 0));
   assert.ok(steps.slice(40).some((r) => r.semantic > 0));
