@@ -27,7 +27,7 @@ import {
   randomTrainBatch,
 } from './synth.js';
 
-export const VOCAB = 11353;
+const VOCAB = 11353;
 const SEED = 20240601;
 
 export type BenchRecord = Record<string, string | number | boolean | null>;

@@ -9,7 +9,7 @@ import type { TrainBatch } from '../train/step.js';
 import { sharedFloat32, sharedInt32 } from '../ops/shared.js';
 
 /** xorshift32 stream of floats in [0, 1). */
-export class FastRandom {
+class FastRandom {
   private s: number;
   constructor(seed: number) {
     this.s = seed >>> 0 || 0x9e3779b9;

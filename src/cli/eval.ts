@@ -227,7 +227,7 @@ const EvalConfigSchema = z
   .strict();
 
 /** An eval config file: the options above in camelCase; an unknown key or a wrong type names the key. */
-export function readEvalConfig(file: string): Partial<EvalCliOptions> {
+function readEvalConfig(file: string): Partial<EvalCliOptions> {
   let raw: unknown;
   try {
     raw = JSON.parse(fs.readFileSync(file, 'utf8'));

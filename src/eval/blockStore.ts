@@ -14,7 +14,7 @@ import { encodeNpyHeader } from '../io/npyHeader.js';
 import { readNpy } from '../io/npyRead.js';
 import type { Block } from './shards.js';
 
-export const WORK_FORMAT = 'vsl-eval-work';
+const WORK_FORMAT = 'vsl-eval-work';
 const MANIFEST = 'manifest.json';
 
 /** What a work directory's blocks are scores of: flat `field: value` pairs, compared one by one. */

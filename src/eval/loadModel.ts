@@ -28,7 +28,7 @@ import { moduleNames } from '../model/modules.js';
 
 export type ModelSource = 'vsl-hdf5' | 'hdf5-weights' | 'torch-zip' | 'torch-legacy';
 
-export interface ModelDataOptions {
+interface ModelDataOptions {
   dataName: string;
   dataPath: string;
   /** Folder holding `<dataName>_vocab.json` (may be absent: then the data path is used). */
@@ -36,7 +36,7 @@ export interface ModelDataOptions {
 }
 
 /** vsl's checkpoint options (written by `vsl train`, or built from a PyTorch `opt`). */
-export interface ModelOptions {
+interface ModelOptions {
   model: ModelConfig;
   data: ModelDataOptions;
   train: Record<string, unknown>;
@@ -66,7 +66,7 @@ export interface LoadedModel {
   bestRsum: number;
 }
 
-export const EMBED_KEY = 'txt_enc.embed.weight';
+const EMBED_KEY = 'txt_enc.embed.weight';
 
 /** The container of a model file, from its first bytes. */
 export function detectModelFormat(path: string): 'hdf5' | 'zip' | 'legacy' {
@@ -113,7 +113,7 @@ function jsonSafe(opt: Record<string, unknown>): Record<string, unknown> {
 }
 
 /** vsl options from a reference argparse `opt` (a PyTorch checkpoint or a golden file's opt_json). */
-export function optionsFromReferenceOpt(opt: Record<string, unknown>): ModelOptions {
+function optionsFromReferenceOpt(opt: Record<string, unknown>): ModelOptions {
   return {
     model: fromReferenceOpt(opt),
     data: {
@@ -129,7 +129,7 @@ const MODEL_NUMBER_FIELDS = ['vocabSize', 'imgDim', 'wordDim', 'embedSize', 'sim
 const MODEL_BOOL_FIELDS = ['biGru', 'noImgNorm', 'noTxtNorm'] as const;
 
 /** Check the options JSON of a vsl checkpoint and fill what may be missing. */
-export function parseVslOptions(raw: Record<string, unknown>, file: string): ModelOptions {
+function parseVslOptions(raw: Record<string, unknown>, file: string): ModelOptions {
   const m = raw.model;
   if (typeof m !== 'object' || m === null || Array.isArray(m)) {
     throw badInput(

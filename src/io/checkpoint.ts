@@ -40,7 +40,7 @@ export interface ArrayRecord {
   data: Float32Array | BigInt64Array; // float32 params/buffers; int64 num_batches_tracked (0-d)
 }
 
-export interface AdamState {
+interface AdamState {
   step: number;
   m: Map<string, ArrayRecord>;
   v: Map<string, ArrayRecord>;

@@ -3,7 +3,7 @@ import { crc32 } from 'node:zlib';
 import h5wasm from 'h5wasm/node';
 import { anyToString, badInput, systemCause, systemCode, VslError } from '../util/errors.js';
 
-export type H5Data = Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array | string[];
+type H5Data = Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array | string[];
 
 /** One array as read from HDF5: row-major data plus its shape ([] for a scalar). */
 export interface NamedArray {
@@ -211,7 +211,7 @@ export async function createH5(path: string): Promise<InstanceType<typeof h5wasm
 }
 
 /** A readable name for an h5wasm dtype string ('<f' → "float32 (<f)"). */
-export function describeDtype(dtype: unknown): string {
+function describeDtype(dtype: unknown): string {
   const names: Record<string, string> = {
     '<f': 'float32',
     '<d': 'float64',
@@ -232,8 +232,7 @@ export function describeDtype(dtype: unknown): string {
   return dtype;
 }
 
-const isShape = (s: unknown): s is number[] =>
-  Array.isArray(s) && s.every((d) => Number.isSafeInteger(d) && d >= 0);
+const isShape = (s: unknown): s is number[] => Array.isArray(s) && s.every((d) => Number.isSafeInteger(d) && d >= 0);
 
 /** Check that `rec` is a well-formed float32/int64 array; returns the reason it is not, or null. */
 export function numericRecordProblem(rec: unknown): string | null {
@@ -275,7 +274,7 @@ export function writeNumeric(
  * (superblock v2, object headers v2) but not raw data or every link name, so without it a damaged weight, or one
  * renamed by damage, would load as a valid one.
  */
-export const CRC_ATTRIBUTE = 'crc32';
+const CRC_ATTRIBUTE = 'crc32';
 
 function crcOf(path: string, data: Float32Array | BigInt64Array): number {
   return crc32(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), crc32(path));

@@ -41,7 +41,7 @@ function contiguousStrides(shape: number[]): number[] {
 const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /** The bytes of a torch.save zip file holding `ck`. */
-export function torchCheckpointBytes(ck: ReferenceCheckpoint): Uint8Array {
+function torchCheckpointBytes(ck: ReferenceCheckpoint): Uint8Array {
   // storages are the typed arrays' bytes, and torch's byteorder entry says little
   if (!LITTLE_ENDIAN_HOST) throw new VslError('writing torch files needs a little-endian host');
   const storages: ZipEntry[] = [];

@@ -192,15 +192,3 @@ export class TorchTensor implements TensorRecord {
     this.done = true;
   }
 }
-
-const DTYPES: readonly string[] = ['float32', 'float64', 'float16', 'int64', 'int32', 'uint8', 'bool'];
-
-/** True for a TensorRecord (one this reader built, or any object of that shape). */
-export function isTensorRecord(v: unknown): v is TensorRecord {
-  if (v instanceof TorchTensor) return true;
-  if (!v || typeof v !== 'object') return false;
-  const t = v as Partial<TensorRecord>;
-  return (
-    Array.isArray(t.shape) && typeof t.dtype === 'string' && DTYPES.includes(t.dtype) && ArrayBuffer.isView(t.data)
-  );
-}

@@ -2,8 +2,8 @@
 // scores and the soft ranks of the TF-IDF similarity of the images' captions.
 import * as tf from '@tensorflow/tfjs';
 
-export const VSL_TAU = 0.001;
-export const VSL_WEIGHT = 10;
+const VSL_TAU = 0.001;
+const VSL_WEIGHT = 10;
 const CLAMP = 50;
 
 export type SemanticLossKind = 'visual' | 'visual+textual' | 'none';

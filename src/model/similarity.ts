@@ -98,7 +98,7 @@ export function blockScores(
 
 /**
  * A way to compute the (nImg, nCap) training scores of a batch with the module's per-caption BatchNorm statistics:
- * blockScores in one graph (singleGraphScorer), or the runtime's chunked, two-thread scorer (runtime/).
+ * blockScores in one graph, or the runtime's chunked, two-thread scorer (runtime/).
  */
 export type BatchScorer = (
   w: Weights,
@@ -106,8 +106,3 @@ export type BatchScorer = (
   img: ImageSide,
   cap: CaptionSide,
 ) => { sims: tf.Tensor2D; captionStats: CaptionBnStats[] };
-
-export const singleGraphScorer: BatchScorer = (w, c, img, cap) => {
-  const r = blockScores(w, c, img, cap, true);
-  return { sims: r.sims, captionStats: r.captionStats ? [r.captionStats] : [] };
-};

@@ -8,7 +8,7 @@ import { patchWasmKernels } from './wasmKernels.js';
 import { registerGraphAttentionKernels } from './graphAttention.js';
 import { guardAllocations } from './memoryGuard.js';
 
-export const BACKENDS = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
+const BACKENDS = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
 export type BackendChoice = BackendName | 'auto';
 

@@ -41,7 +41,7 @@ export interface AffineOptions {
  * tfjs-wasm's fused product checks the rank of the bias's buffer as it was created, not of the tensor: a rank-1
  * view of a (1, S) product is refused. Such a bias gets a buffer of its own (S values).
  */
-export function rank1Buffer(bias: tf.Tensor1D): tf.Tensor1D {
+function rank1Buffer(bias: tf.Tensor1D): tf.Tensor1D {
   if (tf.getBackend() !== 'wasm') return bias;
   const data = (tf.backend() as unknown as { dataIdMap: { get(id: unknown): { shape: number[] } } }).dataIdMap.get(
     bias.dataId,
@@ -98,11 +98,6 @@ function fusedAffine(
     };
   });
   return f(...inputs);
-}
-
-/** act(x @ m + bias) for m (in, out), all differentiable. */
-export function affine(x: tf.Tensor2D, m: tf.Tensor2D, o: AffineOptions = {}): tf.Tensor2D {
-  return fusedAffine(x, m, m, 'in-out', o);
 }
 
 /**

@@ -8,12 +8,12 @@ import { log } from '../util/log.js';
 
 export const GiB = 1024 ** 3;
 /** Warn once when the wasm heap has grown past this (the cap is ~3.84 GiB). */
-export const HEAP_WARN_BYTES = 3.5 * GiB;
+const HEAP_WARN_BYTES = 3.5 * GiB;
 /**
  * The largest working set one scoring chunk may be estimated to need: a chunk's backward pass grows the heap to
  * ~2.4x its estimate (measured at batch 128, 2026-12-02), and the heap stops at ~3.84 GiB.
  */
-export const CHUNK_LIMIT_BYTES = 1.5 * GiB;
+const CHUNK_LIMIT_BYTES = 1.5 * GiB;
 /**
  * train's --chunk-mb default, per thread: SGR at batch 128 peaks at 3.1 GB RSS with 512, 3.7 GB with 768 (two
  * threads; 6 GB with 2048 for 4 % less time), so 640 keeps it under the 3.6 GB of the issue-11 baseline.

@@ -24,7 +24,7 @@ import { log } from '../util/log.js';
  * against 1,000 images scores in about as long in process (measured at the demo's dims: 1.9 s in process,
  * 7.4 s with 2 workers, on a loaded machine).
  */
-export const POOL_MIN_PAIRS = 20_000;
+const POOL_MIN_PAIRS = 20_000;
 
 export interface QueryOptions {
   modelPath: string;
@@ -37,7 +37,7 @@ export interface QueryOptions {
   backend?: BackendChoice;
 }
 
-export interface ImageHit {
+interface ImageHit {
   rank: number;
   image: number;
   score: number;
@@ -53,7 +53,7 @@ export interface SentenceResult {
   hits: ImageHit[];
 }
 
-export interface CaptionHit {
+interface CaptionHit {
   rank: number;
   caption: number;
   image: number;

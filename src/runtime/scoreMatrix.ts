@@ -24,7 +24,7 @@ export interface ScoreOptions {
 }
 
 /** Caption blocks of at most `size` captions of similar length: lists of caption indices. */
-export function captionBlocks(lengths: Int32Array, range: [number, number], size: number): number[][] {
+function captionBlocks(lengths: Int32Array, range: [number, number], size: number): number[][] {
   const idx: number[] = [];
   for (let c = range[0]; c < range[1]; c++) idx.push(c);
   idx.sort((a, b) => lengths[b] - lengths[a] || a - b);

@@ -22,7 +22,7 @@ import { MainPhase, sizeOf, splitFlat, WorkerPhase, type StepBuffers, type StepR
 import type { CustomFn } from '../ops/tape.js';
 
 /** The caption side's parameters: the word embedding, the bi-GRU and TextSA. */
-export function captionParamNames(names: string[]): string[] {
+function captionParamNames(names: string[]): string[] {
   return names.filter((n) => n.startsWith('txt_enc.') || n.startsWith('sim_enc.t_global_w.'));
 }
 

@@ -59,21 +59,21 @@ function updateRunning(reg: ParamRegistry, prefix: string, means: tf.Tensor[], v
 }
 
 /** The batch as tensors, for the loss. */
-export interface BatchTensors {
+interface BatchTensors {
   images: tf.Tensor3D; // (B, 36, imgDim)
   tokens: TokenBatch;
   imageSim: tf.Tensor2D | null;
   captionSim: tf.Tensor2D | null;
 }
 
-export interface LossOptions {
+interface LossOptions {
   margin: number;
   maxViolation: boolean;
   semantic: SemanticLossKind;
 }
 
 /** The loss of one batch and what else its forward pass gives. */
-export interface BatchLoss {
+interface BatchLoss {
   total: tf.Scalar;
   hinge: tf.Scalar;
   semantic: tf.Scalar;
@@ -87,7 +87,7 @@ export interface BatchLoss {
  * The engine computes the caption side and the (B, B) scores as the model does (model/sgraf.ts captionSide,
  * model/similarity.ts blockScores): in chunks that fit the device, and with a second thread (engine/).
  */
-export function batchLoss(
+function batchLoss(
   w: Weights,
   c: ModelConfig,
   b: BatchTensors,
@@ -181,7 +181,7 @@ export function lossAndGrads(
 }
 
 /** Apply the running-statistics updates gathered by a forward pass, then dispose them. */
-export function applyBatchNormStats(reg: ParamRegistry, bnStats: BnBatchStats[], captionStats: CaptionBnStats[]): void {
+function applyBatchNormStats(reg: ParamRegistry, bnStats: BnBatchStats[], captionStats: CaptionBnStats[]): void {
   for (const s of bnStats) updateRunning(reg, s.prefix, [s.mean], [s.varUnbiased]);
   const perCaption = moduleOf(reg.config).captionBatchNorm;
   if (captionStats.length && perCaption) {

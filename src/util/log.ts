@@ -37,7 +37,7 @@ export function fieldsText(rec: Record<string, unknown>, prefix = ''): string {
 }
 
 /** The pretty stream: `[12:04:31] INFO: message  key=value ...`, written synchronously to fd 2. */
-export function prettyStream(colorize = process.stderr.isTTY === true): PinoPretty.PrettyStream {
+function prettyStream(colorize = process.stderr.isTTY === true): PinoPretty.PrettyStream {
   return PinoPretty({
     destination: 2,
     sync: true,
@@ -85,8 +85,4 @@ export function configureLog(level: string, f: LogFormat = format): void {
 /** Re-create the logger at a new level, same format (the environment is left alone: tests call this). */
 export function setLogLevel(level: string): void {
   current = make(level, format);
-}
-
-export function logFormat(): LogFormat {
-  return format;
 }
