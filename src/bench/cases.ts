@@ -1,4 +1,4 @@
-// The benchmark cases: the plain matMul roofline, score blocks (in-process or the worker pool of engine/scorePool.ts),
+// The benchmark cases: the plain matMul roofline, score blocks (in-process or the worker pool of runtime/scorePool.ts),
 // one training step, and split encoding. Each returns one flat record that bench.ts prints as a JSON line.
 // Every case builds its own random-weight registry (ParamRegistry.init) and disposes it, so cases can run in
 // any subset and order; worker pools are always closed (finally), so the process exits by itself.

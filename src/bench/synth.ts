@@ -1,6 +1,6 @@
-// Random inputs for the benchmark: unit-norm encoded images/captions (as encodeSplit would produce them, already in
-// SharedArrayBuffers so the score pool shares them without a copy), raw region features, token captions and a
-// training batch. Values do not change the work done, only the shapes do; the generator is a small xorshift so
+// Random inputs for the benchmark: unit-norm encoded images/captions (as runtime/encode.ts would produce them,
+// already in SharedArrayBuffers so the score pool shares them without a copy), raw region features, token captions
+// and a training batch. Values do not change the work done, only the shapes do; the generator is a small xorshift so
 // that filling hundreds of MB takes well under a second per 100 MB.
 import { REGIONS } from '../model/config.js';
 import { CAPTION_LENGTH_COUNTS } from './figures.js';

@@ -33,7 +33,7 @@ export function linear(
  * sequences drop the padded positions before it can spread.)
  */
 export function l2norm(x: tf.Tensor): tf.Tensor {
-  return l2normalize(x, NORM_EPS); // over the last axis, with a gradient that keeps only the output (engine/norm.ts)
+  return l2normalize(x, NORM_EPS); // over the last axis, with a gradient that keeps only the output (ops/norm.ts)
 }
 
 /** x / (Σ|x| + 1e-8) along `axis`. */

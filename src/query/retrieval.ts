@@ -1,7 +1,7 @@
 // `vsl query`: retrieval for a person. A free sentence ranks the split's images (text -> image); an image
 // ranks the split's captions (image -> text). Built from the evaluation's parts: the checkpoint and vocabulary
-// are found as `vsl eval` finds them, sentences are tokenised as in training, the split is encoded with
-// encodeSplit (images once per run, whatever the number of sentences) and scored by the eval scorer (the
+// are found as `vsl eval` finds them, sentences are tokenised as in training, the split is encoded by
+// runtime/encode.ts (images once per run, whatever the number of sentences) and scored by the eval scorer (the
 // worker pool where the pairs are many, in process otherwise; one image against every caption runs in process,
 // where a pool has no second shard to give a worker).
 import { selectBackend, type BackendChoice } from '../ops/backend.js';

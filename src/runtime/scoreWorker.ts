@@ -1,4 +1,4 @@
-// Worker-thread side of the parallel score matrix (see parallel.ts for the protocol and the reasons).
+// Worker-thread side of the score pool (scorePool.ts has the protocol and the reasons).
 //
 // Started by ScorePool with `workerData: WorkerInit`: the backend name, the model config, the weights as host
 // arrays, and the encoded images/captions (their big arrays live in SharedArrayBuffers, so every worker reads

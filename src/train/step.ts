@@ -27,7 +27,7 @@ export interface TrainBatch {
 export interface StepOptions extends LossOptions {
   gradClip: number;
   dropout: number; // 0.4 in the reference; 0 for deterministic checks
-  /** runs the caption side and the score block: on this thread, or with the training worker (engine/) */
+  /** runs the caption side and the score block: on this thread, or with the training worker (runtime/) */
   engine: StepEngine;
   /** the step's seed: every dropout mask of the step derives from it and its site's name */
   seed: number;
@@ -85,7 +85,7 @@ interface BatchLoss {
 /**
  * The loss of one batch: encode both sides, score every image with every caption, hinge + semantic.
  * The engine computes the caption side and the (B, B) scores as the model does (model/sgraf.ts captionSide,
- * model/similarity.ts blockScores): in chunks that fit the device, and with a second thread (engine/).
+ * model/similarity.ts blockScores): in chunks that fit the device, and with a second thread (runtime/).
  */
 function batchLoss(
   w: Weights,

@@ -1,6 +1,6 @@
 // Validation: encode the dev split (its first maxCaptions captions), score every image with every
 // caption, R@1/5/10 both ways and rsum. The scores are computed on `threads` threads: the main thread takes the
-// first image blocks and N-1 score workers (engine/scorePool.ts) the rest, side by side; the main thread's heap
+// first image blocks and N-1 score workers (runtime/scorePool.ts) the rest, side by side; the main thread's heap
 // has grown for the training step already, so only the workers' heaps are new. The workers live for one
 // validation (the weights change between two).
 import crypto from 'node:crypto';

@@ -1,4 +1,4 @@
-// SGR's graph attention (engine/graphAttention.ts) against tfjs' own autodiff of the plain math, on random
+// SGR's graph attention (ops/graphAttention.ts) against tfjs' own autodiff of the plain math, on random
 // inputs with padded nodes, every query row and node 0 alone, and a width S that is not a multiple of the
 // kernel's SIMD width: on wasm that checks the fused kernels (vsl_kernels.c), on cpu the tf-ops path.
 import { test } from 'node:test';

@@ -1,4 +1,4 @@
-// The chunked training scores (engine/chunkedScores.ts): length buckets pad little and cover the range; scores
+// The chunked training scores (runtime/chunkedScores.ts): length buckets pad little and cover the range; scores
 // and gradients in several chunks (the first ones recomputed in the backward pass, the last one on the tape) and
 // buckets are those of one graph.
 import { before, test } from 'node:test';

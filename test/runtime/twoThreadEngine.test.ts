@@ -1,4 +1,4 @@
-// A training step on two threads (engine/twoThreadEngine.ts: the worker encodes the captions and scores the last
+// A training step on two threads (runtime/twoThreadEngine.ts: the worker encodes the captions and scores the last
 // ones) computes what the one-thread step computes: the same loss, the same SAF statistics, and the same
 // gradients up to float summation order (the two shares' gradients are added in a different order; gradients
 // that are exactly 0 in exact arithmetic, such as the global-attention biases under their softmax, come out as
