@@ -92,7 +92,7 @@ export function matmulCase(ctx: BenchContext, reps = 2, warmup = 1, m = 4608): B
   const a = tf.randomUniform([m, k], -1, 1, 'float32', 1);
   const b = tf.randomUniform([k, n], -1, 1, 'float32', 2);
   // Not tf.tidy(() => ….dataSync()): tidy walks a returned typed array element by element looking for
-  // tensors, which made this row read ~4 GFLOP/s instead of the product's own rate.
+  // tensors, and this row would time that walk instead of the product (docs/performance.md, The bench).
   const product = () => {
     const c = tf.matMul(a, b);
     c.dataSync();

@@ -61,7 +61,7 @@ export const SAF: SimilarityModule = {
     return { vec: r.vec, captionStats: r.stats };
   },
   captionBatchNorm: 'sim_enc.SAF_module.bn',
-  // measured at batch 128 to keep its step under SGR's RSS (docs/performance.md)
+  // set to keep SAF's batch-128 step under SGR's resident memory (docs/performance.md, Training memory)
   vectorsPerToken: () => 10,
   scoreWorkerGiB: 0.41,
   pairMflop: 8.6,

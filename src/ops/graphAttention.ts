@@ -1,7 +1,8 @@
 // SGR's graph attention with its gradient: for P pairs of N nodes, agg_i = Σ_j softmax_j(q_i · x_j) x_j over each
 // pair's valid nodes. On wasm one fused kernel per direction (kernels/vsl_kernels.c: tfjs-wasm's batched matMul
-// runs these small per-pair products at ~1 GFLOP/s, and the mask, softmax and transposes were passes of their
-// own); elsewhere the same math in tf ops. Padded nodes are neither keys nor queries: their rows of agg are 0.
+// runs these small per-pair products on its slow generic kernel (docs/backends.md), and the mask, softmax and
+// transposes would be passes of their own); elsewhere the same math in tf ops. Padded nodes are neither keys nor
+// queries: their rows of agg are 0.
 import * as tf from '@tensorflow/tfjs';
 import { kernelsOf, ptr, type WasmBackendInternals } from './kernels/module.js';
 import type { CustomFn } from './tape.js';

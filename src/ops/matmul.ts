@@ -1,6 +1,6 @@
 // 2-D products whose gradients stay on the fast kernel. On tfjs-wasm only a plain 2-D `a @ b` takes the XNNPACK
-// path (~30-40 GFLOP/s); tfjs' own matMul gradient uses transposeA/B flags, which fall to a generic kernel
-// 15-70x slower. These transpose explicitly in their gradients (same values).
+// path; tfjs' own matMul gradient uses transposeA/B flags, which fall to a generic kernel many times slower
+// (docs/backends.md has the rates). These transpose explicitly in their gradients (same values).
 import * as tf from '@tensorflow/tfjs';
 import type { CustomFn } from './tape.js';
 

@@ -20,9 +20,8 @@ import { VslError } from '../util/errors.js';
 import { log } from '../util/log.js';
 
 /**
- * Fewest pairs worth a worker pool: each worker loads its own tfjs and the weights (~2 s), while one sentence
- * against 1,000 images scores in about as long in process (measured at the demo's dims: 1.9 s in process,
- * 7.4 s with 2 workers, on a loaded machine).
+ * Fewest pairs worth a worker pool: each worker loads its own tfjs and the weights, which takes about as long as
+ * scoring one sentence against 1,000 images in process (docs/performance.md, `vsl query` latency).
  */
 const POOL_MIN_PAIRS = 20_000;
 

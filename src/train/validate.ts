@@ -22,8 +22,8 @@ const MEMORY_BOUND_BYTES = 4 * GiB;
 const MIN_PAIRS_FOR_WORKERS = 1_000_000;
 
 /**
- * Heap of one score worker: the module's measured heap at embed size 1024, taken as proportional to the embedding
- * size, plus ~0.1 GiB of runtime per thread.
+ * Heap of one score worker: the module's heap at embed size 1024 (scoreWorkerGiB; docs/performance.md, Evaluation
+ * memory), taken as proportional to the embedding size, plus ~0.1 GiB of runtime per thread.
  */
 function scoreWorkerBytes(c: ModelConfig): number {
   return (moduleOf(c).scoreWorkerGiB * (c.embedSize / 1024) + 0.1) * GiB;
