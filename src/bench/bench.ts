@@ -172,7 +172,7 @@ async function runCase(ctx: BenchContext, name: CaseName, a: Args): Promise<Benc
   return a.quick ? matmulCase(ctx, 1, 0, 2304) : matmulCase(ctx, 2, 1, 4608);
 }
 
-function fmt(x: unknown, d = 1): string {
+function fmt(x: BenchRecord[string] | undefined, d = 1): string {
   return typeof x === 'number' ? x.toFixed(d) : x === null || x === undefined ? '-' : String(x);
 }
 

@@ -1,10 +1,10 @@
-// The benchmark cases: the plain matMul roofline, score blocks (in-process or the worker pool of engine/scorePool.ts),
+// The benchmark cases: the plain matMul roofline, score blocks (in-process or the worker pool of runtime/scorePool.ts),
 // one training step, and split encoding. Each returns one flat record that bench.ts prints as a JSON line.
 // Every case builds its own random-weight registry (ParamRegistry.init) and disposes it, so cases can run in
 // any subset and order; worker pools are always closed (finally), so the process exits by itself.
 import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
-import { defaultModelConfig, type ModelConfig } from '../model/config.js';
+import { defaultModelConfig } from '../model/config.js';
 import { ParamRegistry } from '../model/params.js';
 import { Weights } from '../model/weights.js';
 import { createScorer, type Scorer } from '../runtime/scorePool.js';
@@ -27,7 +27,7 @@ import {
   randomTrainBatch,
 } from './synth.js';
 
-export const VOCAB = 11353;
+const VOCAB = 11353;
 const SEED = 20240601;
 
 export type BenchRecord = Record<string, string | number | boolean | null>;
@@ -92,7 +92,7 @@ export function matmulCase(ctx: BenchContext, reps = 2, warmup = 1, m = 4608): B
   const a = tf.randomUniform([m, k], -1, 1, 'float32', 1);
   const b = tf.randomUniform([k, n], -1, 1, 'float32', 2);
   // Not tf.tidy(() => ….dataSync()): tidy walks a returned typed array element by element looking for
-  // tensors, which made this row read ~4 GFLOP/s instead of the product's own rate.
+  // tensors, and this row would time that walk instead of the product (docs/performance.md, The bench).
   const product = () => {
     const c = tf.matMul(a, b);
     c.dataSync();

@@ -3,7 +3,7 @@
 // and the case catalogue with what --quick runs.
 import { moduleOf } from '../model/modules.js';
 
-export const MFLOP = 1e6;
+const MFLOP = 1e6;
 
 /** Forward FLOPs per image: the fc 2048->1024 on 36 regions (2·36·2048·1024) plus VisualSA (77.7 M). */
 export const IMAGE_FLOPS = 2 * 36 * 2048 * 1024 + 77.7 * MFLOP;
@@ -12,7 +12,7 @@ export const IMAGE_FLOPS = 2 * 36 * 2048 * 1024 + 77.7 * MFLOP;
  * Forward FLOPs per caption of 12 tokens: the bi-GRU (2 directions × 12 steps × 2·3D·(300 + D), input and hidden
  * products) plus TextSA (27.3 M). The embedding lookup is a gather (no FLOPs).
  */
-export const CAPTION_FLOPS = 2 * 12 * 2 * 3 * 1024 * (300 + 1024) + 27.3 * MFLOP;
+const CAPTION_FLOPS = 2 * 12 * 2 * 3 * 1024 * (300 + 1024) + 27.3 * MFLOP;
 
 /**
  * How many captions of each token count (<start> and <end> included) the benchmark draws from: the counts of the

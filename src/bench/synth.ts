@@ -1,6 +1,6 @@
-// Random inputs for the benchmark: unit-norm encoded images/captions (as encodeSplit would produce them, already in
-// SharedArrayBuffers so the score pool shares them without a copy), raw region features, token captions and a
-// training batch. Values do not change the work done, only the shapes do; the generator is a small xorshift so
+// Random inputs for the benchmark: unit-norm encoded images/captions (as runtime/encode.ts would produce them,
+// already in SharedArrayBuffers so the score pool shares them without a copy), raw region features, token captions
+// and a training batch. Values do not change the work done, only the shapes do; the generator is a small xorshift so
 // that filling hundreds of MB takes well under a second per 100 MB.
 import { REGIONS } from '../model/config.js';
 import { CAPTION_LENGTH_COUNTS } from './figures.js';
@@ -9,7 +9,7 @@ import type { TrainBatch } from '../train/step.js';
 import { sharedFloat32, sharedInt32 } from '../ops/shared.js';
 
 /** xorshift32 stream of floats in [0, 1). */
-export class FastRandom {
+class FastRandom {
   private s: number;
   constructor(seed: number) {
     this.s = seed >>> 0 || 0x9e3779b9;

@@ -22,7 +22,7 @@ import { VslError } from '../util/errors.js';
 import { writeNpy } from '../io/npyWrite.js';
 import type { BackendChoice } from '../ops/backend.js';
 import { EvalStopped, evaluateModel, outputOf, type EvaluateModelOutput } from '../eval/evaluate.js';
-import { mergedSplit, mergeParts, partFiles, writePart } from '../eval/parts.js';
+import { mergedSplit, mergeParts, writePart } from '../eval/parts.js';
 import { releaseBlocks, scoreSplit } from '../eval/scoreSplit.js';
 import { parseShard } from '../eval/shards.js';
 import { StopOnSignal } from '../eval/stop.js';
@@ -80,7 +80,7 @@ export function saveSims(file: string, sims: ArrayLike<number>, shape: readonly 
 }
 
 /** The JSON object printed by --json. */
-export function evalJson(r: EvaluateModelOutput, savedSims?: string): Record<string, unknown> {
+function evalJson(r: EvaluateModelOutput, savedSims?: string) {
   return {
     model: { path: r.modelPath, module: r.module, source: r.source, epoch: r.epoch },
     data: { dataPath: r.dataPath, dataName: r.dataName, split: r.split, vocab: r.vocabFile },
@@ -97,7 +97,10 @@ export function evalJson(r: EvaluateModelOutput, savedSims?: string): Record<str
   };
 }
 
-export function evalText(r: EvaluateModelOutput): string {
+/** What `vsl eval --json` prints (one object; --merge adds the part files). */
+export type EvalJson = ReturnType<typeof evalJson> & { parts?: string[] };
+
+function evalText(r: EvaluateModelOutput): string {
   const head =
     `model ${r.modelPath} (${r.module}, ${r.source}, epoch ${r.epoch}) on ${r.dataName}/${r.split}: ` +
     `${r.nImages} images, ${r.nCaptions} captions` +
@@ -224,7 +227,7 @@ const EvalConfigSchema = z
   .strict();
 
 /** An eval config file: the options above in camelCase; an unknown key or a wrong type names the key. */
-export function readEvalConfig(file: string): Partial<EvalCliOptions> {
+function readEvalConfig(file: string): Partial<EvalCliOptions> {
   let raw: unknown;
   try {
     raw = JSON.parse(fs.readFileSync(file, 'utf8'));

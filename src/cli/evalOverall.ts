@@ -35,6 +35,30 @@ interface Member {
   folds?: EvalResult[];
 }
 
+function overallJson(
+  o: EvalOverallCliOptions,
+  members: Member[],
+  ens: { result: EvalResult; folds?: EvalResult[] },
+  shape: number[],
+  extra: Record<string, unknown>,
+) {
+  const one = (r: EvalResult, folds?: EvalResult[]) => ({
+    result: resultToJson(r),
+    ...(folds ? { folds: foldsToJson(folds, r).folds } : {}),
+  });
+  return {
+    ...extra,
+    split: o.split,
+    fold5: o.fold5 ?? false,
+    members: members.map((m) => ({ label: m.label, file: m.file, ...one(m.result, m.folds) })),
+    ensemble: one(ens.result, ens.folds),
+    sims: { shape, ...(o.saveSims ? { file: o.saveSims } : {}) },
+  };
+}
+
+/** What `vsl eval-overall --json` prints. */
+export type EvalOverallJson = ReturnType<typeof overallJson>;
+
 function output(
   o: EvalOverallCliOptions,
   members: Member[],
@@ -43,22 +67,7 @@ function output(
   extra: Record<string, unknown>,
 ): string {
   const fold5 = o.fold5 ?? false;
-  if (o.json) {
-    const one = (r: EvalResult, folds?: EvalResult[]) => ({
-      result: resultToJson(r),
-      ...(folds ? { folds: foldsToJson(folds, r).folds } : {}),
-    });
-    return (
-      JSON.stringify({
-        ...extra,
-        split: o.split,
-        fold5,
-        members: members.map((m) => ({ label: m.label, file: m.file, ...one(m.result, m.folds) })),
-        ensemble: one(ens.result, ens.folds),
-        sims: { shape, ...(o.saveSims ? { file: o.saveSims } : {}) },
-      }) + '\n'
-    );
-  }
+  if (o.json) return JSON.stringify(overallJson(o, members, ens, shape, extra)) + '\n';
   const rows = [
     ...members.map((m) => ({ label: m.label, result: m.result })),
     { label: 'SGRAF (mean)', result: ens.result },
@@ -98,7 +107,7 @@ function expectedShape(dataPath: string, dataName: string, split: string, fold5:
   }
 }
 
-async function fromSims(o: EvalOverallCliOptions): Promise<string> {
+function fromSims(o: EvalOverallCliOptions): string {
   const files = o.sims!;
   if (files.length < 2) throw new VslError(`--sims: expected at least two score files, found ${files.length}`);
   const fold5 = o.fold5 ?? false;

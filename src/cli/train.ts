@@ -19,7 +19,9 @@ const num = (v: string) => {
 
 /** The schema under its default/optional wrappers. */
 function inner(s: z.ZodTypeAny): z.ZodTypeAny {
-  while (s instanceof z.ZodDefault || s instanceof z.ZodOptional) s = s._def.innerType;
+  // instanceof narrows to ZodDefault<any> / ZodOptional<any>: name the wrapped schema's type
+  while (s instanceof z.ZodDefault || s instanceof z.ZodOptional)
+    s = (s as z.ZodDefault<z.ZodTypeAny> | z.ZodOptional<z.ZodTypeAny>)._def.innerType;
   return s;
 }
 
@@ -39,7 +41,7 @@ function flagOf(spec: OptionSpec): Option {
 /** Commander attribute names that differ from the table's keys: --no-imgnorm sets imgnorm = false. */
 const NEGATED: Record<string, string> = { imgnorm: 'noImgnorm', txtnorm: 'noTxtnorm' };
 
-export function addTrainOptions(cmd: Command): Command {
+function addTrainOptions(cmd: Command): Command {
   cmd.option('--config <file>', 'JSON file of options (names as below, camelCase); flags override it');
   for (const [key, spec] of Object.entries(TRAIN_OPTION_TABLE)) {
     if (key === 'numLayers') continue; // one value only: a config key, not worth a flag
@@ -50,7 +52,7 @@ export function addTrainOptions(cmd: Command): Command {
 }
 
 /** The options a user gave on the command line (not commander's defaults), in schema names. */
-export function flagsOf(cmd: Command): Record<string, unknown> {
+function flagsOf(cmd: Command): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(cmd.opts())) {
     if (k === 'config' || cmd.getOptionValueSource(k) !== 'cli') continue;

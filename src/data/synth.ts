@@ -86,7 +86,7 @@ const DETERMINERS = ['a', 'the', 'a', 'the', 'some', 'one'];
 const CONNECTORS = ['with', 'next to', 'on', 'near', 'and', 'beside', 'behind', 'under', 'in front of'];
 const OPENERS = ['', '', '', 'there is', 'a photo of', 'an image of', 'a picture showing'];
 
-export const SYNTH_REGIONS = 36;
+const SYNTH_REGIONS = 36;
 const N_BACKGROUNDS = 8;
 const NOISE = 0.35;
 
@@ -104,7 +104,7 @@ export interface SynthOptions {
   onSplit?: (info: SynthSplitInfo) => void;
 }
 
-export interface SynthSplitInfo {
+interface SynthSplitInfo {
   split: string;
   nImages: number;
   nCaptions: number;
@@ -123,7 +123,7 @@ export interface SynthResult {
 // Randomness
 
 /** 32-bit mixing of several integers into one seed (murmur3 finaliser steps). */
-export function mixSeed(...xs: number[]): number {
+function mixSeed(...xs: number[]): number {
   let h = 0x9e3779b9 | 0;
   for (const x of xs) {
     let k = Math.imul(x | 0, 0xcc9e2d51);

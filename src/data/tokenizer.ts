@@ -176,7 +176,7 @@ export interface PunktParams {
   orthoContext: ReadonlyMap<string, number>;
 }
 
-export const ENGLISH_PUNKT: PunktParams = {
+const ENGLISH_PUNKT: PunktParams = {
   abbrevTypes: EN_ABBREVS,
   collocations: EN_COLLOCATIONS,
   sentStarters: EN_SENT_STARTERS,

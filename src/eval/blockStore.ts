@@ -14,11 +14,13 @@ import { encodeNpyHeader } from '../io/npyHeader.js';
 import { readNpy } from '../io/npyRead.js';
 import type { Block } from './shards.js';
 
-export const WORK_FORMAT = 'vsl-eval-work';
+const WORK_FORMAT = 'vsl-eval-work';
 const MANIFEST = 'manifest.json';
 
 /** What a work directory's blocks are scores of: flat `field: value` pairs, compared one by one. */
 export type Identity = Record<string, string | number | boolean | null>;
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
 
 export class BlockStore {
   private constructor(
@@ -35,16 +37,18 @@ export class BlockStore {
       throw new VslError(`${dir}: cannot create the work directory (${(e as Error).message})`);
     }
     if (fs.existsSync(file)) {
-      let found: { format?: unknown; identity?: Record<string, unknown> };
+      let parsed: unknown;
       try {
-        found = JSON.parse(fs.readFileSync(file, 'utf8'));
+        parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
       } catch (e) {
         throw new VslError(`${file}: expected a vsl work-directory manifest (JSON), found ${(e as Error).message}`);
       }
-      if (found?.format !== WORK_FORMAT)
-        throw new VslError(`${file}: format: expected "${WORK_FORMAT}", found ${JSON.stringify(found?.format)}`);
+      const found: { format?: unknown; identity?: unknown } = isObject(parsed) ? parsed : {};
+      if (found.format !== WORK_FORMAT)
+        throw new VslError(`${file}: format: expected "${WORK_FORMAT}", found ${JSON.stringify(found.format)}`);
+      const ids: Record<string, unknown> = isObject(found.identity) ? found.identity : {};
       for (const [k, want] of Object.entries(identity)) {
-        const got = found.identity?.[k];
+        const got = ids[k];
         if (got !== want) {
           throw new VslError(
             `${file}: ${k}: expected ${JSON.stringify(want)} (this evaluation), found ${JSON.stringify(got)}; ` +

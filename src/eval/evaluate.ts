@@ -22,7 +22,6 @@ import type { ModelSource } from './loadModel.js';
 import { releaseBlocks, scoreSplit, type ScoredSplit, type ScoreSplitOptions } from './scoreSplit.js';
 
 export { DEV_MAX_CAPTIONS, FOLDS } from './scoreSplit.js';
-export { resolveVocabFile } from './vocabFile.js';
 
 export interface EvaluateModelOptions extends Omit<ScoreSplitOptions, 'shard' | 'onProgress'> {
   /** Progress bar / log lines on stderr while scoring (default false). */
@@ -59,13 +58,13 @@ export interface EvaluateModelOutput {
 
 // ------------------------------------------------------------------------------------------------ progress
 
-export interface Progress {
+interface Progress {
   update(done: number): void;
   stop(): void;
 }
 
 /** A progress bar on a TTY stderr (not under CI), else a log line every 10 s and one at the end. */
-export function makeProgress(label: string, total: number, enabled: boolean): Progress {
+function makeProgress(label: string, total: number, enabled: boolean): Progress {
   if (!enabled || total <= 0) return { update: () => {}, stop: () => {} };
   const t0 = Date.now();
   const fancy = isInteractive(process.stderr);

@@ -18,7 +18,7 @@
 // vocabPath }, train: {...} }; for a PyTorch file they are built from `opt` (fromReferenceOpt, data_name,
 // data_path, vocab_path) and `train` keeps the JSON-safe remainder of `opt` under `train.referenceOpt`.
 import fs from 'node:fs';
-import { badInput, VslError } from '../util/errors.js';
+import { anyToString, badInput, VslError } from '../util/errors.js';
 import { CHECKPOINT_FORMAT, loadCheckpoint, loadWeightsGroup } from '../io/checkpoint.js';
 import { readH5 } from '../io/h5.js';
 import { flattenModel, readTorchCheckpoint } from '../io/sgrafCheckpoint.js';
@@ -28,7 +28,7 @@ import { moduleNames } from '../model/modules.js';
 
 export type ModelSource = 'vsl-hdf5' | 'hdf5-weights' | 'torch-zip' | 'torch-legacy';
 
-export interface ModelDataOptions {
+interface ModelDataOptions {
   dataName: string;
   dataPath: string;
   /** Folder holding `<dataName>_vocab.json` (may be absent: then the data path is used). */
@@ -36,7 +36,7 @@ export interface ModelDataOptions {
 }
 
 /** vsl's checkpoint options (written by `vsl train`, or built from a PyTorch `opt`). */
-export interface ModelOptions {
+interface ModelOptions {
   model: ModelConfig;
   data: ModelDataOptions;
   train: Record<string, unknown>;
@@ -66,7 +66,7 @@ export interface LoadedModel {
   bestRsum: number;
 }
 
-export const EMBED_KEY = 'txt_enc.embed.weight';
+const EMBED_KEY = 'txt_enc.embed.weight';
 
 /** The container of a model file, from its first bytes. */
 export function detectModelFormat(path: string): 'hdf5' | 'zip' | 'legacy' {
@@ -74,7 +74,7 @@ export function detectModelFormat(path: string): 'hdf5' | 'zip' | 'legacy' {
   if (fs.statSync(path).isDirectory()) throw badInput(path, 'model file', 'a checkpoint file', 'a directory');
   const fd = fs.openSync(path, 'r');
   const head = Buffer.alloc(8);
-  let n = 0;
+  let n: number;
   try {
     n = fs.readSync(fd, head, 0, 8, 0);
   } finally {
@@ -113,7 +113,7 @@ function jsonSafe(opt: Record<string, unknown>): Record<string, unknown> {
 }
 
 /** vsl options from a reference argparse `opt` (a PyTorch checkpoint or a golden file's opt_json). */
-export function optionsFromReferenceOpt(opt: Record<string, unknown>): ModelOptions {
+function optionsFromReferenceOpt(opt: Record<string, unknown>): ModelOptions {
   return {
     model: fromReferenceOpt(opt),
     data: {
@@ -129,7 +129,7 @@ const MODEL_NUMBER_FIELDS = ['vocabSize', 'imgDim', 'wordDim', 'embedSize', 'sim
 const MODEL_BOOL_FIELDS = ['biGru', 'noImgNorm', 'noTxtNorm'] as const;
 
 /** Check the options JSON of a vsl checkpoint and fill what may be missing. */
-export function parseVslOptions(raw: Record<string, unknown>, file: string): ModelOptions {
+function parseVslOptions(raw: Record<string, unknown>, file: string): ModelOptions {
   const m = raw.model;
   if (typeof m !== 'object' || m === null || Array.isArray(m)) {
     throw badInput(
@@ -206,12 +206,12 @@ async function readHdf5Model(path: string): Promise<ModelFile> {
   }
   let opt: unknown;
   try {
-    opt = JSON.parse(String(optJson));
+    opt = JSON.parse(anyToString(optJson));
   } catch (e) {
     throw badInput(path, 'attribute opt_json', 'valid JSON', `invalid JSON (${(e as Error).message})`);
   }
   if (typeof opt !== 'object' || opt === null || Array.isArray(opt))
-    throw badInput(path, 'attribute opt_json', 'a JSON object', String(optJson).slice(0, 60));
+    throw badInput(path, 'attribute opt_json', 'a JSON object', anyToString(optJson).slice(0, 60));
   const options = optionsFromReferenceOpt(opt as Record<string, unknown>);
   const arrays = (await loadWeightsGroup(path, 'weights')) as Map<string, HostArray>;
   return {
@@ -269,7 +269,7 @@ export function buildModel(file: ModelFile, vocabSize?: number): LoadedModel {
     throw new VslError(`${file.path}: missing key ${EMBED_KEY}`);
   }
   if (embed.shape.length !== 2)
-    throw badInput(file.path, EMBED_KEY, 'a 2-D array [vocab, word_dim]', `shape [${embed.shape}]`);
+    throw badInput(file.path, EMBED_KEY, 'a 2-D array [vocab, word_dim]', `shape [${embed.shape.join(',')}]`);
   const rows = embed.shape[0];
   if (vocabSize !== undefined && vocabSize !== rows) {
     throw new VslError(

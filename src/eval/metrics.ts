@@ -74,7 +74,7 @@ export interface ScoreSource {
 }
 
 /** Refuse a NaN or Inf score, naming its image and caption (and how many more there are). */
-export function checkFiniteScores(sims: ScoreMatrix, nCap: number, where: ScoreSource = {}): void {
+function checkFiniteScores(sims: ScoreMatrix, nCap: number, where: ScoreSource = {}): void {
   const k = firstNonFinite(sims);
   if (k < 0) return;
   let more = 0;

@@ -15,7 +15,7 @@ import type { ModelSource } from './loadModel.js';
 import type { ScoredSplit } from './scoreSplit.js';
 import type { Shard } from './shards.js';
 
-export const PART_FORMAT = 'vsl-eval-part';
+const PART_FORMAT = 'vsl-eval-part';
 
 const int = z.number().int().nonnegative();
 const hex64 = z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 hex digits (sha256)');
@@ -64,7 +64,7 @@ const PartManifestSchema = z
 export type PartManifest = z.infer<typeof PartManifestSchema>;
 
 /** X.npy / X.json / X -> the two files of part X. */
-export function partFiles(name: string): { npy: string; manifest: string } {
+function partFiles(name: string): { npy: string; manifest: string } {
   const stem = name.replace(/\.(npy|json)$/, '');
   return { npy: `${stem}.npy`, manifest: `${stem}.json` };
 }
@@ -107,7 +107,7 @@ export function writePart(out: string, s: ScoredSplit, shard: Shard): { npy: str
 }
 
 /** Read and check one manifest (its fields; not yet its rows' file). */
-export function readPartManifest(file: string): PartManifest {
+function readPartManifest(file: string): PartManifest {
   let raw: unknown;
   try {
     raw = JSON.parse(fs.readFileSync(file, 'utf8'));

@@ -66,7 +66,7 @@ export function formatFolds(folds: readonly EvalResult[], mean: EvalResult): str
   ].join('\n');
 }
 
-export interface RecallJson {
+interface RecallJson {
   r1: number;
   r5: number;
   r10: number;

@@ -99,7 +99,10 @@ export async function scoreBlocks(o: BlockRunOptions): Promise<BlockRunResult> {
     if (inFlight.size === 0) break;
     await Promise.race(inFlight);
     await turn();
-    if (failure !== null) throw failure; // the caller closes the scorer, which ends the blocks still in flight
+    // the scorer's rejection, rethrown as it came (a VslError keeps its message and exit code); the caller closes
+    // the scorer, which ends the blocks still in flight
+    // eslint-disable-next-line @typescript-eslint/only-throw-error -- a rejection reason is unknown by type
+    if (failure !== null) throw failure;
   }
   return { scores, total: o.blocks.length, reused, scored, stopped: stopped && next < todo.length, pairsScored };
 }

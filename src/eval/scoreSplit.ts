@@ -39,7 +39,7 @@ import { resolveVocabFile } from './vocabFile.js';
 export const FOLDS = 5;
 export const DEV_MAX_CAPTIONS = 5000;
 /** Images per encoding batch (the batches are counted from image 0 in every run). */
-export const IMAGE_ENCODE_BATCH = 100;
+const IMAGE_ENCODE_BATCH = 100;
 
 export interface ScoreSplitOptions {
   modelPath: string;
@@ -172,7 +172,7 @@ function layoutOf(split: PrecompSplit, name: string, dataName: string, fold5: bo
 }
 
 /** The cache folder of an evaluation without an output file: ~/.cache/vsl/eval/<hash of what it scores>. */
-export function defaultWorkDir(identity: Identity, rows: Range): string {
+function defaultWorkDir(identity: Identity, rows: Range): string {
   const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
   const key = crypto.createHash('sha256').update(JSON.stringify({ identity, rows })).digest('hex').slice(0, 20);
   return path.join(base, 'vsl', 'eval', key);
@@ -180,7 +180,7 @@ export function defaultWorkDir(identity: Identity, rows: Range): string {
 
 export async function scoreSplit(o: ScoreSplitOptions): Promise<ScoredSplit> {
   const backend = await selectBackend(o.backend ?? 'auto');
-  const { model, file, dataName, dataPath, vocabFile, vocab } = await loadModelAndVocab(o);
+  const { model, dataName, dataPath, vocabFile, vocab } = await loadModelAndVocab(o);
   const c = model.config;
   const split = openEvalSplit(dataPath, dataName, o.split, c.imgDim, o.modelPath);
   const workers = o.workers ?? defaultWorkers(backend.name);

@@ -17,7 +17,7 @@
 import fs from 'node:fs';
 import nodePath from 'node:path';
 import h5wasm from 'h5wasm/node';
-import { badInput, systemCause, systemCode, VslError } from '../util/errors.js';
+import { anyToString, badInput, systemCause, systemCode, VslError } from '../util/errors.js';
 import { tempNameFor } from '../util/atomicFile.js';
 import {
   createH5,
@@ -40,7 +40,7 @@ export interface ArrayRecord {
   data: Float32Array | BigInt64Array; // float32 params/buffers; int64 num_batches_tracked (0-d)
 }
 
-export interface AdamState {
+interface AdamState {
   step: number;
   m: Map<string, ArrayRecord>;
   v: Map<string, ArrayRecord>;
@@ -326,7 +326,7 @@ function readNumberAttr(r: H5Reader, name: string, integer: boolean): number {
   if (v === undefined) throw badInput(r.path, field, expected, 'no such attribute');
   const n = typeof v === 'bigint' ? Number(v) : v;
   if (typeof n !== 'number' || (integer && !Number.isSafeInteger(n)))
-    throw badInput(r.path, field, expected, `${typeof v} ${String(v)}`);
+    throw badInput(r.path, field, expected, `${typeof v} ${anyToString(v)}`);
   return n;
 }
 

@@ -1,9 +1,9 @@
 // Thin helpers over h5wasm (ESM-only; `h5wasm/node` reads and writes the real filesystem).
 import { crc32 } from 'node:zlib';
 import h5wasm from 'h5wasm/node';
-import { badInput, systemCause, systemCode, VslError } from '../util/errors.js';
+import { anyToString, badInput, systemCause, systemCode, VslError } from '../util/errors.js';
 
-export type H5Data = Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array | string[];
+type H5Data = Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array | string[];
 
 /** One array as read from HDF5: row-major data plus its shape ([] for a scalar). */
 export interface NamedArray {
@@ -69,7 +69,7 @@ export async function readGroup(path: string, group: string): Promise<Map<string
 export async function readStringAttr(path: string, name: string): Promise<string | undefined> {
   return readH5(path, (r) => {
     const v = r.attr(name);
-    return v === undefined ? undefined : String(v);
+    return v === undefined ? undefined : anyToString(v);
   });
 }
 
@@ -155,6 +155,7 @@ export function withH5Errors<T>(module: H5Module, fn: () => T): T {
   throwingDepth++;
   // What the wasm module prints itself (abort notices, string decoding warnings) goes to console.error, bound at
   // load time to process.stderr: held back here, and added to the error when the block fails.
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- kept to be put back on process.stderr, never called alone
   const write = process.stderr.write;
   let printed = '';
   process.stderr.write = (chunk: string | Uint8Array): boolean => {
@@ -210,7 +211,7 @@ export async function createH5(path: string): Promise<InstanceType<typeof h5wasm
 }
 
 /** A readable name for an h5wasm dtype string ('<f' → "float32 (<f)"). */
-export function describeDtype(dtype: unknown): string {
+function describeDtype(dtype: unknown): string {
   const names: Record<string, string> = {
     '<f': 'float32',
     '<d': 'float64',
@@ -231,6 +232,8 @@ export function describeDtype(dtype: unknown): string {
   return dtype;
 }
 
+const isShape = (s: unknown): s is number[] => Array.isArray(s) && s.every((d) => Number.isSafeInteger(d) && d >= 0);
+
 /** Check that `rec` is a well-formed float32/int64 array; returns the reason it is not, or null. */
 export function numericRecordProblem(rec: unknown): string | null {
   if (typeof rec !== 'object' || rec === null) return `not an array record (${rec === null ? 'null' : typeof rec})`;
@@ -239,10 +242,8 @@ export function numericRecordProblem(rec: unknown): string | null {
     const kind = data === undefined ? 'no data' : ((data as object)?.constructor?.name ?? typeof data);
     return `data must be a Float32Array or BigInt64Array, found ${kind}`;
   }
-  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-    return `shape must be an array of non-negative integers, found ${JSON.stringify(shape)}`;
-  }
-  const n = shape.reduce((a: number, b: number) => a * b, 1);
+  if (!isShape(shape)) return `shape must be an array of non-negative integers, found ${JSON.stringify(shape)}`;
+  const n = shape.reduce((a, b) => a * b, 1);
   if (n !== data.length) return `shape [${shape.join(',')}] holds ${n} elements but data has ${data.length}`;
   return null;
 }
@@ -273,7 +274,7 @@ export function writeNumeric(
  * (superblock v2, object headers v2) but not raw data or every link name, so without it a damaged weight, or one
  * renamed by damage, would load as a valid one.
  */
-export const CRC_ATTRIBUTE = 'crc32';
+const CRC_ATTRIBUTE = 'crc32';
 
 function crcOf(path: string, data: Float32Array | BigInt64Array): number {
   return crc32(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), crc32(path));

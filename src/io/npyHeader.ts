@@ -146,7 +146,7 @@ export function readHeader(file: string, fd: number, fileSize: number): NpyHeade
   if (!((major === 1 || major === 2 || major === 3) && minor === 0)) {
     fail(file, 'format version', '1.0, 2.0 or 3.0', `${major}.${minor}`);
   }
-  const version = `${major}.0` as NpyHeader['version'];
+  const version: NpyHeader['version'] = `${major}.0`;
   let headerLen: number;
   let start: number;
   if (major === 1) {

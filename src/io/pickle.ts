@@ -7,7 +7,7 @@
 //   None -> null, bool -> boolean, int -> number (or bigint beyond 2^53), float -> number, str -> string,
 //   bytes / bytearray -> Uint8Array, list -> Array, tuple -> frozen Array, dict -> Map, set / frozenset -> Set,
 //   instances built by NEWOBJ of an allowed class -> whatever the allowed function returns (typically PyObject).
-import { VslError } from '../util/errors.js';
+import { anyToString, VslError } from '../util/errors.js';
 
 /** Objects returned by allowed globals may implement this to receive the state of a BUILD opcode. */
 export const SETSTATE: unique symbol = Symbol('vsl.pickle.setstate');
@@ -106,7 +106,7 @@ function describe(v: unknown): string {
   if (v instanceof PyObject) return `a ${v.className} object`;
   if (typeof v === 'function') return 'a global function';
   if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v)}`;
-  return typeof v === 'object' ? 'an object' : `${typeof v} ${String(v)}`;
+  return typeof v === 'object' ? 'an object' : `${typeof v} ${anyToString(v)}`;
 }
 
 /** Python string-literal escapes of protocol 0 STRING ('...' or "..."). */
@@ -374,7 +374,8 @@ class Machine {
     if (typeof fn !== 'function' || !this.callables.has(fn))
       throw this.fail(`expected an allowed callable global for ${what}, found ${describe(fn)}`);
     const name = this.names.get(fn) ?? what;
-    return this.guard(name, () => (fn as (...a: unknown[]) => unknown)(...args));
+    const argv: unknown[] = args;
+    return this.guard(name, () => (fn as (...a: unknown[]) => unknown)(...argv));
   }
 
   /** Run caller code (an allowed function, the persistent loader); report its plain errors with file and offset. */
@@ -409,7 +410,7 @@ class Machine {
           Object.defineProperty(obj.attrs, k, { value: v, enumerable: true, writable: true, configurable: true });
         } else if (obj instanceof Map) {
           let t = attrTable.get(obj);
-          if (!t) attrTable.set(obj, (t = new Map()));
+          if (!t) attrTable.set(obj, (t = new Map<string, unknown>()));
           t.set(k, v);
         } else throw this.fail(`expected an object that takes attributes in BUILD, found ${describe(obj)}`);
       }

@@ -1,6 +1,6 @@
 // The SGRAF / VSL checkpoint dict inside a torch.save file: {epoch, model, best_rsum, opt, Eiters}, with `model`
 // either [img_enc, txt_enc, sim_enc] state dicts (the reference's layout) or one flat state dict.
-import { badInput, VslError } from '../util/errors.js';
+import { anyToString, badInput, VslError } from '../util/errors.js';
 import { isTuple, PyObject } from './pickle.js';
 import { readTorchFile } from './torch.js';
 import { TorchTensor, type StateDict } from './torchTensor.js';
@@ -22,11 +22,11 @@ export interface TorchCheckpoint {
 export const MODEL_PARTS = ['img_enc', 'txt_enc', 'sim_enc'] as const;
 function describeValue(v: unknown): string {
   if (v === null || v === undefined) return 'None';
-  if (v instanceof TorchTensor) return `a tensor [${v.shape}]`;
+  if (v instanceof TorchTensor) return `a tensor [${v.shape.join(',')}]`;
   if (v instanceof Map) return `a dict of ${v.size}`;
   if (Array.isArray(v)) return `a ${isTuple(v) ? 'tuple' : 'list'} of ${v.length}`;
   if (v instanceof PyObject) return `a ${v.className}`;
-  return typeof v === 'string' ? JSON.stringify(v) : `${typeof v} ${String(v)}`;
+  return typeof v === 'string' ? JSON.stringify(v) : `${typeof v} ${anyToString(v)}`;
 }
 
 function toStateDict(v: unknown, file: string, field: string): StateDict | null {
@@ -67,7 +67,7 @@ export function toCheckpoint(value: unknown, file: string, format?: 'zip' | 'leg
       "a 'model' key in the checkpoint dict",
       `keys ${[...value.keys()].map(String).join(', ') || '(none)'}`,
     );
-  const m = value.get('model');
+  const m: unknown = value.get('model');
   let model: StateDict[];
   let layout: 'split' | 'flat';
   const flat = toStateDict(m, file, 'model');
@@ -88,7 +88,7 @@ export function toCheckpoint(value: unknown, file: string, format?: 'zip' | 'leg
       'a list of 3 state dicts [img_enc, txt_enc, sim_enc] or one flat state dict',
       describeValue(m),
     );
-  const o = value.get('opt');
+  const o: unknown = value.get('opt');
   let opt: Record<string, unknown>;
   if (o === undefined || o === null) opt = {};
   else if (o instanceof PyObject) opt = plainObject(Object.entries(o.attrs));

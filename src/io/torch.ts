@@ -12,7 +12,7 @@
 // The pickles go through the allow-list unpickler of pickle.ts: only the globals in TORCH_ALLOWED_GLOBALS resolve.
 // Tensors are built by torchTensor.ts, the pickle's globals resolved by torchGlobals.ts, the archive read by zip.ts.
 import { readFile } from 'node:fs/promises';
-import { badInput, fileError, VslError } from '../util/errors.js';
+import { anyToString, badInput, fileError, VslError } from '../util/errors.js';
 import { LITTLE_ENDIAN_HOST } from './binary.js';
 import { isTuple, unpickle, type AllowList } from './pickle.js';
 import { asInt, makeAllowList, type LoadContext } from './torchGlobals.js';
@@ -151,7 +151,7 @@ function loadLegacy(bytes: Uint8Array, file: string): { value: unknown } {
     const view = t[5];
     if (view === null || view === undefined) return root;
     if (!isTuple(view) || view.length !== 3)
-      throw badInput(file, `storage ${key} view`, '(view_key, offset, size)', String(view));
+      throw badInput(file, `storage ${key} view`, '(view_key, offset, size)', anyToString(view));
     const vkey = pidKey(view[0], file);
     let v = views.get(vkey);
     if (!v)

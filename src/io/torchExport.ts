@@ -41,13 +41,14 @@ function contiguousStrides(shape: number[]): number[] {
 const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /** The bytes of a torch.save zip file holding `ck`. */
-export function torchCheckpointBytes(ck: ReferenceCheckpoint): Uint8Array {
+function torchCheckpointBytes(ck: ReferenceCheckpoint): Uint8Array {
   // storages are the typed arrays' bytes, and torch's byteorder entry says little
   if (!LITTLE_ENDIAN_HOST) throw new VslError('writing torch files needs a little-endian host');
   const storages: ZipEntry[] = [];
   const tensor = (t: ExportTensor): PyValue => {
     const numel = t.shape.reduce((a, b) => a * b, 1);
-    if (t.data.length !== numel) throw new Error(`tensor of shape [${t.shape}] has ${t.data.length} elements`);
+    if (t.data.length !== numel)
+      throw new Error(`tensor of shape [${t.shape.join(',')}] has ${t.data.length} elements`);
     const key = String(storages.length);
     const type = t.data instanceof BigInt64Array ? 'LongStorage' : 'FloatStorage';
     storages.push({

@@ -123,9 +123,13 @@ function rebuildTensor(
   const shape = asIntTuple(size, 'size');
   const strides = asIntTuple(stride, 'stride');
   if (shape.length !== strides.length)
-    throw new Error(`expected as many strides as dimensions, found size [${shape}] stride [${strides}]`);
+    throw new Error(
+      `expected as many strides as dimensions, found size [${shape.join(',')}] stride [${strides.join(',')}]`,
+    );
   if (shape.some((d) => d < 0) || strides.some((s) => s < 0))
-    throw new Error(`expected non-negative sizes and strides, found size [${shape}] stride [${strides}]`);
+    throw new Error(
+      `expected non-negative sizes and strides, found size [${shape.join(',')}] stride [${strides.join(',')}]`,
+    );
   const off = asInt(offset, 'storage offset');
   if (off < 0) throw new Error(`expected a non-negative storage offset, found ${off}`);
   const t = new TorchTensor(storage as Storage, off, shape, strides);
@@ -180,7 +184,8 @@ export function makeAllowList(ctx: LoadContext): AllowList {
   m.set('torch._tensor._rebuild_from_type_v2', (func: unknown, _type: unknown, args: unknown) => {
     if (!rebuilders.has(func)) throw new Error('expected a torch tensor rebuild function as first argument');
     if (!Array.isArray(args)) throw new Error('expected a tuple of arguments');
-    return (func as (...a: unknown[]) => unknown)(...args);
+    const argv: unknown[] = args;
+    return (func as (...a: unknown[]) => unknown)(...argv);
   });
   m.set('torch.Tensor', new TypeMarker('torch.Tensor'));
   m.set('torch.nn.parameter.Parameter', new TypeMarker('torch.nn.parameter.Parameter'));

@@ -154,7 +154,7 @@ export class TorchTensor implements TensorRecord {
         file,
         where,
         `a view within the storage's ${st.numel} elements`,
-        `shape [${this.shape}] stride [${this.stride}] offset ${this.storageOffset} reaching element ${last}`,
+        `shape [${this.shape.join(',')}] stride [${this.stride.join(',')}] offset ${this.storageOffset} reaching element ${last}`,
       );
     const base = st.offset + this.storageOffset; // element offset in the root storage
     let contiguous = true;
@@ -191,16 +191,4 @@ export class TorchTensor implements TensorRecord {
     this.data = out as TensorData;
     this.done = true;
   }
-}
-
-const DTYPES: readonly string[] = ['float32', 'float64', 'float16', 'int64', 'int32', 'uint8', 'bool'];
-
-/** True for a TensorRecord (one this reader built, or any object of that shape). */
-export function isTensorRecord(v: unknown): v is TensorRecord {
-  if (v instanceof TorchTensor) return true;
-  if (!v || typeof v !== 'object') return false;
-  const t = v as Partial<TensorRecord>;
-  return (
-    Array.isArray(t.shape) && typeof t.dtype === 'string' && DTYPES.includes(t.dtype) && ArrayBuffer.isView(t.data)
-  );
 }

@@ -10,10 +10,10 @@ export function hingeLoss(sims: tf.Tensor2D, margin: number, maxViolation: boole
   const diag = tf.sum(tf.mul(sims, tf.eye(B)), 1); // S[i,i]
   const offDiag = tf.sub(1, tf.eye(B));
   // cost_s[i,j]: image i anchors, caption j is a negative; cost_im[i,j]: caption j anchors, image i negative
-  const costS = tf.mul(tf.relu(tf.sub(tf.add(sims, margin), diag.reshape([B, 1]))), offDiag) as tf.Tensor2D;
-  const costIm = tf.mul(tf.relu(tf.sub(tf.add(sims, margin), diag.reshape([1, B]))), offDiag) as tf.Tensor2D;
-  if (maxViolation) return tf.add(tf.sum(hardest(costS, 1)), tf.sum(hardest(costIm, 0))) as tf.Scalar;
-  return tf.add(tf.sum(costS), tf.sum(costIm)) as tf.Scalar;
+  const costS = tf.mul<tf.Tensor2D>(tf.relu(tf.sub(tf.add(sims, margin), diag.reshape([B, 1]))), offDiag);
+  const costIm = tf.mul<tf.Tensor2D>(tf.relu(tf.sub(tf.add(sims, margin), diag.reshape([1, B]))), offDiag);
+  if (maxViolation) return tf.add(tf.sum(hardest(costS, 1)), tf.sum(hardest(costIm, 0)));
+  return tf.add(tf.sum(costS), tf.sum(costIm));
 }
 
 /**
@@ -23,5 +23,5 @@ export function hingeLoss(sims: tf.Tensor2D, margin: number, maxViolation: boole
 function hardest(cost: tf.Tensor2D, axis: 0 | 1): tf.Tensor1D {
   const n = cost.shape[axis];
   const pick = tf.oneHot(tf.argMax(axis === 1 ? cost : tf.transpose(cost), 1), n);
-  return tf.sum(tf.mul(axis === 1 ? cost : tf.transpose(cost), pick), 1) as tf.Tensor1D;
+  return tf.sum(tf.mul(axis === 1 ? cost : tf.transpose(cost), pick), 1);
 }

@@ -2,8 +2,8 @@
 // scores and the soft ranks of the TF-IDF similarity of the images' captions.
 import * as tf from '@tensorflow/tfjs';
 
-export const VSL_TAU = 0.001;
-export const VSL_WEIGHT = 10;
+const VSL_TAU = 0.001;
+const VSL_WEIGHT = 10;
 const CLAMP = 50;
 
 export type SemanticLossKind = 'visual' | 'visual+textual' | 'none';
@@ -21,7 +21,7 @@ export function rankMatrix(x: tf.Tensor2D, tau = VSL_TAU): tf.Tensor2D {
   const z = tf.clipByValue(tf.div(tf.neg(d), tau), -CLAMP, CLAMP);
   const sig = tf.div(1, tf.add(1, tf.exp(z)));
   const notSelf = tf.expandDims(tf.sub(1, tf.eye(N)), 0); // [k,i] mask of i ≠ k
-  return tf.add(1, tf.sum(tf.mul(sig, notSelf), 2)) as tf.Tensor2D;
+  return tf.add(1, tf.sum(tf.mul(sig, notSelf), 2));
 }
 
 /** 10 · (1 − mean_{j,k} min(R_S, R_C) / max(R_S, R_C)); only R_S carries gradient. */
@@ -29,7 +29,7 @@ export function rankAgreementLoss(sims: tf.Tensor2D, semantic: tf.Tensor2D): tf.
   const rs = rankMatrix(sims);
   const rc = rankMatrix(semantic); // data only: the TF-IDF matrix is a constant of the step
   const ratio = tf.div(tf.minimum(rs, rc), tf.maximum(rs, rc));
-  return tf.mul(tf.sub(1, tf.mean(ratio)), VSL_WEIGHT) as tf.Scalar;
+  return tf.mul(tf.sub(1, tf.mean(ratio)), VSL_WEIGHT);
 }
 
 /** The semantic term of the chosen kind (0 for 'none'); `captionSim` is needed only for the textual term. */

@@ -38,8 +38,8 @@ export function batchNorm(
   const y = tf.add(tf.mul(tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, BN_EPS))), gamma), beta);
   const stats: BnBatchStats = {
     prefix,
-    mean: tf.reshape(mean, [C]) as tf.Tensor1D,
-    varUnbiased: tf.reshape(tf.mul(variance, n / Math.max(n - 1, 1)), [C]) as tf.Tensor1D,
+    mean: tf.reshape<tf.Rank.R1>(mean, [C]),
+    varUnbiased: tf.reshape<tf.Rank.R1>(tf.mul(variance, n / Math.max(n - 1, 1)), [C]),
   };
   return { y, stats };
 }

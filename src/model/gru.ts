@@ -67,14 +67,16 @@ function gruForward(
   let o = 0;
   for (const nt of steps) {
     const [xr, xz, xn] = tf.split(tf.slice(xp, [o, 0], [nt, 3 * H]), 3, 1);
-    const prev = h ? (tf.slice(h, [0, 0], [nt, H]) as tf.Tensor2D) : null;
+    const prev = h ? tf.slice(h, [0, 0], [nt, H]) : null;
     // h0 = 0: the first step's hidden projection is its bias alone
     const hp = prev ? tf.add(tf.matMul(prev, whhT), bhh) : tf.broadcastTo(bhh, [nt, 3 * H]);
     const [hr, hz, hn] = tf.split(hp, 3, 1);
     const r = tf.sigmoid(tf.add(xr, hr));
     const z = tf.sigmoid(tf.add(xz, hz));
     const n = tf.tanh(tf.add(xn, tf.mul(r, hn)));
-    h = (prev ? tf.add(n, tf.mul(z, tf.sub(prev, n))) : tf.sub(n, tf.mul(z, n))) as tf.Tensor2D;
+    // typed here, not inferred: h's type would otherwise depend on itself through prev, r, z and n
+    const next: tf.Tensor2D = prev ? tf.add(n, tf.mul(z, tf.sub(prev, n))) : tf.sub(n, tf.mul(z, n));
+    h = next;
     parts.r.push(r);
     parts.z.push(z);
     parts.n.push(n);
@@ -104,7 +106,7 @@ function gruBackward(
   return tf.tidy(() => {
     const H = whh.shape[1];
     const offsets = steps.map((_, t) => steps.slice(0, t).reduce((a, b) => a + b, 0));
-    const rows = (a: tf.Tensor2D, t: number) => tf.slice(a, [offsets[t], 0], [steps[t], H]) as tf.Tensor2D;
+    const rows = (a: tf.Tensor2D, t: number) => tf.slice(a, [offsets[t], 0], [steps[t], H]);
     const dxp: tf.Tensor[] = [];
     const dhp: tf.Tensor[] = [];
     const hPrev: tf.Tensor[] = []; // h of the previous step, for W_hh's gradient (zeros at t = 0)
@@ -123,7 +125,7 @@ function gruBackward(
             : carry,
         );
       const [r, z, n, hn] = [rows(s.r, t), rows(s.z, t), rows(s.n, t), rows(s.hn, t)];
-      const prev = t > 0 ? (tf.slice(s.h, [offsets[t - 1], 0], [nt, H]) as tf.Tensor2D) : tf.zeros([nt, H]);
+      const prev = t > 0 ? tf.slice(s.h, [offsets[t - 1], 0], [nt, H]) : tf.zeros([nt, H]);
       // h' = n + z (h - n)
       const dn = tf.mul(g, tf.sub(1, z));
       const dz = tf.mul(g, tf.sub(prev, n));
@@ -138,7 +140,7 @@ function gruBackward(
       dxp.unshift(tf.concat([dar, daz, dan], 1));
       dhp.unshift(dh3);
       hPrev.unshift(prev);
-      if (t > 0) carry = tf.add(tf.mul(g, z), tf.matMul(dh3, whh)) as tf.Tensor2D;
+      if (t > 0) carry = tf.add<tf.Tensor2D>(tf.mul(g, z), tf.matMul(dh3, whh));
     }
     const DXP = tf.concat(dxp, 0) as tf.Tensor2D; // (P, 3H)
     const DHP = tf.concat(dhp, 0) as tf.Tensor2D;
@@ -172,7 +174,7 @@ export function gruDirection(w: Weights, x: tf.Tensor2D, steps: number[], suffix
     bh: tf.Tensor,
     save: tf.GradSaveFunc,
   ) => {
-    const xp = tf.add(tf.matMul(xi as tf.Tensor2D, wihT), bi) as tf.Tensor2D;
+    const xp = tf.add<tf.Tensor2D>(tf.matMul(xi, wihT), bi);
     const s = gruForward(xp, whhT, bh as tf.Tensor1D, steps);
     save([xi, wi, wh, s.r, s.z, s.n, s.hn, s.h]);
     return {

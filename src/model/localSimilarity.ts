@@ -36,16 +36,16 @@ function imageForward(
 ): { out: tf.Tensor2D } & ImageSaved {
   const K = v.shape[0];
   // a_kl = LeakyReLU(v_k · w_l), l2-normalised over the words of each caption, softmax(9·) over regions
-  const a0 = tf.matMul(words, vT) as tf.Tensor2D;
+  const a0 = tf.matMul<tf.Tensor2D>(words, vT);
   const a = tf.leakyRelu(a0, LEAKY_SLOPE).reshape([nCap, Lp, K]);
-  const nrm = tf.add(tf.sqrt(tf.sum(tf.square(a), 1, true)), NORM_EPS) as tf.Tensor3D;
-  const alpha = tf.softmax(tf.mul(tf.div(a, nrm), ATTN_SMOOTH)).reshape([nCap * Lp, K]) as tf.Tensor2D;
+  const nrm = tf.add<tf.Tensor3D>(tf.sqrt(tf.sum(tf.square(a), 1, true)), NORM_EPS);
+  const alpha = tf.softmax(tf.mul(tf.div(a, nrm), ATTN_SMOOTH)).reshape<tf.Tensor2D>([nCap * Lp, K]);
   // ‖Σ α v‖² = αᵀ(V Vᵀ)α: the context's norm from the 36x36 Gram matrix, folded into α before the
   // product, so that no pass over the (R, D) context is needed to normalise it.
-  const sq = tf.sum(tf.mul(tf.matMul(alpha, tf.matMul(v, vT)), alpha), 1, true) as tf.Tensor2D;
-  const r = tf.add(tf.sqrt(tf.relu(sq)), NORM_EPS) as tf.Tensor2D;
-  const ctx = tf.matMul(tf.div(alpha, r) as tf.Tensor2D, v); // (R, D), l2-normed context
-  const out = tf.add(tf.matMul(tf.squaredDifference(ctx, words) as tf.Tensor2D, locWT), locB) as tf.Tensor2D;
+  const sq = tf.sum<tf.Tensor2D>(tf.mul(tf.matMul(alpha, tf.matMul(v, vT)), alpha), 1, true);
+  const r = tf.add<tf.Tensor2D>(tf.sqrt(tf.relu(sq)), NORM_EPS);
+  const ctx = tf.matMul(tf.div<tf.Tensor2D>(alpha, r), v); // (R, D), l2-normed context
+  const out = tf.add<tf.Tensor2D>(tf.matMul(tf.squaredDifference<tf.Tensor2D>(ctx, words), locWT), locB);
   return { out, a0, alpha, nrm, r, sq };
 }
 
@@ -64,11 +64,11 @@ function imageBackward(
 ): { dWords: tf.Tensor2D; dV: tf.Tensor2D; dLocW: tf.Tensor2D; dLocB: tf.Tensor1D } {
   const K = v.shape[0];
   // recompute the context and the squared difference from the saved attention
-  const alphaN = tf.div(s.alpha, s.r) as tf.Tensor2D;
+  const alphaN = tf.div<tf.Tensor2D>(s.alpha, s.r);
   const diff = tf.sub(tf.matMul(alphaN, v), words); // (R, D)
-  const dLocB = tf.sum(dOut, 0) as tf.Tensor1D;
+  const dLocB = tf.sum<tf.Tensor1D>(dOut, 0);
   const dLocW = tf.matMul(tf.transpose(dOut), tf.square(diff)); // (S, D)
-  const dDiff = tf.mul(tf.mul(diff, 2), tf.matMul(dOut, locW)) as tf.Tensor2D; // (R, D)
+  const dDiff = tf.mul<tf.Tensor2D>(tf.mul(diff, 2), tf.matMul(dOut, locW)); // (R, D)
   // context = αN V
   const dAlphaN = tf.matMul(dDiff, vT); // (R, K)
   let dV: tf.Tensor = tf.matMul(tf.transpose(alphaN), dDiff); // (K, D)
@@ -91,7 +91,7 @@ function imageBackward(
     .add(tf.div(dZ, s.nrm), tf.mul(a, tf.where(tf.greater(ss, 0), tf.div(dNrm, tf.sqrt(ss)), tf.zerosLike(ss))))
     .reshape([nCap * Lp, K]);
   const dA0 = tf.where(tf.greater(s.a0, 0), dA, tf.mul(dA, LEAKY_SLOPE)) as tf.Tensor2D; // LeakyReLU
-  const dWords = tf.sub(tf.matMul(dA0, v), dDiff) as tf.Tensor2D; // a0 = W vᵀ; diff = ctx - W
+  const dWords = tf.sub<tf.Tensor2D>(tf.matMul(dA0, v), dDiff); // a0 = W vᵀ; diff = ctx - W
   dV = tf.add(dV, tf.matMul(tf.transpose(dA0), words));
   return { dWords, dV: dV as tf.Tensor2D, dLocW: dLocW as tf.Tensor2D, dLocB };
 }
@@ -99,8 +99,8 @@ function imageBackward(
 /** Image m's regions (K, D) and their transpose (D, K), from (nImg, K, D). */
 function imageRegions(regions: tf.Tensor3D, m: number): { v: tf.Tensor2D; vT: tf.Tensor2D } {
   const [, K, D] = regions.shape;
-  const v = tf.slice(regions, [m, 0, 0], [1, K, D]).reshape([K, D]) as tf.Tensor2D;
-  return { v, vT: tf.transpose(v) as tf.Tensor2D };
+  const v = tf.slice(regions, [m, 0, 0], [1, K, D]).reshape<tf.Tensor2D>([K, D]);
+  return { v, vT: tf.transpose<tf.Tensor2D>(v) };
 }
 
 /**
@@ -148,7 +148,7 @@ export function localSimilarity(
             const [a0, alpha, nrm, r, sq] = sk.slice(5 * m, 5 * m + 5);
             const g = tf.tidy(() => {
               const { v, vT } = imageRegions(srs, m);
-              const dOm = tf.slice(dOut, [m, 0, 0], [1, dOut.shape[1], S]).reshape([-1, S]) as tf.Tensor2D;
+              const dOm = tf.slice(dOut, [m, 0, 0], [1, dOut.shape[1], S]).reshape<tf.Tensor2D>([-1, S]);
               const saved1 = { a0, alpha, nrm, r, sq } as ImageSaved;
               const b = imageBackward(dOm, sw, v, vT, slw, saved1, shapes);
               return [tf.add(dWords, b.dWords), tf.add(dLocW, b.dLocW), tf.add(dLocB, b.dLocB), b.dV];

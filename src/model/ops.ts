@@ -18,7 +18,7 @@ export function linear(
   const inDim = x.shape[x.shape.length - 1];
   const lead = x.shape.slice(0, -1);
   const wT = w.wT(prefix);
-  const y = affineW(x.reshape([-1, inDim]) as tf.Tensor2D, w.t(`${prefix}.weight`) as tf.Tensor2D, wT, {
+  const y = affineW(x.reshape([-1, inDim]), w.t(`${prefix}.weight`) as tf.Tensor2D, wT, {
     bias: w.b(prefix),
     relu: o.relu,
     inputGrad: o.inputGrad,
@@ -33,7 +33,7 @@ export function linear(
  * sequences drop the padded positions before it can spread.)
  */
 export function l2norm(x: tf.Tensor): tf.Tensor {
-  return l2normalize(x, NORM_EPS); // over the last axis, with a gradient that keeps only the output (engine/norm.ts)
+  return l2normalize(x, NORM_EPS); // over the last axis, with a gradient that keeps only the output (ops/norm.ts)
 }
 
 /** x / (Σ|x| + 1e-8) along `axis`. */

@@ -148,7 +148,9 @@ export class ParamRegistry {
       const n = spec.shape.reduce((x, y) => x * y, 1);
       const same = a.shape.length === spec.shape.length && a.shape.every((d, i) => d === spec.shape[i]);
       if (!same) {
-        throw new VslError(`${source}: ${spec.name}: expected shape [${spec.shape}], found [${a.shape}]`);
+        throw new VslError(
+          `${source}: ${spec.name}: expected shape [${spec.shape.join(',')}], found [${a.shape.join(',')}]`,
+        );
       }
       const data = new Float32Array(n);
       for (let i = 0; i < n; i++) data[i] = Number(a.data[i]);

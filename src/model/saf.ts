@@ -35,7 +35,7 @@ function attentionFiltration(
     normed = tf.div(centred, tf.sqrt(tf.add(variance.reshape([1, -1, 1]), BN_EPS)));
     stats = {
       mean: mean as tf.Tensor1D,
-      varUnbiased: tf.div(tf.mul(variance, count), tf.sub(count, 1)) as tf.Tensor1D,
+      varUnbiased: tf.div(tf.mul(variance, count), tf.sub(count, 1)),
     };
   } else {
     normed = tf.div(tf.sub(g, w.t(`${pre}.bn.running_mean`)), tf.sqrt(tf.add(w.t(`${pre}.bn.running_var`), BN_EPS)));
@@ -61,7 +61,7 @@ export const SAF: SimilarityModule = {
     return { vec: r.vec, captionStats: r.stats };
   },
   captionBatchNorm: 'sim_enc.SAF_module.bn',
-  // measured at batch 128 to keep its step under SGR's RSS (docs/performance.md)
+  // set to keep SAF's batch-128 step under SGR's resident memory (docs/performance.md, Training memory)
   vectorsPerToken: () => 10,
   scoreWorkerGiB: 0.41,
   pairMflop: 8.6,

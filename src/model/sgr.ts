@@ -22,9 +22,7 @@ function queryKey(w: Weights, s: number, S: number): { qk: tf.Tensor2D; qb: tf.T
   const key = w.t(`${pre}.graph_key_w.weight`) as tf.Tensor2D;
   return {
     qk: w.derived(`${pre}.qk`, () => mm(w.wT(`${pre}.graph_query_w`), key)) as tf.Tensor2D,
-    qb: w.derived(`${pre}.qb`, () =>
-      mm(w.b(`${pre}.graph_query_w`).reshape([1, S]) as tf.Tensor2D, key).reshape([S]),
-    ) as tf.Tensor1D,
+    qb: w.derived(`${pre}.qb`, () => mm(w.b(`${pre}.graph_query_w`).reshape([1, S]), key).reshape([S])) as tf.Tensor1D,
   };
 }
 
@@ -49,8 +47,8 @@ function reasoningStep(w: Weights, s: number, x: tf.Tensor3D, R: number, layout:
   ) => {
     const x3 = xi as tf.Tensor3D;
     const queries = R === x3.shape[1] ? x3 : tf.slice(x3, [0, 0, 0], [P, 1, S]);
-    const flat = (t: tf.Tensor) => t.reshape([-1, S]) as tf.Tensor2D;
-    const q = fusedProduct(flat(queries), qki as tf.Tensor2D, qbi as tf.Tensor1D).reshape([P, R, S]) as tf.Tensor3D;
+    const flat = (t: tf.Tensor) => t.reshape<tf.Tensor2D>([-1, S]);
+    const q = fusedProduct(flat(queries), qki as tf.Tensor2D, qbi as tf.Tensor1D).reshape<tf.Tensor3D>([P, R, S]);
     const { E, agg } = attendForward(q, x3, layout);
     const y = fusedProduct(flat(agg), WT, b as tf.Tensor1D, true).reshape([P, R, S]);
     save([x3, q, E, y, qki, Wi, layout.count]);
@@ -85,7 +83,7 @@ function stepBackward(dy: tf.Tensor3D, s: StepSaved, layout: NodeLayout): tf.Ten
   return tf.tidy(() => {
     const [P, R, S] = s.q.shape;
     const N = s.x.shape[1];
-    const flat = (t: tf.Tensor) => t.reshape([-1, S]) as tf.Tensor2D;
+    const flat = (t: tf.Tensor) => t.reshape<tf.Tensor2D>([-1, S]);
     const free = (...ts: tf.Tensor[]) => tf.dispose(ts);
     // y = relu(agg Wᵀ + b)
     const mask = tf.step(s.y);
@@ -96,7 +94,7 @@ function stepBackward(dy: tf.Tensor3D, s: StepSaved, layout: NodeLayout): tf.Ten
     const gT = tf.transpose(g);
     const dW = tf.matMul(gT, flat(agg));
     free(gT, agg);
-    const dAgg = tf.matMul(g, s.w).reshape([P, R, S]) as tf.Tensor3D;
+    const dAgg = tf.matMul(g, s.w).reshape<tf.Tensor3D>([P, R, S]);
     free(g);
     // agg = softmax(q xᵀ) x
     const { dq, dx: dxAttention } = attendBackward(s.q, s.x, s.E, dAgg, layout);
@@ -137,13 +135,13 @@ export function graphReasoning(
   dbg?: DebugHook,
 ): tf.Tensor3D {
   const [nImg, nCap, N, S] = nodes.shape;
-  let x = nodes.reshape([nImg * nCap, N, S]) as tf.Tensor3D;
+  let x = nodes.reshape<tf.Tensor3D>([nImg * nCap, N, S]);
   for (let s = 0; s < steps; s++) {
     const R = s === steps - 1 ? 1 : N; // the last step: node 0's query alone
     x = reasoningStep(w, s, x, R, layout);
     if (dbg) dbg(`SGR_module.${s}`, x.reshape([nImg, nCap, R, S]));
   }
-  return x.reshape([nImg, nCap, S]) as tf.Tensor3D;
+  return x.reshape([nImg, nCap, S]);
 }
 
 /**
@@ -165,7 +163,7 @@ export function plainGraphReasoning(w: Weights, steps: number, nodes: tf.Tensor4
     const edges = tf.softmax(tf.add(tf.matMul(q, k, false, true), keyMask));
     h = tf.relu(lin(tf.matMul(edges, h), `${pre}.sim_graph_w`));
   }
-  return tf.slice(h, [0, 0, 0], [P, 1, S]).reshape([nImg, nCap, S]) as tf.Tensor3D;
+  return tf.slice(h, [0, 0, 0], [P, 1, S]).reshape([nImg, nCap, S]);
 }
 
 const stepParams = (c: ModelConfig) =>

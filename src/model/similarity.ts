@@ -46,14 +46,14 @@ function nodesOf(lengths: number[], N: number): Omit<PairNodes, 'nodes'> {
 function localVectors(w: Weights, img: ImageSide, cap: CaptionSide, training: boolean): tf.Tensor4D {
   const [nImg, , D] = img.regions.shape;
   const [nCap, Lp] = cap.words.shape;
-  const words2d = cap.words.reshape([nCap * Lp, D]) as tf.Tensor2D;
+  const words2d = cap.words.reshape<tf.Tensor2D>([nCap * Lp, D]);
   const pre = 'sim_enc.sim_tranloc_w';
   const locWT = w.wT(pre);
   const S = locWT.shape[1];
   const out = training
     ? localSimilarity(words2d, img.regions, w.t(`${pre}.weight`) as tf.Tensor2D, locWT, w.b(pre), { nCap, Lp })
     : localSimilarityEval(words2d, img.regions, locWT, w.b(pre), { nCap, Lp });
-  return out.reshape([nImg, nCap, Lp, S]) as tf.Tensor4D;
+  return out.reshape([nImg, nCap, Lp, S]);
 }
 
 /** Global similarity vectors before their l2norm, (nImg, nCap, S). */
@@ -98,7 +98,7 @@ export function blockScores(
 
 /**
  * A way to compute the (nImg, nCap) training scores of a batch with the module's per-caption BatchNorm statistics:
- * blockScores in one graph (singleGraphScorer), or the runtime's chunked, two-thread scorer (runtime/).
+ * blockScores in one graph, or the runtime's chunked, two-thread scorer (runtime/).
  */
 export type BatchScorer = (
   w: Weights,
@@ -106,8 +106,3 @@ export type BatchScorer = (
   img: ImageSide,
   cap: CaptionSide,
 ) => { sims: tf.Tensor2D; captionStats: CaptionBnStats[] };
-
-export const singleGraphScorer: BatchScorer = (w, c, img, cap) => {
-  const r = blockScores(w, c, img, cap, true);
-  return { sims: r.sims, captionStats: r.captionStats ? [r.captionStats] : [] };
-};

@@ -53,10 +53,14 @@ export interface SimilarityModule {
   readonly captionBatchNorm?: string;
   /**
    * Heap of one image-caption pair of Lp tokens while its chunk is differentiated, in similarity vectors (S floats)
-   * per token: how the runtime sizes training chunks (fitted to the measured heap growth; docs/performance.md).
+   * per token: how the runtime sizes training chunks (fitted to the heap's growth: docs/performance.md, Training
+   * memory).
    */
   vectorsPerToken(c: ModelConfig): number;
-  /** Heap of one score worker at embed size 1024, in GiB (measured with 5 x 250 blocks; docs/performance.md). */
+  /**
+   * Heap of one score worker at embed size 1024, in GiB, with 5 x 250 blocks (docs/performance.md, Evaluation
+   * memory).
+   */
   readonly scoreWorkerGiB: number;
   /** Forward multiply-add FLOPs per pair at 12 tokens, default dims (the bench's GFLOP/s). */
   readonly pairMflop: number;

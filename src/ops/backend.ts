@@ -8,7 +8,7 @@ import { patchWasmKernels } from './wasmKernels.js';
 import { registerGraphAttentionKernels } from './graphAttention.js';
 import { guardAllocations } from './memoryGuard.js';
 
-export const BACKENDS = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
+const BACKENDS = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
 export type BackendChoice = BackendName | 'auto';
 
@@ -28,10 +28,9 @@ async function tryNative(pkg: string): Promise<string | null> {
 }
 
 async function tryOne(name: BackendName): Promise<string | null> {
-  let why: string | null = null;
   let tfName: string = name;
   if (name === 'tensorflow-gpu' || name === 'tensorflow') {
-    why = await tryNative(name === 'tensorflow-gpu' ? '@tensorflow/tfjs-node-gpu' : '@tensorflow/tfjs-node');
+    const why = await tryNative(name === 'tensorflow-gpu' ? '@tensorflow/tfjs-node-gpu' : '@tensorflow/tfjs-node');
     tfName = 'tensorflow';
     if (why) return why;
   } else if (name === 'wasm') {
@@ -42,7 +41,7 @@ async function tryOne(name: BackendName): Promise<string | null> {
     }
   }
   // setBackend returns false (and tfjs silently stays where it was) when a backend fails to initialise.
-  let ok = false;
+  let ok: boolean;
   try {
     ok = await tf.setBackend(tfName);
   } catch (e) {

@@ -1,7 +1,8 @@
 // SGR's graph attention with its gradient: for P pairs of N nodes, agg_i = Σ_j softmax_j(q_i · x_j) x_j over each
 // pair's valid nodes. On wasm one fused kernel per direction (kernels/vsl_kernels.c: tfjs-wasm's batched matMul
-// runs these small per-pair products at ~1 GFLOP/s, and the mask, softmax and transposes were passes of their
-// own); elsewhere the same math in tf ops. Padded nodes are neither keys nor queries: their rows of agg are 0.
+// runs these small per-pair products on its slow generic kernel (docs/backends.md), and the mask, softmax and
+// transposes would be passes of their own); elsewhere the same math in tf ops. Padded nodes are neither keys nor
+// queries: their rows of agg are 0.
 import * as tf from '@tensorflow/tfjs';
 import { kernelsOf, ptr, type WasmBackendInternals } from './kernels/module.js';
 import type { CustomFn } from './tape.js';
@@ -85,13 +86,13 @@ function forwardOps(q: tf.Tensor3D, x: tf.Tensor3D, layout: NodeLayout) {
   const [P, R] = q.shape;
   const N = x.shape[1];
   const m = masks(layout, P, R, N);
-  const E = tf.mul(tf.softmax(tf.add(tf.matMul(q, x, false, true), m.keys)), m.rows) as tf.Tensor3D;
-  return { E, agg: tf.matMul(E, x) as tf.Tensor3D };
+  const E = tf.mul<tf.Tensor3D>(tf.softmax(tf.add(tf.matMul(q, x, false, true), m.keys)), m.rows);
+  return { E, agg: tf.matMul<tf.Tensor3D>(E, x) };
 }
 
 function backwardOps(q: tf.Tensor3D, x: tf.Tensor3D, E: tf.Tensor3D, dAgg: tf.Tensor3D) {
   const dE = tf.matMul(dAgg, x, false, true);
-  const dL = tf.mul(E, tf.sub(dE, tf.sum(tf.mul(E, dE), -1, true))) as tf.Tensor3D; // E is 0 off the valid nodes
+  const dL = tf.mul<tf.Tensor3D>(E, tf.sub(dE, tf.sum(tf.mul(E, dE), -1, true))); // E is 0 off the valid nodes
   const dq = tf.matMul(dL, x);
   const dx = tf.add(tf.matMul(E, dAgg, true, false), tf.matMul(dL, q, true, false));
   return { dq, dx };
@@ -104,7 +105,7 @@ export function attendForward(
   layout: NodeLayout,
 ): { E: tf.Tensor3D; agg: tf.Tensor3D } {
   if (tf.getBackend() !== 'wasm') return forwardOps(q, x, layout);
-  const [E, agg] = tf.engine().runKernel(FWD, { q, x, count: layout.count }, { nCap: layout.nCap }) as tf.Tensor3D[];
+  const [E, agg] = tf.engine().runKernel<tf.Tensor3D[]>(FWD, { q, x, count: layout.count }, { nCap: layout.nCap });
   return { E, agg };
 }
 
@@ -120,7 +121,7 @@ export function attendBackward(
     return tf.tidy(() => backwardOps(q, x, E, dAgg)) as { dq: tf.Tensor3D; dx: tf.Tensor3D };
   const [dq, dx] = tf
     .engine()
-    .runKernel(BWD, { q, x, E, dAgg, count: layout.count }, { nCap: layout.nCap }) as tf.Tensor3D[];
+    .runKernel<tf.Tensor3D[]>(BWD, { q, x, E, dAgg, count: layout.count }, { nCap: layout.nCap });
   return { dq, dx };
 }
 

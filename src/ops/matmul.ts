@@ -1,6 +1,6 @@
 // 2-D products whose gradients stay on the fast kernel. On tfjs-wasm only a plain 2-D `a @ b` takes the XNNPACK
-// path (~30-40 GFLOP/s); tfjs' own matMul gradient uses transposeA/B flags, which fall to a generic kernel
-// 15-70x slower. These transpose explicitly in their gradients (same values).
+// path; tfjs' own matMul gradient uses transposeA/B flags, which fall to a generic kernel many times slower
+// (docs/backends.md has the rates). These transpose explicitly in their gradients (same values).
 import * as tf from '@tensorflow/tfjs';
 import type { CustomFn } from './tape.js';
 
@@ -41,12 +41,12 @@ export interface AffineOptions {
  * tfjs-wasm's fused product checks the rank of the bias's buffer as it was created, not of the tensor: a rank-1
  * view of a (1, S) product is refused. Such a bias gets a buffer of its own (S values).
  */
-export function rank1Buffer(bias: tf.Tensor1D): tf.Tensor1D {
+function rank1Buffer(bias: tf.Tensor1D): tf.Tensor1D {
   if (tf.getBackend() !== 'wasm') return bias;
   const data = (tf.backend() as unknown as { dataIdMap: { get(id: unknown): { shape: number[] } } }).dataIdMap.get(
     bias.dataId,
   );
-  return data.shape.length === 1 ? bias : (tf.add(bias, 0) as tf.Tensor1D);
+  return data.shape.length === 1 ? bias : tf.add(bias, 0);
 }
 
 /**
@@ -59,11 +59,11 @@ export function fusedProduct(a: tf.Tensor2D, b: tf.Tensor2D, bias?: tf.Tensor1D,
   const n = b.shape[1];
   const out = tf
     .engine()
-    .runKernel(
+    .runKernel<tf.Tensor3D>(
       '_FusedMatMul',
       { a: a.reshape([1, m, k]), b: b.reshape([1, k, n]), ...(bias ? { bias: rank1Buffer(bias) } : {}) },
       { transposeA: false, transposeB: false, activation: relu ? 'relu' : 'linear' },
-    ) as tf.Tensor3D;
+    );
   return out.reshape([m, n]);
 }
 
@@ -98,11 +98,6 @@ function fusedAffine(
     };
   });
   return f(...inputs);
-}
-
-/** act(x @ m + bias) for m (in, out), all differentiable. */
-export function affine(x: tf.Tensor2D, m: tf.Tensor2D, o: AffineOptions = {}): tf.Tensor2D {
-  return fusedAffine(x, m, m, 'in-out', o);
 }
 
 /**

@@ -8,15 +8,15 @@ import { log } from '../util/log.js';
 
 export const GiB = 1024 ** 3;
 /** Warn once when the wasm heap has grown past this (the cap is ~3.84 GiB). */
-export const HEAP_WARN_BYTES = 3.5 * GiB;
+const HEAP_WARN_BYTES = 3.5 * GiB;
 /**
  * The largest working set one scoring chunk may be estimated to need: a chunk's backward pass grows the heap to
- * ~2.4x its estimate (measured at batch 128, 2026-12-02), and the heap stops at ~3.84 GiB.
+ * a multiple of its estimate (docs/performance.md, Training memory), and the heap stops at ~3.84 GiB.
  */
-export const CHUNK_LIMIT_BYTES = 1.5 * GiB;
+const CHUNK_LIMIT_BYTES = 1.5 * GiB;
 /**
- * train's --chunk-mb default, per thread: SGR at batch 128 peaks at 3.1 GB RSS with 512, 3.7 GB with 768 (two
- * threads; 6 GB with 2048 for 4 % less time), so 640 keeps it under the 3.6 GB of the issue-11 baseline.
+ * train's --chunk-mb default, per thread: large chunks recompute less, and 640 keeps SGR's batch-128 step under the
+ * resident memory of the issue-11 baseline (docs/performance.md, Training memory).
  */
 export const DEFAULT_CHUNK_MB = 640;
 

@@ -1,6 +1,6 @@
 // The l2 normalisation y = x / (‖x‖ + eps) along the last axis with a hand-written gradient that keeps only its
 // output and two numbers per row. tfjs' own gradient of the same few ops keeps x, x², the norm and the output:
-// at the similarity nodes of a batch-128 step that was ~3 vectors per node per pair instead of 1.
+// at the similarity nodes of a batch-128 step that would be ~3 vectors per node per pair instead of 1.
 import * as tf from '@tensorflow/tfjs';
 import type { CustomFn } from './tape.js';
 

@@ -6,7 +6,7 @@
 // are counted, so that its achieved GFLOP/s shows. Off (the default) stage() is one branch and a call.
 import * as tf from '@tensorflow/tfjs';
 
-export type Phase = 'forward' | 'backward' | 'recompute';
+type Phase = 'forward' | 'backward' | 'recompute';
 
 export interface StageTotals {
   stage: string;

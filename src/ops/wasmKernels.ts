@@ -1,8 +1,8 @@
 // Replacements for three tfjs-backend-wasm kernels that copy far more than they return.
-// - Identity copies its input; tfjs clones every tensor a gradient saves, so every taped tensor was duplicated.
+// - Identity copies its input; tfjs clones every tensor a gradient saves, so every taped tensor would be duplicated.
 // - Slice (and SplitV and Unpack, which call it) reads its input with readSync, a copy of the whole input,
-//   before taking the slice: slicing image m of a (128, 36, 1024) batch copied all 128 images, and unstacking
-//   it cost 128 whole copies. These versions copy only the slice, from a view of the wasm heap.
+//   before taking the slice: slicing image m of a (128, 36, 1024) batch copies all 128 images, and unstacking
+//   it costs 128 whole copies. These versions copy only the slice, from a view of the wasm heap.
 import * as tf from '@tensorflow/tfjs';
 
 type TensorInfo = tf.TensorInfo;

@@ -1,7 +1,7 @@
 // `vsl query`: retrieval for a person. A free sentence ranks the split's images (text -> image); an image
 // ranks the split's captions (image -> text). Built from the evaluation's parts: the checkpoint and vocabulary
-// are found as `vsl eval` finds them, sentences are tokenised as in training, the split is encoded with
-// encodeSplit (images once per run, whatever the number of sentences) and scored by the eval scorer (the
+// are found as `vsl eval` finds them, sentences are tokenised as in training, the split is encoded by
+// runtime/encode.ts (images once per run, whatever the number of sentences) and scored by the eval scorer (the
 // worker pool where the pairs are many, in process otherwise; one image against every caption runs in process,
 // where a pool has no second shard to give a worker).
 import { selectBackend, type BackendChoice } from '../ops/backend.js';
@@ -20,11 +20,10 @@ import { VslError } from '../util/errors.js';
 import { log } from '../util/log.js';
 
 /**
- * Fewest pairs worth a worker pool: each worker loads its own tfjs and the weights (~2 s), while one sentence
- * against 1,000 images scores in about as long in process (measured at the demo's dims: 1.9 s in process,
- * 7.4 s with 2 workers, on a loaded machine).
+ * Fewest pairs worth a worker pool: each worker loads its own tfjs and the weights, which takes about as long as
+ * scoring one sentence against 1,000 images in process (docs/performance.md, `vsl query` latency).
  */
-export const POOL_MIN_PAIRS = 20_000;
+const POOL_MIN_PAIRS = 20_000;
 
 export interface QueryOptions {
   modelPath: string;
@@ -37,7 +36,7 @@ export interface QueryOptions {
   backend?: BackendChoice;
 }
 
-export interface ImageHit {
+interface ImageHit {
   rank: number;
   image: number;
   score: number;
@@ -53,7 +52,7 @@ export interface SentenceResult {
   hits: ImageHit[];
 }
 
-export interface CaptionHit {
+interface CaptionHit {
   rank: number;
   caption: number;
   image: number;

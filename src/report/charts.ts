@@ -26,7 +26,7 @@ function compactNumbers(svg: string): string {
 }
 
 /** Compile a vega-lite spec and render it to an SVG string (no DOM, no canvas). */
-export async function renderSvg(spec: TopLevelSpec): Promise<string> {
+async function renderSvg(spec: TopLevelSpec): Promise<string> {
   const vg = compile({ config: CONFIG, ...spec }).spec;
   const view = new vega.View(vega.parse(vg), { renderer: 'none' });
   try {

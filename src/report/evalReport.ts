@@ -107,7 +107,7 @@ function imageToTextExamples(b: Block, ranks: Int32Array, captions: readonly str
 }
 
 /** The eval report of one evaluation, as one HTML page. */
-export async function evalReportHtml(r: EvaluateModelOutput, now = new Date()): Promise<string> {
+async function evalReportHtml(r: EvaluateModelOutput, now = new Date()): Promise<string> {
   const captions = readCaptions(splitPaths(r.dataPath, r.dataName, r.split).captions).slice(0, r.nCaptions);
   const blocks = blocksOf(r);
   const i2t = blocks.map((b) => i2tRanks(b.sims, b.nImg, b.nCap));

@@ -55,9 +55,9 @@ const RunSchema = z
 
 export type StepRow = z.infer<typeof StepSchema>;
 export type ValidationRow = z.infer<typeof ValidationSchema>;
-export type EpochRow = z.infer<typeof EpochSchema>;
-export type RunStart = z.infer<typeof RunSchema>;
-export type RunOptions = z.infer<typeof Options>;
+type EpochRow = z.infer<typeof EpochSchema>;
+type RunStart = z.infer<typeof RunSchema>;
+type RunOptions = z.infer<typeof Options>;
 
 export interface RunData {
   dir: string;
@@ -99,7 +99,7 @@ function parseLine<T>(file: string, n: number, line: string, schema: z.ZodType<T
 }
 
 /** The options and epoch of a vsl checkpoint, from its attributes only (the weights are not read). */
-export async function checkpointOptions(file: string): Promise<RunOptions> {
+async function checkpointOptions(file: string): Promise<RunOptions> {
   const f = await openH5(file);
   let format: unknown;
   let json: unknown;

@@ -8,7 +8,7 @@ import { combine } from '../eval/metrics.js';
 import { log } from '../util/log.js';
 import { defaultModelConfig } from '../model/config.js';
 import { moduleNames, moduleOf } from '../model/modules.js';
-import { VslError } from '../util/errors.js';
+import { anyToString, VslError } from '../util/errors.js';
 import {
   gradNormChart,
   learningRateChart,
@@ -62,9 +62,9 @@ function summary(run: RunData): string {
     (warmSem > 0 ? ` from epoch ${warmSem}` : '') +
     `, gradient clip ${val(t, 'gradClip')}, dropout ${val(t, 'dropout')}, seed ${val(t, 'seed')}`;
   const rows: [string, string][] = [
-    ['module', esc(`${m.module}`)],
+    ['module', esc(`${val(m, 'module')}`)],
     ['dimensions', esc(dims)],
-    ['data', esc(`${d.dataName} in ${d.dataPath}${sizes}`)],
+    ['data', esc(`${val(d, 'dataName')} in ${val(d, 'dataPath')}${sizes}`)],
     [
       'backend',
       start ? esc(`${start.backend}, training step on ${start.threads} thread(s)`) : 'not logged (older train.log)',
@@ -184,7 +184,7 @@ function recallSection(dir: string, v: readonly ValidationRow[]): string {
 function optionsSection(run: RunData): string {
   const t = run.options.train;
   const rows = Object.entries(t).map(
-    ([k, v]) => [k, esc(typeof v === 'object' ? JSON.stringify(v) : String(v))] as [string, string],
+    ([k, v]) => [k, esc(typeof v === 'object' ? JSON.stringify(v) : anyToString(v))] as [string, string],
   );
   return keyValueGrid(rows) + `<p class="note">From ${esc(run.optionsFrom)}.</p>\n`;
 }
@@ -200,7 +200,7 @@ export async function runReportHtml(run: RunData, now = new Date()): Promise<str
     section('Best checkpoint', recallSection(run.dir, run.validations), 'best') +
     section('Options', optionsSection(run), 'options');
   return page(
-    `vsl run ${path.basename(path.resolve(run.dir))}: ${m.module} on ${run.options.data.dataName}`,
+    `vsl run ${path.basename(path.resolve(run.dir))}: ${val(m, 'module')} on ${val(run.options.data, 'dataName')}`,
     run.dir, // as the user gave it: the page travels, the machine's own paths need not
     body,
     `vsl report, ${now.toISOString()}, from ${run.files.log} (${run.steps.length} logged steps) and ${run.files.metrics} (${run.validations.length} validations)`,

@@ -97,8 +97,8 @@ export function captionRange(
 ): CaptionSide {
   const D = words.shape[2];
   return {
-    words: tf.slice(words, [a, 0, 0], [b - a, lengths[a], D]) as tf.Tensor3D,
-    tGlobal: tf.slice(tGlobal, [a, 0], [b - a, D]) as tf.Tensor2D,
+    words: tf.slice(words, [a, 0, 0], [b - a, lengths[a], D]),
+    tGlobal: tf.slice(tGlobal, [a, 0], [b - a, D]),
     lengths: lengths.slice(a, b),
   };
 }
@@ -126,7 +126,7 @@ function rangeScores(
     if (r.captionStats) keepCaptionStats(captionStats, r.captionStats.mean, r.captionStats.varUnbiased);
     return r.sims;
   });
-  return parts.length === 1 ? parts[0] : (tf.concat(parts, 1) as tf.Tensor2D);
+  return parts.length === 1 ? parts[0] : tf.concat(parts, 1);
 }
 
 /**
@@ -163,7 +163,7 @@ export function chunkedScores(
   checkHeap('training step, forward');
   if (!head) return tail;
   if (last[1] !== nCap) throw new Error('chunkedScores: the last chunk must end the block');
-  return tf.concat([head, tail], 1) as tf.Tensor2D;
+  return tf.concat([head, tail], 1);
 }
 
 /**

@@ -34,7 +34,7 @@ export function encodeImages(
 ): EncodedImages {
   const D = c.embedSize;
   // shared memory: the scoring workers read the encodings in place, so handing them over costs no second
-  // copy (COCO 5K: ~2.2 GB of encodings; the copy had raised the peak RSS to 6.5 GB)
+  // copy (on COCO 5K a large one: docs/performance.md, Evaluation memory)
   const regions = sharedFloat32(n * REGIONS * D);
   const vGlobal = sharedFloat32(n * D);
   for (let s = 0; s < n; s += batch) {

@@ -9,8 +9,8 @@ import { checkHeap } from '../ops/memoryGuard.js';
 import type { EncodedCaptions, EncodedImages } from './encode.js';
 
 /**
- * Default block: 5 images x 250 captions. Measured on wasm at default dims: the same pairs/s as 10 x 500
- * (SAF ~3,000, SGR ~1,000 in one thread) with a 3-4x smaller heap (SAF 0.41 vs 1.32 GiB, SGR 0.70 vs 2.41).
+ * Default block: 5 images x 250 captions, as fast as larger blocks on a fraction of their heap (the figures are in
+ * docs/performance.md, Evaluation memory).
  */
 export const DEFAULT_IMAGE_BLOCK = 5;
 export const DEFAULT_CAPTION_BLOCK = 250;
@@ -24,7 +24,7 @@ export interface ScoreOptions {
 }
 
 /** Caption blocks of at most `size` captions of similar length: lists of caption indices. */
-export function captionBlocks(lengths: Int32Array, range: [number, number], size: number): number[][] {
+function captionBlocks(lengths: Int32Array, range: [number, number], size: number): number[][] {
   const idx: number[] = [];
   for (let c = range[0]; c < range[1]; c++) idx.push(c);
   idx.sort((a, b) => lengths[b] - lengths[a] || a - b);

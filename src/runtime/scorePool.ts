@@ -69,11 +69,11 @@ function shared<T extends Float32Array | Int32Array>(a: T): T {
 }
 
 /** Copies of the encoded arrays in shared memory (already-shared arrays are kept). */
-export function shareImages(img: EncodedImages): EncodedImages {
+function shareImages(img: EncodedImages): EncodedImages {
   const keep = (a: Float32Array) => (a.buffer instanceof SharedArrayBuffer ? a : shared(a));
   return { n: img.n, regions: keep(img.regions), vGlobal: keep(img.vGlobal) };
 }
-export function shareCaptions(cap: EncodedCaptions): EncodedCaptions {
+function shareCaptions(cap: EncodedCaptions): EncodedCaptions {
   const keep = <T extends Float32Array | Int32Array>(a: T): T =>
     a.buffer instanceof SharedArrayBuffer ? a : shared(a);
   return {
@@ -86,7 +86,7 @@ export function shareCaptions(cap: EncodedCaptions): EncodedCaptions {
 }
 
 /** Scores on the calling thread (the current backend). */
-export class InProcessScorer implements Scorer {
+class InProcessScorer implements Scorer {
   readonly workers = 1;
   private w: Weights;
   constructor(
@@ -99,6 +99,7 @@ export class InProcessScorer implements Scorer {
   ) {
     this.w = Weights.of(reg);
   }
+  // eslint-disable-next-line @typescript-eslint/require-await -- Scorer's score is async (the pool's waits); this one scores on the calling thread, and its throw must reach the caller as a rejection
   async score(imageRange: Range, captionRange: Range, onProgress?: ProgressFn): Promise<Float32Array> {
     return scoreMatrix(this.w, this.config, this.img, this.cap, {
       imageRange,
@@ -108,6 +109,7 @@ export class InProcessScorer implements Scorer {
       onProgress,
     });
   }
+  // eslint-disable-next-line @typescript-eslint/require-await -- Scorer's close is async (the pool's waits for its workers)
   async close(): Promise<void> {
     this.w.dispose();
   }

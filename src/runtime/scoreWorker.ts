@@ -1,4 +1,4 @@
-// Worker-thread side of the parallel score matrix (see parallel.ts for the protocol and the reasons).
+// Worker-thread side of the score pool (scorePool.ts has the protocol and the reasons).
 //
 // Started by ScorePool with `workerData: WorkerInit`: the backend name, the model config, the weights as host
 // arrays, and the encoded images/captions (their big arrays live in SharedArrayBuffers, so every worker reads
@@ -44,8 +44,7 @@ function errorMessage(e: unknown, init: WorkerInit | undefined): FromWorker & { 
 async function run(): Promise<void> {
   const port = parentPort!;
   const init = workerData as WorkerInit;
-  let ready: Promise<{ score: (m: ToWorker) => Float32Array }>;
-  ready = (async () => {
+  const ready: Promise<{ score: (m: ToWorker) => Float32Array }> = (async () => {
     // Imported here, not at the top: a worker must be able to report a failing import as a message.
     const { setLogLevel } = await import('../util/log.js');
     setLogLevel(init.logLevel);

@@ -11,7 +11,7 @@ export async function startStepEngine(o: {
   backend: string;
   config: ModelConfig;
   chunkBytes: number;
-}): Promise<{ engine: StepEngine; close(): Promise<void> }> {
+}): Promise<{ engine: StepEngine; close: () => Promise<void> }> {
   if (o.threads < 2) return { engine: oneThreadEngine(o.chunkBytes), close: async () => {} };
   const partner = await StepPartner.start(o);
   return { engine: twoThreadEngine(partner, o.chunkBytes), close: () => partner.close() };

@@ -5,7 +5,14 @@ import { VslError } from '../util/errors.js';
 import type { ModelConfig } from '../model/config.js';
 import { sharedInt32 } from '../ops/shared.js';
 import { stage, type StageTotals } from '../ops/profile.js';
-import { MainPhase, WorkerPhase, type StepRequest, type StepWorkerInit, type ToStepWorker } from './stepProtocol.js';
+import {
+  MainPhase,
+  WorkerPhase,
+  workerPhaseOf,
+  type StepRequest,
+  type StepWorkerInit,
+  type ToStepWorker,
+} from './stepProtocol.js';
 
 /** The longest a phase of the worker may take before it is presumed lost (it cannot be watched otherwise). */
 const WAIT_LIMIT_MS = 6 * 3600 * 1000;
@@ -42,7 +49,7 @@ export class StepPartner {
       worker.once('exit', onExit);
       worker.once('error', (e) => reject(new VslError(`training worker failed to start: ${e.message}`)));
       const poll = () => {
-        const s = Atomics.load(control, 0);
+        const s = workerPhaseOf(control);
         if (s === WorkerPhase.Idle) return void setTimeout(poll, 20);
         worker.off('exit', onExit);
         if (s === WorkerPhase.Error) reject(new VslError(`training worker: ${partner.error()}`));
@@ -73,7 +80,7 @@ export class StepPartner {
     stage('thread wait', () => {
       const t0 = Date.now();
       for (;;) {
-        const v = Atomics.load(this.control, 0);
+        const v = workerPhaseOf(this.control);
         if (v === WorkerPhase.Error) throw new VslError(`training worker (${what}): ${this.error()}`);
         if (v >= p && v !== WorkerPhase.Ready) return;
         if (Date.now() - t0 > WAIT_LIMIT_MS)

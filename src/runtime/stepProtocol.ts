@@ -29,6 +29,11 @@ export const enum MainPhase {
   Abort = 9, // the step failed on the main thread: stop where you are
 }
 
+/** The worker's phase word as read (Atomics.load reads a plain number). */
+export const workerPhaseOf = (control: Int32Array): WorkerPhase => Atomics.load(control, 0);
+/** The main thread's phase word as read. */
+export const mainPhaseOf = (control: Int32Array): MainPhase => Atomics.load(control, 1);
+
 export interface StepWorkerInit {
   backend: string;
   logLevel: string;

@@ -3,12 +3,13 @@
 // the batch against every image, while the main thread does the images and the other captions.
 //
 // One step is one synchronous run of `step` on this thread. Its caption encoder is recorded on one tape; the
-// scores of its share on a second, isolated one (engine/tape.ts), differentiated as soon as dLoss/dScores arrive,
+// scores of its share on a second, isolated one (ops/tape.ts), differentiated as soon as dLoss/dScores arrive,
 // while the first tape waits for dLoss/d(words) of the whole batch.
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import type * as TF from '@tensorflow/tfjs';
 import {
   MainPhase,
+  mainPhaseOf,
   splitFlat,
   WorkerPhase,
   type StepRequest,
@@ -52,7 +53,7 @@ async function run(): Promise<void> {
     /** Block until the main thread's phase reaches `p`. */
     const waitMain = (p: MainPhase) => {
       for (;;) {
-        const v = Atomics.load(control, 1);
+        const v = mainPhaseOf(control);
         if (v === MainPhase.Abort) throw new Aborted();
         if (v >= p) return;
         Atomics.wait(control, 1, v, 1000);

@@ -22,7 +22,7 @@ import { MainPhase, sizeOf, splitFlat, WorkerPhase, type StepBuffers, type StepR
 import type { CustomFn } from '../ops/tape.js';
 
 /** The caption side's parameters: the word embedding, the bi-GRU and TextSA. */
-export function captionParamNames(names: string[]): string[] {
+function captionParamNames(names: string[]): string[] {
   return names.filter((n) => n.startsWith('txt_enc.') || n.startsWith('sim_enc.t_global_w.'));
 }
 
@@ -160,8 +160,8 @@ export function twoThreadEngine(partner: StepPartner, chunkBytes: number): StepE
       }) as unknown as CustomFn);
       // any caption parameter anchors the op on the tape, so that its gradient runs
       const both = captions(w.t(t.captionNames[0])) as tf.Tensor3D;
-      const words = tf.slice(both, [0, 1, 0], [B, Lp, D]) as tf.Tensor3D;
-      const tGlobal = tf.slice(both, [0, 0, 0], [B, 1, D]).reshape([B, D]) as tf.Tensor2D;
+      const words = tf.slice(both, [0, 1, 0], [B, Lp, D]);
+      const tGlobal = tf.slice(both, [0, 0, 0], [B, 1, D]).reshape<tf.Tensor2D>([B, D]);
       return { words, tGlobal, lengths: tokens.lengths };
     },
 
@@ -218,7 +218,7 @@ export function twoThreadEngine(partner: StepPartner, chunkBytes: number): StepE
           },
         };
       });
-      return { sims: tf.concat([local, collect(token) as tf.Tensor2D], 1) as tf.Tensor2D, captionStats };
+      return { sims: tf.concat([local, collect(token) as tf.Tensor2D], 1), captionStats };
     },
 
     finish() {

@@ -101,7 +101,7 @@ export const TRAIN_OPTION_TABLE: Record<string, OptionSpec> = (() => {
 
 const TrainOptionsShape = { ...shapeOf(MODEL_OPTIONS), ...shapeOf(TRAIN_OPTIONS) };
 
-export const TrainOptionsSchema = z
+const TrainOptionsSchema = z
   .object(TrainOptionsShape)
   .strict()
   .superRefine((o, ctx) => {

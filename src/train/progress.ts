@@ -24,7 +24,7 @@ export interface StepStatus {
 }
 
 /** The part of a stream the bar needs (process.stderr, or a fake in the tests). */
-export interface ProgressStream {
+interface ProgressStream {
   isTTY?: boolean;
   columns?: number;
   write(s: string): boolean;

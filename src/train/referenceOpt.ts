@@ -37,7 +37,9 @@ const REFERENCE_OPTS: readonly (readonly [string, string | null, PyValue?])[] = 
 ];
 
 function inner(s: z.ZodTypeAny): z.ZodTypeAny {
-  while (s instanceof z.ZodDefault || s instanceof z.ZodOptional) s = s._def.innerType;
+  // instanceof narrows to ZodDefault<any> / ZodOptional<any>: name the wrapped schema's type
+  while (s instanceof z.ZodDefault || s instanceof z.ZodOptional)
+    s = (s as z.ZodDefault<z.ZodTypeAny> | z.ZodOptional<z.ZodTypeAny>)._def.innerType;
   return s;
 }
 

@@ -27,7 +27,7 @@ export interface TrainBatch {
 export interface StepOptions extends LossOptions {
   gradClip: number;
   dropout: number; // 0.4 in the reference; 0 for deterministic checks
-  /** runs the caption side and the score block: on this thread, or with the training worker (engine/) */
+  /** runs the caption side and the score block: on this thread, or with the training worker (runtime/) */
   engine: StepEngine;
   /** the step's seed: every dropout mask of the step derives from it and its site's name */
   seed: number;
@@ -59,21 +59,21 @@ function updateRunning(reg: ParamRegistry, prefix: string, means: tf.Tensor[], v
 }
 
 /** The batch as tensors, for the loss. */
-export interface BatchTensors {
+interface BatchTensors {
   images: tf.Tensor3D; // (B, 36, imgDim)
   tokens: TokenBatch;
   imageSim: tf.Tensor2D | null;
   captionSim: tf.Tensor2D | null;
 }
 
-export interface LossOptions {
+interface LossOptions {
   margin: number;
   maxViolation: boolean;
   semantic: SemanticLossKind;
 }
 
 /** The loss of one batch and what else its forward pass gives. */
-export interface BatchLoss {
+interface BatchLoss {
   total: tf.Scalar;
   hinge: tf.Scalar;
   semantic: tf.Scalar;
@@ -85,9 +85,9 @@ export interface BatchLoss {
 /**
  * The loss of one batch: encode both sides, score every image with every caption, hinge + semantic.
  * The engine computes the caption side and the (B, B) scores as the model does (model/sgraf.ts captionSide,
- * model/similarity.ts blockScores): in chunks that fit the device, and with a second thread (engine/).
+ * model/similarity.ts blockScores): in chunks that fit the device, and with a second thread (runtime/).
  */
-export function batchLoss(
+function batchLoss(
   w: Weights,
   c: ModelConfig,
   b: BatchTensors,
@@ -102,7 +102,7 @@ export function batchLoss(
     hinge: hingeLoss(sims, o.margin, o.maxViolation),
     semantic: semanticLoss(o.semantic, sims, b.imageSim, b.captionSim),
   }));
-  return { total: tf.add(hinge, semantic) as tf.Scalar, hinge, semantic, sims, bnStats: img.bnStats, captionStats };
+  return { total: tf.add(hinge, semantic), hinge, semantic, sims, bnStats: img.bnStats, captionStats };
 }
 
 /** Forward + backward of the loss; returns the gradients by parameter name (caller disposes). */
@@ -181,7 +181,7 @@ export function lossAndGrads(
 }
 
 /** Apply the running-statistics updates gathered by a forward pass, then dispose them. */
-export function applyBatchNormStats(reg: ParamRegistry, bnStats: BnBatchStats[], captionStats: CaptionBnStats[]): void {
+function applyBatchNormStats(reg: ParamRegistry, bnStats: BnBatchStats[], captionStats: CaptionBnStats[]): void {
   for (const s of bnStats) updateRunning(reg, s.prefix, [s.mean], [s.varUnbiased]);
   const perCaption = moduleOf(reg.config).captionBatchNorm;
   if (captionStats.length && perCaption) {

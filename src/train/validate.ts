@@ -1,6 +1,6 @@
 // Validation: encode the dev split (its first maxCaptions captions), score every image with every
 // caption, R@1/5/10 both ways and rsum. The scores are computed on `threads` threads: the main thread takes the
-// first image blocks and N-1 score workers (engine/scorePool.ts) the rest, side by side; the main thread's heap
+// first image blocks and N-1 score workers (runtime/scorePool.ts) the rest, side by side; the main thread's heap
 // has grown for the training step already, so only the workers' heaps are new. The workers live for one
 // validation (the weights change between two).
 import crypto from 'node:crypto';
@@ -17,15 +17,15 @@ import { combine, evaluate, type EvalResult, type RecallMetrics } from '../eval/
 import type { PrecompSplit } from '../data/precomp.js';
 
 /** The process's memory bound (README: 4 GB holds at batch 32; the training step's heaps come first). */
-export const MEMORY_BOUND_BYTES = 4 * GiB;
+const MEMORY_BOUND_BYTES = 4 * GiB;
 /** Below this many pairs a validation is over before score workers would have started. */
-export const MIN_PAIRS_FOR_WORKERS = 1_000_000;
+const MIN_PAIRS_FOR_WORKERS = 1_000_000;
 
 /**
- * Heap of one score worker: the module's measured heap at embed size 1024, taken as proportional to the embedding
- * size, plus ~0.1 GiB of runtime per thread.
+ * Heap of one score worker: the module's heap at embed size 1024 (scoreWorkerGiB; docs/performance.md, Evaluation
+ * memory), taken as proportional to the embedding size, plus ~0.1 GiB of runtime per thread.
  */
-export function scoreWorkerBytes(c: ModelConfig): number {
+function scoreWorkerBytes(c: ModelConfig): number {
   return (moduleOf(c).scoreWorkerGiB * (c.embedSize / 1024) + 0.1) * GiB;
 }
 
@@ -71,7 +71,7 @@ export async function validate(
 }
 
 /** The (images, captions) matrix on `threads` threads: the main thread's share first, the workers' after it. */
-export async function scoreOnThreads(
+async function scoreOnThreads(
   reg: ParamRegistry,
   w: Weights,
   c: ModelConfig,

@@ -9,7 +9,7 @@ import { badInput } from '../util/errors.js';
 import { detectModule, moduleNames, moduleOf } from '../model/modules.js';
 
 /** A model's options as far as its arrays tell them (flat state_dict names, PyTorch shapes). */
-export function configOfArrays(arrays: ReadonlyMap<string, HostArray>): Partial<ModelConfig> {
+function configOfArrays(arrays: ReadonlyMap<string, HostArray>): Partial<ModelConfig> {
   const dim = (key: string, axis: number) => arrays.get(key)?.shape[axis];
   const out: Partial<ModelConfig> = {
     vocabSize: dim('txt_enc.embed.weight', 0),

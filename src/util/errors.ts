@@ -22,6 +22,7 @@ export function oneLine(message: string): string {
   let out = message.replace(/\r\n|[\r\n]/g, ' ');
   // C0/C1 controls, DEL, unpaired surrogates, U+2028/2029 (line breaks to some terminals)
   out = out.replace(
+    // eslint-disable-next-line no-control-regex -- these are the characters it escapes
     /[\x00-\x1f\x7f-\x9f\u2028\u2029]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g,
     (c) => {
       const n = c.charCodeAt(0);
@@ -33,6 +34,14 @@ export function oneLine(message: string): string {
     out = `${out.slice(0, cut)}... (${out.length - cut} more characters)`;
   }
   return out;
+}
+
+/**
+ * String(v), on purpose, for a value of any type read from input (an attribute, an unpickled object, a log
+ * record's field): a string as itself, a number or array as String writes it, an object as "[object Object]".
+ */
+export function anyToString(v: unknown): string {
+  return String(v);
 }
 
 /**

@@ -8,6 +8,7 @@
 import pino, { type Logger } from 'pino';
 import PinoPretty from 'pino-pretty';
 import { isInteractive } from './terminal.js';
+import { anyToString } from './errors.js';
 
 export const LOG_FORMATS = ['json', 'pretty'] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
@@ -36,7 +37,7 @@ export function fieldsText(rec: Record<string, unknown>, prefix = ''): string {
 }
 
 /** The pretty stream: `[12:04:31] INFO: message  key=value ...`, written synchronously to fd 2. */
-export function prettyStream(colorize = process.stderr.isTTY === true): PinoPretty.PrettyStream {
+function prettyStream(colorize = process.stderr.isTTY === true): PinoPretty.PrettyStream {
   return PinoPretty({
     destination: 2,
     sync: true,
@@ -46,7 +47,7 @@ export function prettyStream(colorize = process.stderr.isTTY === true): PinoPret
     hideObject: true,
     messageFormat: (rec, messageKey) => {
       const fields = fieldsText(rec);
-      const msg = String(rec[messageKey] ?? '');
+      const msg = anyToString(rec[messageKey] ?? '');
       return fields ? `${msg}  ${fields}` : msg;
     },
   });
@@ -84,8 +85,4 @@ export function configureLog(level: string, f: LogFormat = format): void {
 /** Re-create the logger at a new level, same format (the environment is left alone: tests call this). */
 export function setLogLevel(level: string): void {
   current = make(level, format);
-}
-
-export function logFormat(): LogFormat {
-  return format;
 }

@@ -2,13 +2,18 @@
 // Config files are checked with the schemas; the commander flags and --help come from the same table.
 import type { z } from 'zod';
 
-export interface OptionSpec {
-  schema: z.ZodTypeAny;
+export interface OptionSpec<S extends z.ZodTypeAny = z.ZodTypeAny> {
+  schema: S;
   flag: string;
   help: string;
 }
 
-export const opt = (schema: z.ZodTypeAny, flag: string, help: string): OptionSpec => ({ schema, flag, help });
+/** keeps the schema's own type, so the options parsed with it are typed (not `any`) */
+export const opt = <S extends z.ZodTypeAny>(schema: S, flag: string, help: string): OptionSpec<S> => ({
+  schema,
+  flag,
+  help,
+});
 
 type Shape<T extends Record<string, OptionSpec>> = { [K in keyof T]: T[K]['schema'] };
 

@@ -1,5 +1,6 @@
 // vsl's own version, from its package.json (recorded in evaluation parts and work directories).
 import fs from 'node:fs';
+import { anyToString } from './errors.js';
 
 let cached: string | undefined;
 
@@ -9,7 +10,7 @@ export function vslVersion(): string {
     const file = new URL('../../../package.json', import.meta.url);
     const alt = new URL('../../package.json', import.meta.url);
     const text = fs.readFileSync(fs.existsSync(file) ? file : alt, 'utf8');
-    cached = String((JSON.parse(text) as { version?: unknown }).version ?? 'unknown');
+    cached = anyToString((JSON.parse(text) as { version?: unknown }).version ?? 'unknown');
   }
   return cached;
 }

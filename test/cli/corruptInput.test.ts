@@ -51,6 +51,7 @@ function expectOneErrorLine(r: Run, parts: (string | RegExp)[]): string {
   const line = lines[0];
   assert.match(line, /^vsl: /);
   assert.ok(line.length <= MAX_MESSAGE_CHARS + 5, `line of ${line.length} characters`);
+  // eslint-disable-next-line no-control-regex -- no control character may reach the terminal
   assert.doesNotMatch(line, /[\x00-\x1f\x7f]/, 'printable');
   for (const p of parts)
     if (typeof p === 'string') assert.ok(line.includes(p), `${JSON.stringify(line)} lacks ${JSON.stringify(p)}`);

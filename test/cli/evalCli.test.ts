@@ -20,8 +20,8 @@ import { evaluateModel } from '../../src/eval/evaluate.js';
 import { evaluate, evaluateFolds, foldBlock, foldSlices } from '../../src/eval/metrics.js';
 import { encodeCaptionTokens, encodeImages } from '../../src/runtime/encode.js';
 import { ScorePool, createScorer, shardRanges } from '../../src/runtime/scorePool.js';
-import { runEval } from '../../src/cli/eval.js';
-import { runEvalOverall } from '../../src/cli/evalOverall.js';
+import { runEval, type EvalJson } from '../../src/cli/eval.js';
+import { runEvalOverall, type EvalOverallJson } from '../../src/cli/evalOverall.js';
 import { REPO_ROOT } from '../helpers/paths.js';
 import { maxAbsDiff, rejectsWith } from '../helpers/asserts.js';
 
@@ -87,7 +87,7 @@ after(() => {
 
 test('vsl eval --json: shape of the JSON, recalls within [0, 100]', async () => {
   const out = await runEval({ model: ckpt.SGR, split: 'test', json: true, workers: '1' });
-  const j = JSON.parse(out) as Record<string, any>;
+  const j = JSON.parse(out) as EvalJson;
   assert.deepEqual(j.model, { path: ckpt.SGR, module: 'SGR', source: 'vsl-hdf5', epoch: 2 });
   assert.equal(j.data.dataName, NAME);
   assert.equal(j.data.split, 'test');
@@ -95,9 +95,9 @@ test('vsl eval --json: shape of the JSON, recalls within [0, 100]', async () => 
   assert.equal(j.nCaptions, 5 * EVAL_IMAGES);
   assert.equal(j.fold5, false);
   assert.deepEqual(j.sims.shape, [EVAL_IMAGES, 5 * EVAL_IMAGES]);
-  for (const d of ['i2t', 't2i']) {
+  for (const d of ['i2t', 't2i'] as const) {
     assert.deepEqual(Object.keys(j.result[d]).sort(), ['meanr', 'medr', 'r1', 'r10', 'r5']);
-    for (const k of ['r1', 'r5', 'r10'])
+    for (const k of ['r1', 'r5', 'r10'] as const)
       assert.ok(j.result[d][k] >= 0 && j.result[d][k] <= 100, `${d}.${k} = ${j.result[d][k]}`);
     assert.ok(j.result[d].medr >= 1 && j.result[d].meanr >= 1);
   }
@@ -114,7 +114,7 @@ test('vsl eval through the binary (2 workers, --save-sims) matches the in-proces
   const sims = path.join(tmp, 'cli_sims.npy');
   const r = vsl(['eval', '--model', ckpt.SAF, '--split', 'test', '--workers', '2', '--json', '--save-sims', sims]);
   assert.equal(r.status, 0, r.stderr);
-  const j = JSON.parse(r.stdout);
+  const j = JSON.parse(r.stdout) as EvalJson;
   assert.equal(j.workers, 2);
   const saved = readNpy(sims);
   assert.deepEqual(saved.shape, [EVAL_IMAGES, 5 * EVAL_IMAGES]);
@@ -212,10 +212,10 @@ test('fold5: 5 folds of k images score the diagonal blocks of the full matrix; m
       json: true,
       workers: '1',
     }),
-  );
-  assert.equal(j.folds.length, 5);
+  ) as EvalJson;
+  assert.equal(j.folds?.length, 5);
   assert.deepEqual(
-    j.folds.map((f: { fold: number }) => f.fold),
+    j.folds.map((f) => f.fold),
     [0, 1, 2, 3, 4],
   );
   assert.ok(Math.abs(j.result.rsum - ref.mean.rsum) < 1e-9);
@@ -239,7 +239,7 @@ test('fold5: 5 folds of k images score the diagonal blocks of the full matrix; m
 test('eval-overall: a model ensembled with itself equals the model; SGR+SAF = mean of the two matrices', async () => {
   const self = JSON.parse(
     await runEvalOverall({ sgr: ckpt.SGR, saf: ckpt.SGR, split: 'test', json: true, workers: '1' }),
-  );
+  ) as EvalOverallJson;
   const single = await evaluateModel({ modelPath: ckpt.SGR, split: 'test', fold5: false, workers: 1 });
   assert.deepEqual(self.ensemble.result, JSON.parse(JSON.stringify(single.result)));
   assert.deepEqual(self.sims.shape, single.simsShape);
@@ -247,13 +247,13 @@ test('eval-overall: a model ensembled with itself equals the model; SGR+SAF = me
   const ens = path.join(tmp, 'ens.npy');
   const both = JSON.parse(
     await runEvalOverall({ sgr: ckpt.SGR, saf: ckpt.SAF, split: 'test', json: true, workers: '1', saveSims: ens }),
-  );
+  ) as EvalOverallJson;
   const saf = await evaluateModel({ modelPath: ckpt.SAF, split: 'test', fold5: false, workers: 1 });
   const mean = Float64Array.from(single.sims, (v, i) => (v + saf.sims[i]) / 2);
   const expected = evaluate(mean, EVAL_IMAGES, 5 * EVAL_IMAGES);
   assert.deepEqual(both.ensemble.result, JSON.parse(JSON.stringify(expected)));
   assert.deepEqual(
-    both.members.map((m: { label: string }) => m.label),
+    both.members.map((m) => m.label),
     ['SGR (SGR)', 'SAF (SAF)'],
   );
   assert.ok(maxAbsDiff(readNpy(ens).data, mean) <= 1e-6);
@@ -280,7 +280,7 @@ test('eval-overall: a model ensembled with itself equals the model; SGR+SAF = me
   assert.deepEqual(readNpy(a).shape, [5, EVAL_IMAGES, 5 * EVAL_IMAGES]);
   const fromFiles = JSON.parse(
     await runEvalOverall({ sims: [a, b], dataPath, dataName: NAME, split: 'testall', fold5: true, json: true }),
-  );
+  ) as EvalOverallJson;
   const fromModels = JSON.parse(
     await runEvalOverall({
       sgr: ckpt.SGR,
@@ -291,9 +291,11 @@ test('eval-overall: a model ensembled with itself equals the model; SGR+SAF = me
       json: true,
       workers: '2',
     }),
-  );
+  ) as EvalOverallJson;
   assert.deepEqual(fromFiles.ensemble, fromModels.ensemble);
-  const selfFiles = JSON.parse(await runEvalOverall({ sims: [a, a], split: 'testall', fold5: true, json: true }));
+  const selfFiles = JSON.parse(
+    await runEvalOverall({ sims: [a, a], split: 'testall', fold5: true, json: true }),
+  ) as EvalOverallJson;
   assert.deepEqual(selfFiles.ensemble, { result: selfFiles.members[0].result, folds: selfFiles.members[0].folds });
   const text = await runEvalOverall({ sims: [a, b], dataPath, dataName: NAME, split: 'testall', fold5: true });
   assert.match(text, /SGRAF \(mean\)/);
@@ -365,7 +367,9 @@ test('bad inputs: clear "vsl: ..." messages and a non-zero exit', async () => {
   const badVocabDir = path.join(tmp, 'badvocab');
   fs.mkdirSync(badVocabDir);
   const good = loadVocab(path.join(dataPath, `${NAME}_vocab.json`));
-  const json = { word2idx: Object.fromEntries(good.idx2word.map((w, i) => [w, i]).filter(([w]) => w !== '<unk>')) };
+  const json = {
+    word2idx: Object.fromEntries(good.idx2word.map((w, i): [string, number] => [w, i]).filter(([w]) => w !== '<unk>')),
+  };
   fs.writeFileSync(path.join(badVocabDir, `${NAME}_vocab.json`), JSON.stringify(json));
   expectCliError(['eval', '--model', ckpt.SGR, '--vocab-path', badVocabDir], ['<unk>']);
   // keys that do not fit the module

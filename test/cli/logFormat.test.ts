@@ -112,7 +112,7 @@ test('at a terminal: train and eval show pretty lines and a progress bar, never 
   // train.log stays JSON lines whatever stderr shows
   const records = fs.readFileSync(path.join(run, 'train.log'), 'utf8').trim().split('\n');
   assert.ok(records.length > 2);
-  for (const l of records) assert.equal(typeof JSON.parse(l).msg, 'string');
+  for (const l of records) assert.equal(typeof (JSON.parse(l) as { msg?: unknown }).msg, 'string');
 });
 
 test('at a terminal with --log-format json: JSON lines, as asked', { skip: noPty }, () => {
@@ -120,7 +120,7 @@ test('at a terminal with --log-format json: JSON lines, as asked', { skip: noPty
   assert.equal(r.status, 0, r.screen);
   const json = screenLines(r.screen).filter(jsonLike);
   assert.ok(json.length >= 4, r.screen);
-  for (const l of json) assert.equal(typeof JSON.parse(l).msg, 'string');
+  for (const l of json) assert.equal(typeof (JSON.parse(l) as { msg?: unknown }).msg, 'string');
 });
 
 test('stderr not a terminal: JSON lines by default, pretty with --log-format pretty', () => {
@@ -131,7 +131,7 @@ test('stderr not a terminal: JSON lines by default, pretty with --log-format pre
     });
   const json = run([]).stderr.trim().split('\n');
   assert.ok(json.length >= 4);
-  for (const l of json) assert.equal(JSON.parse(l).level, 30);
+  for (const l of json) assert.equal((JSON.parse(l) as { level?: unknown }).level, 30);
   const pretty = run(['--log-format', 'pretty']).stderr.trim().split('\n');
   assert.ok(pretty.length >= 4);
   assert.deepEqual(pretty.filter(jsonLike), []);

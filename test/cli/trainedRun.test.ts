@@ -13,6 +13,8 @@ import { readNpy } from '../../src/io/npyRead.js';
 import { readCaptions } from '../../src/data/captions.js';
 import { i2tRanks, t2iRanks } from '../../src/eval/metrics.js';
 import { runQuery } from '../../src/cli/query.js';
+import type { EvalJson } from '../../src/cli/eval.js';
+import type { ImageResult } from '../../src/query/retrieval.js';
 import { setLogLevel } from '../../src/util/log.js';
 import { rejectsWith } from '../helpers/asserts.js';
 import { launchBrowser, noBrowser, openFile, pixelStats, screenshot, type OfflineBrowser } from '../helpers/browser.js';
@@ -33,7 +35,7 @@ let tmp = '';
 let dataPath = '';
 let run = '';
 let sims: Float32Array; // test split scores of model_best.h5 (vsl eval --save-sims), (20, 100)
-let evalJson: { result: { t2i: { r1: number } } };
+let evalJson: EvalJson;
 let browser: OfflineBrowser | undefined;
 const skipBrowser = noBrowser();
 
@@ -61,7 +63,7 @@ before(async () => {
     ...['--save-sims', path.join(tmp, 'sims.npy'), '--report', path.join(tmp, 'eval.html')],
   ]);
   assert.equal(e.code, 0, e.stderr);
-  evalJson = JSON.parse(e.stdout);
+  evalJson = JSON.parse(e.stdout) as EvalJson;
   sims = readNpy(path.join(tmp, 'sims.npy')).data;
   if (!skipBrowser) browser = await launchBrowser();
 });
@@ -279,12 +281,7 @@ test('vsl query --image N: the captions ranked for the image, ground truth marke
   const image = 7;
   const q = await query('--image', String(image), '--top', '8', '--json');
   assert.equal(q.code, 0, q.stderr);
-  const out = JSON.parse(q.stdout).image as {
-    image: number;
-    captions: { caption: number }[];
-    hits: { caption: number; image: number; score: number; groundTruth: boolean }[];
-    firstGroundTruthRank: number;
-  };
+  const out = (JSON.parse(q.stdout) as { image: ImageResult }).image;
   assert.deepEqual(
     out.captions.map((c) => c.caption),
     [35, 36, 37, 38, 39],

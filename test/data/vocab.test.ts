@@ -107,7 +107,7 @@ test('save and load round-trip in the SCAN format (string keys in idx2word)', ()
     const v = buildVocab(['a __proto__ dog', 'a toString dog', 'a constructor'], 1);
     const f = path.join(dir, 'sub', 'x_vocab.json');
     saveVocab(f, v);
-    const raw = JSON.parse(fs.readFileSync(f, 'utf8'));
+    const raw = JSON.parse(fs.readFileSync(f, 'utf8')) as { idx2word: Record<string, string>; idx: number };
     assert.deepEqual(Object.keys(raw).sort(), ['idx', 'idx2word', 'word2idx']);
     assert.equal(raw.idx2word['4'], 'a');
     assert.equal(raw.idx, v.size);

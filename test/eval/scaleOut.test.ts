@@ -8,8 +8,9 @@ import path from 'node:path';
 import { setLogLevel } from '../../src/util/log.js';
 import { selectBackend } from '../../src/ops/backend.js';
 import { readNpy } from '../../src/io/npyRead.js';
-import { runEval } from '../../src/cli/eval.js';
-import { runEvalOverall } from '../../src/cli/evalOverall.js';
+import { runEval, type EvalJson } from '../../src/cli/eval.js';
+import { runEvalOverall, type EvalOverallJson } from '../../src/cli/evalOverall.js';
+import type { PartManifest } from '../../src/eval/parts.js';
 import {
   errorLine,
   makeCheckpoint,
@@ -72,14 +73,28 @@ async function shardedEqualsUnsharded(tag: string, protocol: string[]): Promise<
     foldImages: p.includes('--fold-images') ? p[p.indexOf('--fold-images') + 1] : undefined,
     json: true,
   });
-  const a = JSON.parse(await runEval({ model: modelA, ...opts(protocol), workDir: at(`${tag}-json.work`) }));
-  const b = JSON.parse(await runEval({ merge: parts.map((p) => at(p.replace('.npy', '.json'))), ...opts(protocol) }));
-  for (const k of ['model', 'data', 'nImages', 'nCaptions', 'fold5', 'foldImages', 'folds', 'result', 'backend'])
+  const a = JSON.parse(
+    await runEval({ model: modelA, ...opts(protocol), workDir: at(`${tag}-json.work`) }),
+  ) as EvalJson;
+  const b = JSON.parse(
+    await runEval({ merge: parts.map((p) => at(p.replace('.npy', '.json'))), ...opts(protocol) }),
+  ) as EvalJson;
+  for (const k of [
+    'model',
+    'data',
+    'nImages',
+    'nCaptions',
+    'fold5',
+    'foldImages',
+    'folds',
+    'result',
+    'backend',
+  ] as const)
     assert.deepEqual(b[k], a[k], `${tag}: ${k}`);
   assert.deepEqual(b.sims.shape, a.sims.shape);
-  assert.equal(b.parts.length, 3);
+  assert.equal(b.parts?.length, 3);
   // the manifests say what the issue asks for
-  const m = JSON.parse(fs.readFileSync(at(`${tag}-1.json`), 'utf8'));
+  const m = JSON.parse(fs.readFileSync(at(`${tag}-1.json`), 'utf8')) as PartManifest;
   assert.equal(m.model.sha256.length, 64);
   assert.equal(m.model.module, 'SGR');
   assert.equal(m.data.dataName, 'syn_precomp');
@@ -97,10 +112,10 @@ test('test split: shards 0/3..2/3 merged = the unsharded run, bit for bit, same 
   // eval-overall --sims takes a merged file like any saved matrix
   const out = JSON.parse(
     await runEvalOverall({ sims: [at('t-merged.npy'), at('t-full.npy')], split: 'test', json: true }),
-  );
+  ) as EvalOverallJson;
   const one = JSON.parse(
     await runEval({ merge: ['t-0.npy', 't-1.npy', 't-2.npy'].map(at), split: 'test', json: true }),
-  );
+  ) as EvalJson;
   assert.deepEqual(out.ensemble.result, one.result);
 });
 
@@ -139,7 +154,7 @@ test('parts that do not belong together are refused, naming the part and the fie
   fs.writeFileSync(at('x1.npy'), bytes);
   await refused(['p0.npy', 'x1.npy', 'p2.npy'], `${at('x1.json')}: part.sha256: expected`, 'damaged');
   // a manifest with a field of the wrong type
-  const m = JSON.parse(fs.readFileSync(at('p1.json'), 'utf8'));
+  const m = JSON.parse(fs.readFileSync(at('p1.json'), 'utf8')) as { protocol: Record<string, unknown> };
   m.protocol.fold5 = 'no';
   fs.writeFileSync(at('y1.json'), JSON.stringify(m));
   await refused(['p0.npy', 'y1.json', 'p2.npy'], `${at('y1.json')}: protocol.fold5:`);
@@ -152,7 +167,9 @@ test('parts that do not belong together are refused, naming the part and the fie
     /^vsl: b1\.json: model\.sha256: expected "[0-9a-f]{64}" \(as in p0\.json\), found "[0-9a-f]{64}"$/,
   );
   // and the good ones merge
-  const ok = JSON.parse(await runEval({ merge: ['p1.json', 'p0.json', 'p2.json'].map(at), split: 'test', json: true }));
+  const ok = JSON.parse(
+    await runEval({ merge: ['p1.json', 'p0.json', 'p2.json'].map(at), split: 'test', json: true }),
+  ) as EvalJson;
   assert.equal(ok.nImages, IMAGES);
 });
 

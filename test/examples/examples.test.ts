@@ -11,7 +11,7 @@ import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { setLogLevel } from '../../src/util/log.js';
 import { selectBackend } from '../../src/ops/backend.js';
-import { runEval } from '../../src/cli/eval.js';
+import { runEval, type EvalJson } from '../../src/cli/eval.js';
 import { REPO_ROOT } from '../helpers/paths.js';
 import { BIN, makeCheckpoint, makeEvalData, type EvalFixture } from '../helpers/evalFixture.js';
 
@@ -83,7 +83,7 @@ test('Slurm: the array script per task, then the merge script; submit.sh chains 
   const merge = await sh('bash', [path.join(dir, 'merge.sbatch')], { PARTS: parts });
   assert.equal(merge.code, 0, merge.out);
   assert.match(merge.out, /^test +\|/m);
-  assert.equal(JSON.parse(fs.readFileSync(path.join(parts, 'result.json'), 'utf8')).nImages, 12);
+  assert.equal((JSON.parse(fs.readFileSync(path.join(parts, 'result.json'), 'utf8')) as EvalJson).nImages, 12);
   sameAsUnsharded(parts);
   const submit = fs.readFileSync(path.join(dir, 'submit.sh'), 'utf8');
   assert.match(submit, /^array=\$\(sbatch --parsable eval-shard\.sbatch\)$/m);

@@ -21,10 +21,10 @@ export interface Target {
   name: string;
   /** The file name mutated copies get (its extension matters to nothing but the reader's messages). */
   fileName: string;
-  /** Write the base input into `dir`; its bytes and where they may be mutated. */
-  make(dir: string): Promise<{ base: Uint8Array; space: MutationSpace }>;
-  /** The real reader, as vsl calls it; its output. */
-  read(file: string): Promise<unknown>;
+  /** Write the base input into `dir`; its bytes and where they may be mutated (or a promise of them). */
+  make(dir: string): { base: Uint8Array; space: MutationSpace } | Promise<{ base: Uint8Array; space: MutationSpace }>;
+  /** The real reader, as vsl calls it; its output (or a promise of it: the harness awaits it). */
+  read(file: string): unknown;
 }
 
 /** A canonical text of a reader's output: maps as entry lists, typed arrays as type, length and CRC-32. */
@@ -52,7 +52,7 @@ function lcg(seed: number): () => number {
 const npy: Target = {
   name: '.npy features',
   fileName: 'test_ims.npy',
-  async make(dir) {
+  make(dir) {
     const r = lcg(1);
     const data = Float32Array.from({ length: 4 * 36 * 8 }, r);
     const header = encodeNpyHeader([4, 36, 8]);
@@ -72,7 +72,7 @@ const npy: Target = {
       },
     };
   },
-  async read(file) {
+  read(file) {
     const h = openNpy(file, { quiet: true });
     try {
       expectFeatures(h, { regions: 36, dim: 8 });
@@ -136,7 +136,7 @@ async function torchOutput(file: string): Promise<unknown> {
 const torchZip: Target = {
   name: 'torch zip',
   fileName: 'model.pth.tar',
-  async make() {
+  make() {
     const base = fs.readFileSync(path.join(REPO_ROOT, 'test/fixtures/torch/sgr.zip.pth.tar'));
     return {
       base,
@@ -170,7 +170,7 @@ function legacyEditable(b: Uint8Array): Regions {
 const torchLegacy: Target = {
   name: 'torch legacy',
   fileName: 'model.pth.tar',
-  async make() {
+  make() {
     const base = fs.readFileSync(path.join(REPO_ROOT, 'test/fixtures/torch/sgr.legacy.pth.tar'));
     const edit = legacyEditable(base);
     // bytes are inserted or deleted in the structure and among the storages, not inside a pickle's value
@@ -185,7 +185,7 @@ const WORDS = 'a the dog cat man woman red blue on in with of and is are two thr
 const vocab: Target = {
   name: 'vocab JSON',
   fileName: 'x_vocab.json',
-  async make(dir) {
+  make(dir) {
     const file = path.join(dir, 'base_vocab.json');
     saveVocab(file, vocabFromWords([...SPECIAL_TOKENS, ...WORDS, 'café', 'naïve', '"quoted"', 'back\\slash']));
     const base = fs.readFileSync(file);
@@ -194,7 +194,7 @@ const vocab: Target = {
       space: { edit: ALL(base.length), resize: ALL(base.length), truncate: ALL(base.length), append: true },
     };
   },
-  read: async (file) => loadVocab(file).idx2word,
+  read: (file) => loadVocab(file).idx2word,
 };
 
 const NEWLINE = 0x0a;
@@ -205,7 +205,7 @@ const CAPTION_BYTES = [NEWLINE, 0xc0, 0xc1, 0xf5, 0xf8, 0xfe, 0xff];
 const captions: Target = {
   name: 'captions',
   fileName: 'test_caps.txt',
-  async make(dir) {
+  make(dir) {
     const r = lcg(3);
     const lines = Array.from({ length: 5 * IMAGES }, () =>
       Array.from({ length: 6 }, () => WORDS[Math.floor(((r() + 1) / 2) * WORDS.length)]).join(' '),
@@ -240,7 +240,7 @@ const captions: Target = {
       },
     };
   },
-  async read(file) {
+  read(file) {
     const caps = readCaptions(file);
     return { imDiv: imageDivisor(IMAGES, caps.length, 'test_ims.npy', file), caps };
   },
@@ -252,7 +252,7 @@ const captions: Target = {
  * value is another valid config.
  */
 function configRegions(text: string): Regions {
-  const kinds: ('key' | 'value' | 'punct' | 'ws')[] = new Array(text.length);
+  const kinds = new Array<'key' | 'value' | 'punct' | 'ws'>(text.length);
   let i = 0;
   while (i < text.length) {
     const c = text[i];
@@ -292,14 +292,14 @@ function configRegions(text: string): Regions {
 const config: Target = {
   name: 'train config',
   fileName: 'config.json',
-  async make() {
+  make() {
     const base = fs.readFileSync(path.join(REPO_ROOT, 'configs/demo_synthetic.json'));
     const edit = configRegions(base.toString('latin1')); // one char per byte: offsets are byte offsets
     // insertions only strictly inside an editable run, so that no inserted byte lands beside a value
     const resize = edit.filter(([s, e]) => e - s > 1).map(([s, e]) => [s + 1, e] as const);
     return { base, space: { edit, resize, truncate: ALL(base.length), append: true } };
   },
-  async read(file) {
+  read(file) {
     return resolveOptions(readConfigFile(file), {}, file);
   },
 };

@@ -34,6 +34,7 @@ function judgeError(e: unknown, file: string): { outcome: Outcome; detail?: stri
   }
   const m = e.message;
   const problems = [
+    // eslint-disable-next-line no-control-regex -- a control character in the message is what it looks for
     /[\x00-\x1f\x7f]/.test(m) && 'not one printable line',
     m.length > MAX_MESSAGE_CHARS && `${m.length} characters`,
     !m.includes(file) && 'does not name the file',

@@ -142,9 +142,14 @@ test('the file follows the documented layout', async () => {
   const f = new h5wasm.File(p, 'r');
   try {
     assert.equal(f.attrs['format'].value, CHECKPOINT_FORMAT);
-    assert.deepEqual(JSON.parse(String(f.attrs['options_json'].value)), ck.options);
-    assert.deepEqual(JSON.parse(String(f.attrs['data_order_json'].value)), ck.dataOrder);
-    assert.deepEqual(JSON.parse(String(f.attrs['extra_json'].value)), ck.extra);
+    const json = (name: string): unknown => {
+      const v = f.attrs[name].value;
+      assert.ok(typeof v === 'string', `${name}: a string attribute`);
+      return JSON.parse(v);
+    };
+    assert.deepEqual(json('options_json'), ck.options);
+    assert.deepEqual(json('data_order_json'), ck.dataOrder);
+    assert.deepEqual(json('extra_json'), ck.extra);
     assert.equal(f.attrs['epoch'].value, 7n);
     assert.equal(f.attrs['iteration'].value, 123456789n);
     assert.equal(f.attrs['optimizer_step'].value, 98765n);

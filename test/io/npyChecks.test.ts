@@ -38,6 +38,7 @@ function refuses(f: string, parts: string[]): void {
       assert.ok(e.message.startsWith(`${f}: `), e.message);
       for (const p of parts)
         assert.ok(e.message.includes(p), `${JSON.stringify(e.message)} lacks ${JSON.stringify(p)}`);
+      // eslint-disable-next-line no-control-regex -- no control character may reach the message
       assert.doesNotMatch(e.message, /[\x00-\x1f]/);
       return true;
     },

@@ -66,7 +66,7 @@ test('the packed bi-GRU and its hand-written gradient match a plain GRU under au
     const p = (k: string) => m.get(`txt_enc.${k}`)!;
     const x = tf
       .gather(p('embed.weight'), tf.tensor1d(ids, 'int32'))
-      .reshape([lengths.length, Lp, c.wordDim]) as tf.Tensor3D;
+      .reshape<tf.Tensor3D>([lengths.length, Lp, c.wordDim]);
     const fwd = plainGru(
       x,
       p('cap_rnn.weight_ih_l0'),
@@ -97,10 +97,10 @@ test('the packed bi-GRU and its hand-written gradient match a plain GRU under au
 
 test('the local similarity block: hand-written gradient = autodiff of its forward', () => {
   const [nImg, nCap, Lp, K, D, S] = [3, 2, 4, 36, 8, 5];
-  const words = tf.randomNormal([nCap * Lp, D], 0, 1, 'float32', 1) as tf.Tensor2D;
-  const regions = tf.randomNormal([nImg, K, D], 0, 1, 'float32', 2) as tf.Tensor3D;
-  const locW = tf.randomNormal([S, D], 0, 0.5, 'float32', 3) as tf.Tensor2D;
-  const locB = tf.randomNormal([S], 0, 0.5, 'float32', 4) as tf.Tensor1D;
+  const words = tf.randomNormal<tf.Rank.R2>([nCap * Lp, D], 0, 1, 'float32', 1);
+  const regions = tf.randomNormal<tf.Rank.R3>([nImg, K, D], 0, 1, 'float32', 2);
+  const locW = tf.randomNormal<tf.Rank.R2>([S, D], 0, 0.5, 'float32', 3);
+  const locB = tf.randomNormal<tf.Rank.R1>([S], 0, 0.5, 'float32', 4);
   const dy = tf.randomNormal([nImg, nCap * Lp, S], 0, 1, 'float32', 5);
   const shapes = { nCap, Lp };
   const mine = (w: tf.Tensor, r: tf.Tensor, lw: tf.Tensor, lb: tf.Tensor) =>
@@ -151,10 +151,10 @@ test("SGR's reasoning steps: hand-written gradient = autodiff of the reference's
     .filter((n) => n.startsWith('sim_enc.SGR_module.'));
   assert.equal(names.length, 6 * c.sgrStep, `query, key and graph weight and bias per step: ${names.join(', ')}`);
   const valid = Float32Array.from({ length: nCap * N }, (_, i) => (i % N < counts[Math.floor(i / N)] ? 1 : 0));
-  const nodes = tf.mul(
+  const nodes = tf.mul<tf.Tensor4D>(
     tf.randomNormal([nImg, nCap, N, S], 0, 1, 'float32', 7),
     tf.tensor4d(valid, [1, nCap, N, 1]),
-  ) as tf.Tensor4D;
+  );
   const dy = tf.randomNormal([nImg, nCap, S], 0, 1, 'float32', 8);
   const layout = {
     nCap,

@@ -1,4 +1,4 @@
-// SGR's graph attention (engine/graphAttention.ts) against tfjs' own autodiff of the plain math, on random
+// SGR's graph attention (ops/graphAttention.ts) against tfjs' own autodiff of the plain math, on random
 // inputs with padded nodes, every query row and node 0 alone, and a width S that is not a multiple of the
 // kernel's SIMD width: on wasm that checks the fused kernels (vsl_kernels.c), on cpu the tf-ops path.
 import { test } from 'node:test';
@@ -22,7 +22,7 @@ function reference(q: tf.Tensor3D, x: tf.Tensor3D, counts: number[], nCap: numbe
     for (let i = 0; i < R; i++) row[p * R + i] = i < n ? 1 : 0;
   }
   const logits = tf.add(tf.matMul(q, x, false, true), tf.tensor3d(key, [P, 1, N]));
-  return tf.mul(tf.matMul(tf.softmax(logits), x), tf.tensor3d(row, [P, R, 1])) as tf.Tensor3D;
+  return tf.mul(tf.matMul(tf.softmax(logits), x), tf.tensor3d(row, [P, R, 1]));
 }
 
 for (const R of ['all', 1] as const) {
@@ -33,9 +33,9 @@ for (const R of ['all', 1] as const) {
     const nCap = counts.length;
     const [P, N, S] = [nImg * nCap, 7, 13];
     const rows = R === 'all' ? N : 1;
-    const x = tf.randomNormal([P, N, S], 0, 1, 'float32', 1) as tf.Tensor3D;
-    const q = tf.randomNormal([P, rows, S], 0, 1, 'float32', 2) as tf.Tensor3D;
-    const dy = tf.randomNormal([P, rows, S], 0, 1, 'float32', 3) as tf.Tensor3D;
+    const x = tf.randomNormal<tf.Rank.R3>([P, N, S], 0, 1, 'float32', 1);
+    const q = tf.randomNormal<tf.Rank.R3>([P, rows, S], 0, 1, 'float32', 2);
+    const dy = tf.randomNormal<tf.Rank.R3>([P, rows, S], 0, 1, 'float32', 3);
     const count = tf.tensor1d(counts, 'int32');
     const f = (a: tf.Tensor, b: tf.Tensor) =>
       tf.sum(tf.mul(graphAttention(a as tf.Tensor3D, b as tf.Tensor3D, { nCap, count }), dy));

@@ -1,5 +1,5 @@
 // Filling the wasm heap must end in an error naming the failed allocation, not in a tensor written over
-// another (tfjs-wasm uses malloc's 0 unchecked; src/engine/memoryGuard.ts guardAllocations). This process
+// another (tfjs-wasm uses malloc's 0 unchecked; src/ops/memoryGuard.ts guardAllocations). This process
 // fills its own heap to the ~3.84 GiB cap (node's test runner gives each file its own process).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

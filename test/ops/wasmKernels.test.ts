@@ -1,4 +1,4 @@
-// The wasm backend's Slice, SplitV and Unpack are replaced (src/engine/wasmKernels.ts) by versions that copy only
+// The wasm backend's Slice, SplitV and Unpack are replaced (src/ops/wasmKernels.ts) by versions that copy only
 // the slice. They are checked here against index arithmetic on the source array, for contiguous and strided
 // slices of every rank the model uses, and for int32 and bool tensors.
 import { test } from 'node:test';

@@ -1,4 +1,4 @@
-// The chunked training scores (engine/chunkedScores.ts): length buckets pad little and cover the range; scores
+// The chunked training scores (runtime/chunkedScores.ts): length buckets pad little and cover the range; scores
 // and gradients in several chunks (the first ones recomputed in the backward pass, the last one on the tape) and
 // buckets are those of one graph.
 import { before, test } from 'node:test';
@@ -34,7 +34,7 @@ test('length buckets cover the range in order, each padded little or short', () 
     const waste = 1 - lengths.slice(a, b).reduce((s, L) => s + L, 0) / ((b - a) * lengths[a]);
     assert.ok(waste <= 0.25 || b - a <= 4, `bucket [${a}, ${b}) wastes ${waste}`);
   }
-  assert.deepEqual(lengthBuckets(Array(6).fill(12), [0, 6]), [[0, 6]]);
+  assert.deepEqual(lengthBuckets(Array<number>(6).fill(12), [0, 6]), [[0, 6]]);
 });
 
 for (const module of ['SGR', 'SAF'] as const) {
@@ -54,13 +54,13 @@ for (const module of ['SGR', 'SAF'] as const) {
     const mask = Float32Array.from({ length: nCap * Lp * D }, (_, i) =>
       Math.floor(i / D) % Lp < lengths[Math.floor(i / (Lp * D))] ? 1 : 0,
     );
-    const regions = tf.randomNormal([nImg, 36, D], 0, 1, 'float32', 1) as tf.Tensor3D;
-    const vGlobal = tf.randomNormal([nImg, D], 0, 1, 'float32', 2) as tf.Tensor2D;
-    const words = tf.mul(
+    const regions = tf.randomNormal<tf.Rank.R3>([nImg, 36, D], 0, 1, 'float32', 1);
+    const vGlobal = tf.randomNormal<tf.Rank.R2>([nImg, D], 0, 1, 'float32', 2);
+    const words = tf.mul<tf.Tensor3D>(
       tf.randomNormal([nCap, Lp, D], 0, 1, 'float32', 3),
       tf.tensor3d(mask, [nCap, Lp, D]),
-    ) as tf.Tensor3D;
-    const tGlobal = tf.randomNormal([nCap, D], 0, 1, 'float32', 4) as tf.Tensor2D;
+    );
+    const tGlobal = tf.randomNormal<tf.Rank.R2>([nCap, D], 0, 1, 'float32', 4);
     const dS = tf.randomNormal([nImg, nCap], 0, 1, 'float32', 5);
     const names = blockParamNames(reg.trainable().map((e) => e.spec.name));
     const xs = [regions, vGlobal, words, tGlobal, ...names.map((n) => reg.get(n))];

@@ -1,4 +1,4 @@
-// A training step on two threads (engine/twoThreadEngine.ts: the worker encodes the captions and scores the last
+// A training step on two threads (runtime/twoThreadEngine.ts: the worker encodes the captions and scores the last
 // ones) computes what the one-thread step computes: the same loss, the same SAF statistics, and the same
 // gradients up to float summation order (the two shares' gradients are added in a different order; gradients
 // that are exactly 0 in exact arithmetic, such as the global-attention biases under their softmax, come out as
@@ -41,7 +41,7 @@ function batchOf(B: number, imgDim: number, vocab: number): TrainBatch {
 test('the split balances the two threads and leaves each at least one caption', () => {
   const c = defaultModelConfig({ embedSize: 64, simDim: 16 });
   // equal captions, one chunk each: the halves
-  assert.equal(splitPoint(Array(10).fill(12), 10, c, 2 ** 30), 5);
+  assert.equal(splitPoint(Array<number>(10).fill(12), 10, c, 2 ** 30), 5);
   // a caption costs its length (+2): 4 x 22 on one side against 6 x 12 on the other is the closest pair
   assert.equal(splitPoint([20, 20, 20, 20, 10, 10, 10, 10, 10, 10], 10, c, 2 ** 30), 4);
   assert.equal(splitPoint([5, 4], 2, c, 2 ** 30), 1);

@@ -49,8 +49,8 @@ test('eval of the trained checkpoint on dev equals the last logged validation', 
     .readFileSync(path.join(run, 'metrics.jsonl'), 'utf8')
     .trim()
     .split('\n')
-    .map((l) => JSON.parse(l));
-  const last = logged[logged.length - 1] as { i2t: Record<string, number>; t2i: Record<string, number>; rsum: number };
+    .map((l) => JSON.parse(l) as { i2t: Record<string, number>; t2i: Record<string, number>; rsum: number });
+  const last = logged[logged.length - 1];
   for (const workers of [1, 2]) {
     const r = await evaluateModel({
       modelPath: path.join(run, 'checkpoint_last.h5'),

@@ -128,7 +128,7 @@ test('warm-up recipe: dev rsum rises well above chance, no collapsed epoch', asy
   assert.equal(steps.length, 4 * 20);
   assert.deepEqual(
     steps.map((r) => r.maxViolation),
-    [...Array(60).fill(false), ...Array(20).fill(true)],
+    [...Array<boolean>(60).fill(false), ...Array<boolean>(20).fill(true)],
   );
   const last = m[m.length - 1].rsum;
   // measured 95 -> 131 -> 220.5 -> 240.5 against chance 77.3 (3.1x; an earlier build, differing only in summation
@@ -163,7 +163,7 @@ test('SGR, one reasoning step, hinge alone then + VSL: dev rsum rises well above
   // the semantic term is off for the warm-up epochs, on (and non-zero) after them
   assert.deepEqual(
     steps.map((r) => r.semanticLoss),
-    [...Array(40).fill('none'), ...Array(60).fill('visual')],
+    [...Array<string>(40).fill('none'), ...Array<string>(60).fill('visual')],
   );
   assert.ok(steps.slice(0, 40).every((r) => r.semantic === 0));
   assert.ok(steps.slice(40).some((r) => r.semantic > 0));
@@ -195,5 +195,8 @@ test('hardest negatives from the start: the detector catches the collapse', asyn
   // the hinge slides onto the plateau 2·B·margin during epoch 0 (15.0 -> 12.9 against 12.8) and sits there
   assert.equal(verdicts.length, 2);
   assert.equal(verdicts[1].collapsed, true, `epoch 1 max deviation from the plateau ${verdicts[1].maxRelDev}`);
-  assert.ok(m[m.length - 1].rsum < 1.5 * chanceRsum(DEV_IMAGES), `rsum ${m.map((r) => r.rsum)} although collapsed`);
+  assert.ok(
+    m[m.length - 1].rsum < 1.5 * chanceRsum(DEV_IMAGES),
+    `rsum ${m.map((r) => r.rsum).join(',')} although collapsed`,
+  );
 });

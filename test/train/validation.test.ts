@@ -73,7 +73,7 @@ test('a resumed run takes a validation already in metrics.jsonl for the same wei
     .split('\n')
     .filter((l) => l.includes('validation already logged: not redone'));
   assert.equal(reused.length, 1);
-  assert.equal(JSON.parse(reused[0]).epoch, 1);
+  assert.equal((JSON.parse(reused[0]) as { epoch?: unknown }).epoch, 1);
 });
 
 test('loggedValidation matches epoch, iteration, place and weights; skips a torn last line', () => {

@@ -9,8 +9,8 @@
 // only: the last step, whose other rows nothing reads). q has R rows per pair, x has N.
 //   forward:  E[i, j] = softmax_j(q_i . x_j) over valid j;  agg_i = sum_j E[i, j] x_j
 //   backward: dE = dAgg x^T;  dL = E * (dE - rowsum(E * dE));  dq = dL x;  dx = E^T dAgg + dL^T q
-// The tfjs-wasm batched matMul these replace runs ~1 GFLOP/s on such small products (a generic loop), and the
-// softmax, mask and transposes around it were separate passes over the data.
+// The tfjs-wasm batched matMul these replace runs such small products on a generic loop (docs/backends.md has its
+// rate), and the softmax, mask and transposes around it would be separate passes over the data.
 #include <wasm_simd128.h>
 
 typedef unsigned long size_t;
