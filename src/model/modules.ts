@@ -8,10 +8,7 @@ import { SGR } from './sgr.js';
 
 const MODULES = new Map<string, SimilarityModule>();
 
-/**
- * Add a module (the two built-in ones here; tests add their own). A name can be registered once.
- * @public (for knip: the API by which a test adds a module of its own)
- */
+/** Add a module (the two built-in ones here; tests add their own). A name can be registered once. */
 export function registerModule(m: SimilarityModule): void {
   if (MODULES.has(m.name)) throw new Error(`a similarity module named ${m.name} is registered already`);
   MODULES.set(m.name, m);
