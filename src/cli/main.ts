@@ -14,6 +14,7 @@ import { register as registerTrain } from './train.js';
 import { register as registerDemo } from './demo.js';
 import { register as registerReport } from './report.js';
 import { register as registerQuery } from './query.js';
+import { register as registerIndex } from './buildIndex.js';
 
 export function buildProgram(): Command {
   const program = new Command('vsl')
@@ -41,6 +42,7 @@ export function buildProgram(): Command {
   registerDemo(program);
   registerReport(program);
   registerQuery(program);
+  registerIndex(program);
   return program;
 }
 

@@ -39,7 +39,7 @@ import { resolveVocabFile } from './vocabFile.js';
 export const FOLDS = 5;
 export const DEV_MAX_CAPTIONS = 5000;
 /** Images per encoding batch (the batches are counted from image 0 in every run). */
-const IMAGE_ENCODE_BATCH = 100;
+export const IMAGE_ENCODE_BATCH = 100;
 
 export interface ScoreSplitOptions {
   modelPath: string;

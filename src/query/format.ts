@@ -13,8 +13,15 @@ export function sentencesText(r: Retrieval, results: readonly SentenceResult[]):
       `  tokens: ${q.tokens.join(' ')}${q.unknown.length ? `   (not in the vocabulary: ${q.unknown.join(', ')})` : ''}`,
     );
     out.push(`  top ${q.hits.length} ${head(r, `of ${r.nImages} images`)}`);
+    const gt = q.groundTruth;
+    if (gt)
+      out.push(
+        `  the split's caption ${gt.caption}: its image ${gt.image} ranks ${gt.rank} (score ${gt.score.toFixed(4)}); * = its image`,
+      );
     for (const h of q.hits) {
-      out.push(`  ${String(h.rank).padStart(3)}. image ${h.image}  score ${h.score.toFixed(4)}`);
+      out.push(
+        `  ${String(h.rank).padStart(3)}. image ${h.image}  score ${h.score.toFixed(4)}${h.groundTruth ? '  *' : ''}`,
+      );
       for (const c of h.captions) out.push(`         ${c}`);
     }
     out.push('');
@@ -40,10 +47,12 @@ export function queryJson(r: Retrieval, result: { sentences: SentenceResult[] } 
   return {
     model: { path: r.model.path, module: r.model.config.module, source: r.model.source, epoch: r.model.epoch },
     data: { dataPath: r.split.dataPath, dataName: r.split.dataName, split: r.split.split, vocab: r.vocabFile },
+    index: r.index?.dir ?? null,
     nImages: r.nImages,
     nCaptions: r.split.nCaptions,
     ...result,
     backend: r.backend,
+    engine: r.engine ?? null,
     seconds: r.seconds,
   };
 }

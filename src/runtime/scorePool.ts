@@ -25,10 +25,19 @@ import type { FromWorker, ToWorker, WorkerInit } from './scoreWorker.js';
 export type Range = [number, number];
 export type ProgressFn = (done: number, total: number) => void;
 
+/**
+ * What one request may change: other captions than the scorer's own (a query's sentences, encoded per request;
+ * on shared memory they reach the workers without a copy), another image block.
+ */
+export interface ScoreRequest {
+  cap?: EncodedCaptions;
+  imageBlock?: number;
+}
+
 /** A way to compute (imageRange × captionRange) score blocks; close() releases workers or weights. */
 export interface Scorer {
   readonly workers: number;
-  score(imageRange: Range, captionRange: Range, onProgress?: ProgressFn): Promise<Float32Array>;
+  score(imageRange: Range, captionRange: Range, onProgress?: ProgressFn, request?: ScoreRequest): Promise<Float32Array>;
   close(): Promise<void>;
 }
 
@@ -100,11 +109,16 @@ class InProcessScorer implements Scorer {
     this.w = Weights.of(reg);
   }
   // eslint-disable-next-line @typescript-eslint/require-await -- Scorer's score is async (the pool's waits); this one scores on the calling thread, and its throw must reach the caller as a rejection
-  async score(imageRange: Range, captionRange: Range, onProgress?: ProgressFn): Promise<Float32Array> {
-    return scoreMatrix(this.w, this.config, this.img, this.cap, {
+  async score(
+    imageRange: Range,
+    captionRange: Range,
+    onProgress?: ProgressFn,
+    request: ScoreRequest = {},
+  ): Promise<Float32Array> {
+    return scoreMatrix(this.w, this.config, this.img, request.cap ?? this.cap, {
       imageRange,
       captionRange,
-      imageBlock: this.imageBlock,
+      imageBlock: request.imageBlock ?? this.imageBlock,
       captionBlock: this.captionBlock,
       onProgress,
     });
@@ -233,12 +247,18 @@ export class ScorePool implements Scorer {
     return pool;
   }
 
-  async score(imageRange: Range, captionRange: Range, onProgress?: ProgressFn): Promise<Float32Array> {
+  async score(
+    imageRange: Range,
+    captionRange: Range,
+    onProgress?: ProgressFn,
+    request: ScoreRequest = {},
+  ): Promise<Float32Array> {
     if (this.closing) throw new VslError('score workers: the pool is closed');
     const [i0, i1] = imageRange;
     const nCap = captionRange[1] - captionRange[0];
     const out = new Float32Array((i1 - i0) * nCap);
-    const shards = shardRanges(i0, i1, this.slots.length, this.imageBlock);
+    const imageBlock = request.imageBlock ?? this.imageBlock;
+    const shards = shardRanges(i0, i1, this.slots.length, imageBlock);
     // Requests may overlap (one block per worker, eval/scoreBlocks.ts): the least busy workers take the shards.
     const slotOrder = this.slots
       .map((_, k) => k)
@@ -275,7 +295,14 @@ export class ScorePool implements Scorer {
                 report();
               },
             });
-            slot.worker.postMessage({ type: 'score', id, imageRange: range, captionRange } satisfies ToWorker);
+            slot.worker.postMessage({
+              type: 'score',
+              id,
+              imageRange: range,
+              captionRange,
+              cap: request.cap,
+              imageBlock: request.imageBlock,
+            } satisfies ToWorker);
           }),
       ),
     );

@@ -24,7 +24,15 @@ export interface WorkerInit {
   captionBlock: number;
 }
 
-export type ToWorker = { type: 'score'; id: number; imageRange: [number, number]; captionRange: [number, number] };
+/** `cap` and `imageBlock`, when given, replace the init's for this request (a query's own captions). */
+export type ToWorker = {
+  type: 'score';
+  id: number;
+  imageRange: [number, number];
+  captionRange: [number, number];
+  cap?: EncodedCaptions;
+  imageBlock?: number;
+};
 
 export type FromWorker =
   | { type: 'ready' }
@@ -59,10 +67,10 @@ async function run(): Promise<void> {
     return {
       score: (m: ToWorker) => {
         let last = 0;
-        return scoreMatrix(w, init.config, init.img, init.cap, {
+        return scoreMatrix(w, init.config, init.img, m.cap ?? init.cap, {
           imageRange: m.imageRange,
           captionRange: m.captionRange,
-          imageBlock: init.imageBlock,
+          imageBlock: m.imageBlock ?? init.imageBlock,
           captionBlock: init.captionBlock,
           onProgress: (done, total) => {
             const now = Date.now();

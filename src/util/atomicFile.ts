@@ -45,7 +45,7 @@ export function isTempName(name: string): boolean {
 }
 
 /** fsync a directory (where the platform allows it: Windows cannot open a directory for it). */
-function fsyncDir(dir: string): void {
+export function fsyncDir(dir: string): void {
   let fd: number | undefined;
   try {
     fd = fs.openSync(dir, 'r');
