@@ -12,11 +12,12 @@ const ALLOWED = {
   runtime: ['model', 'ops', 'util'],
   eval: ['runtime', 'model', 'ops', 'data', 'io', 'util'],
   query: ['eval', 'runtime', 'model', 'ops', 'data', 'io', 'util'],
+  serve: ['query', 'eval', 'runtime', 'model', 'ops', 'data', 'io', 'util'],
   report: ['eval', 'data', 'io', 'util', 'model'],
   // train refreshes the run report at each validation
   train: ['report', 'eval', 'runtime', 'loss', 'model', 'ops', 'data', 'io', 'util'],
   bench: ['train', 'runtime', 'model', 'ops', 'data', 'util'],
-  cli: ['train', 'eval', 'query', 'report', 'runtime', 'model', 'ops', 'data', 'io', 'util', 'bench'],
+  cli: ['train', 'eval', 'query', 'serve', 'report', 'runtime', 'model', 'ops', 'data', 'io', 'util', 'bench'],
 };
 const FOLDERS = Object.keys(ALLOWED);
 

@@ -15,6 +15,7 @@ import { register as registerDemo } from './demo.js';
 import { register as registerReport } from './report.js';
 import { register as registerQuery } from './query.js';
 import { register as registerIndex } from './buildIndex.js';
+import { register as registerServe } from './serve.js';
 
 export function buildProgram(): Command {
   const program = new Command('vsl')
@@ -43,6 +44,7 @@ export function buildProgram(): Command {
   registerReport(program);
   registerQuery(program);
   registerIndex(program);
+  registerServe(program);
   return program;
 }
 

@@ -233,6 +233,11 @@ export class Retrieval {
     return this.scorer;
   }
 
+  /** Open the scorer over every image now (a server: its workers start before the first query). */
+  async startScorer(): Promise<void> {
+    await this.fullScorer();
+  }
+
   /** Start encoding the split's captions (image -> text) in the background; a server calls it at start. */
   async prepareImageQueries(): Promise<void> {
     this.groundTruthKeys();

@@ -81,6 +81,11 @@ class TfjsQueryScorer implements QueryScorer {
     return this.pool;
   }
 
+  /** Start the workers now (a server), sized for one sentence at a time. */
+  async start(): Promise<void> {
+    await this.poolOf(this.workersFor(this.nImages), queryImageBlock(1));
+  }
+
   private encode(tokens: readonly Int32Array[]): EncodedCaptions {
     const t0 = performance.now();
     try {
@@ -179,7 +184,9 @@ class TfjsQueryScorer implements QueryScorer {
   }
 }
 
-export function openTfjsScorer(o: ScorerInputs): Promise<QueryScorer> {
+export async function openTfjsScorer(o: ScorerInputs): Promise<QueryScorer> {
   if (o.images.n === 0) throw new VslError('the image side is empty: nothing to search');
-  return Promise.resolve(new TfjsQueryScorer(o));
+  const s = new TfjsQueryScorer(o);
+  if (o.offMainThread) await s.start();
+  return s;
 }
