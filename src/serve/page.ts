@@ -10,6 +10,7 @@ import { DEFAULT_K, MAX_K, MAX_TEXT } from './api.js';
 
 const STYLE = `
 *{box-sizing:border-box}
+[hidden]{display:none!important}
 body{margin:0;font:15px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d2330;background:#f5f6f8}
 header{background:#1d2b45;color:#fff;padding:12px 20px}
 header h1{font-size:18px;margin:0 0 2px}
@@ -55,6 +56,9 @@ function el(tag, attrs) {
   for (var k in attrs || {}) { if (k === 'text') e.textContent = attrs[k]; else e.setAttribute(k, attrs[k]); }
   for (var i = 2; i < arguments.length; i++) if (arguments[i] != null) e.append(arguments[i]);
   return e;
+}
+function fill(parent) {
+  parent.replaceChildren.apply(parent, Array.prototype.slice.call(arguments, 1).filter(function (c) { return c != null; }));
 }
 function hashOf(s) {
   var p = new URLSearchParams();
@@ -136,7 +140,7 @@ async function showImage(s) {
         el('td', {}, h.groundTruth ? el('span', { class: 'badge', text: 'ground truth' }) : null, h.groundTruth ? ' ' : null, el('a', { href: hashOf({ q: h.text, k: s.k }), text: h.text })),
         el('td', {}, h.groundTruth ? el('span', { text: String(h.image) }) : el('a', { href: hashOf({ q: shown.q, k: s.k, image: h.image }), text: String(h.image) }))));
     });
-    box.replaceChildren(
+    fill(box,
       el('button', { class: 'plain', id: 'close', type: 'button' }, 'close (Esc)'),
       el('h2', { text: 'image ' + r.image }),
       r.picture ? el('img', { src: r.picture, alt: 'image ' + r.image }) : null,
@@ -199,14 +203,14 @@ export function pageHtml(): { html: string; csp: string } {
   const hash = (s: string) => `'sha256-${crypto.createHash('sha256').update(s).digest('base64')}'`;
   const html = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>vsl</title><style>${STYLE}</style></head>
+<title>vsl</title><link rel="icon" href="data:,"><style>${STYLE}</style></head>
 <body>${body()}<script>${script}</script></body></html>
 `;
   const csp = [
     "default-src 'none'",
     `script-src ${hash(script)}`,
     `style-src ${hash(STYLE)}`,
-    "img-src 'self'",
+    "img-src 'self' data:",
     "connect-src 'self'",
     "form-action 'none'",
     "base-uri 'none'",
