@@ -36,7 +36,7 @@ a.card.gt{border:2px solid #2e9e4f}
 .card .top b{color:#1d2330}
 .card img{width:100%;height:170px;object-fit:cover;border-radius:4px;background:#e6eaf1}
 .card ol,.detail ol{margin:0;padding-left:20px;font-size:13px}
-.badge{background:#2e9e4f;color:#fff;border-radius:4px;padding:0 5px;font-size:12px}
+.badge{background:#2e9e4f;color:#fff;border-radius:4px;padding:0 5px;margin-left:4px;font-size:12px}
 .overlay{position:fixed;inset:0;background:rgba(20,27,40,.45);display:flex;justify-content:flex-end}
 .detail{background:#fff;width:min(760px,100%);height:100%;overflow:auto;padding:16px 20px}
 .detail h2{margin:0 0 6px;font-size:18px}

@@ -85,7 +85,7 @@ test("type a query, see the grid, click through to an image's captions", { skip 
   assert.equal(api.groundTruth.image, 6);
   assert.equal(await page.$eval('#gt-rank', (b) => b.textContent), String(api.groundTruth.rank));
   // the pictures loaded (decoded by the browser)
-  const loaded = await page.$$eval('#grid img', (imgs) => imgs.map((i) => (i).naturalWidth));
+  const loaded = await page.$$eval('#grid img', (imgs) => imgs.map((i) => i.naturalWidth));
   assert.ok(loaded.length > 0 && loaded.every((w) => w === 8), String(loaded));
 
   const image = await openCard(page, 0);
