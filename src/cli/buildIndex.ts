@@ -17,7 +17,7 @@ interface IndexCliOptions {
 }
 
 /** The action of `vsl index`: returns what goes to stdout. */
-export async function runIndex(o: IndexCliOptions): Promise<string> {
+async function runIndex(o: IndexCliOptions): Promise<string> {
   if (!o.model) throw new VslError('--model: expected a checkpoint file');
   if (!o.out) throw new VslError('--out: expected the folder to write the index to');
   const stop = new StopOnSignal();

@@ -51,7 +51,7 @@ export interface ImageHit {
 }
 
 /** Where a query that is one of the split's own captions finds its image. */
-export interface GroundTruthRank {
+interface GroundTruthRank {
   caption: number;
   image: number;
   /** 1-based, ties counted in the image's favour (as the metrics) */

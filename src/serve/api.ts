@@ -26,7 +26,7 @@ export interface ApiContext {
 }
 
 /** The query's parameters: only `allowed` ones, each at most once. */
-export function params(url: URL, allowed: readonly string[]): Map<string, string> {
+function params(url: URL, allowed: readonly string[]): Map<string, string> {
   const out = new Map<string, string>();
   for (const [k, v] of url.searchParams) {
     if (!allowed.includes(k))
@@ -41,7 +41,7 @@ export function params(url: URL, allowed: readonly string[]): Map<string, string
 }
 
 /** k: a whole number from 1 to MAX_K (default DEFAULT_K). */
-export function parseK(v: string | undefined): number {
+function parseK(v: string | undefined): number {
   if (v === undefined) return DEFAULT_K;
   const k = /^[0-9]{1,3}$/.test(v) ? Number(v) : NaN;
   if (!(k >= 1 && k <= MAX_K))
