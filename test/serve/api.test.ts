@@ -197,13 +197,15 @@ test('the page: one document, no external script or font, a content security pol
 
 test('a full queue answers 503; clients that leave mid-query harm nothing', async () => {
   const q = (t: string) => `/api/search?text=${encodeURIComponent(t)}&k=3`;
-  const replies = await Promise.all(Array.from({ length: 8 }, (_, i) => get(q(`a dog ${i}`))));
+  // long sentences (500 words each): every query takes long enough that the 12 overlap
+  const long = (i: number) => `${i} ${'a dog on '.repeat(111)}`.slice(0, 1000);
+  const replies = await Promise.all(Array.from({ length: 12 }, (_, i) => get(q(long(i)))));
   const statuses = replies.map((r) => r.status);
   assert.ok(
     statuses.every((s) => s === 200 || s === 503),
     String(statuses),
   );
-  assert.ok(statuses.includes(503), `--max-waiting 2 and 8 at once: ${statuses.join()}`);
+  assert.ok(statuses.includes(503), `--max-waiting 2 and 12 at once: ${statuses.join()}`);
   for (const r of replies.filter((r) => r.status === 503)) assert.match((r.json as { error: string }).error, /^busy: /);
   const before = (await get(q(captions[5]))).json as SearchJson;
   // leave at once, while waiting and mid-query, for both kinds of query
