@@ -37,6 +37,7 @@ export async function buildIndex(o: BuildIndexOptions): Promise<IndexManifest> {
       {
         vsl: vslVersion(),
         created: new Date().toISOString(),
+        encodedWith: `tfjs-${r.backend}`,
         model: {
           file: path.resolve(o.modelPath),
           sha256: sha256File(o.modelPath),

@@ -5,7 +5,7 @@
 //   IDX/regions.npy    float32 (n, 36, D)  the encoded regions
 //   IDX/vglobal.npy    float32 (n, D)      VisualSA's global vector
 //   IDX/manifest.json  what it was built from: the checkpoint's sha256, data name, split, the captions' sha256,
-//                      image count, model config, vsl version, format version
+//                      image count, model config, vsl version, the backend that encoded, format version
 //
 // The folder is written beside its final name and renamed into place, so a failed build leaves no index, and an
 // older index at that name is replaced only once the new one is complete. An index is used only by the checkpoint
@@ -35,6 +35,8 @@ const ManifestSchema = z.object({
   version: z.literal(INDEX_VERSION),
   vsl: z.string(),
   created: z.string(),
+  /** what computed the encodings (another engine scores them equally, up to float rounding) */
+  encodedWith: z.string(),
   model: z.object({
     file: z.string(),
     sha256: hex64,
