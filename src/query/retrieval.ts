@@ -40,7 +40,7 @@ export interface QueryOptions {
   quiet?: boolean;
 }
 
-export interface ImageHit {
+interface ImageHit {
   rank: number;
   image: number;
   score: number;
@@ -68,7 +68,7 @@ export interface SentenceResult {
   groundTruth: GroundTruthRank | null;
 }
 
-export interface CaptionHit {
+interface CaptionHit {
   rank: number;
   caption: number;
   image: number;

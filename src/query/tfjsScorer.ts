@@ -16,8 +16,8 @@ import { log } from '../util/log.js';
 import type { QueryScorer, ScorerInputs } from './scorer.js';
 
 /**
- * Fewest pairs worth a worker pool in a one-shot query: each worker loads its own tfjs and the weights (~2 s),
- * while one sentence against 1,000 images scores in about as long in process.
+ * Fewest pairs worth a worker pool in a one-shot query: each worker loads its own tfjs and the weights, which takes
+ * about as long as scoring one sentence against 1,000 images in process (docs/performance.md, `vsl query` latency).
  */
 const POOL_MIN_PAIRS = 20_000;
 /** Captions encoded between two yields to the event loop (one encoding batch). */
