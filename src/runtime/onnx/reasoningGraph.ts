@@ -1,0 +1,60 @@
+// The ONNX blocks after the nodes: SGR (sgr.ts) or SAF (saf.ts) turns each pair's nodes (nImg, nCap, N, S) into
+// one vector (nImg·nCap, S), and the score head (similarity.ts) into the score. Eval mode.
+//   SGR: sgr_step steps x' = relu(W softmax(q xᵀ + mask) x + b), q = x QK + qb with the query and key maps folded
+//        into one S x S matrix at export (hostWeights.ts, as sgr.ts); the last step computes node 0 alone, the only
+//        row the score reads. Padded nodes are masked as keys; their own rows are never read.
+//   SAF: gates sigmoid(BatchNorm1d(1)(Linear(node))) on running statistics, folded into the Linear; masked,
+//        l1-normalised over the caption's nodes, pooled, l2-normalised.
+import { NORM_EPS } from '../../model/config.js';
+import { int, ints, type GraphBuilder, type Value } from './builder.js';
+import { l2norm, linear, reduceSum, reshape, softmax, unsqueeze } from './graphOps.js';
+import type { HostWeights } from './hostWeights.js';
+import type { BlockDims, NodeMasks } from './similarityGraph.js';
+
+const swapLast = ints([0, 1, 3, 2]);
+
+/** SGR: sgr_step reasoning steps over the nodes; returns node 0 after the last one, (nImg·nCap, S). */
+export function sgr(b: GraphBuilder, w: HostWeights, nodes: Value, masks: NodeMasks, d: BlockDims): Value {
+  return b.scope('SGR', () => {
+    const S = w.config.simDim;
+    const steps = w.config.sgrStep;
+    let x = nodes; // (nImg, nCap, N, S)
+    for (let s = 0; s < steps; s++) {
+      const last = s === steps - 1;
+      const pre = `sim_enc.SGR_module.${s}`;
+      const { qk, qb } = w.queryKey(s);
+      const QK = b.init(`${pre}.qk`, qk, [S, S]);
+      const QB = b.init(`${pre}.qb`, qb, [S]);
+      // the queries: every node, or in the last step node 0 alone
+      const queries = last ? b.op('Slice', [x, b.i64([0]), b.i64([1]), b.i64([2])]) : x; // (nImg, nCap, R, S)
+      const q = reshape(b, b.op('Gemm', [reshape(b, queries, [-1, S]), QK, QB]), [d.nImg, d.nCap, -1, S]);
+      const logits = b.op('Add', [b.op('MatMul', [q, b.op('Transpose', [x], { perm: swapLast })]), masks.keys]);
+      const agg = b.op('MatMul', [softmax(b, logits), x]); // (nImg, nCap, R, S)
+      const y = linear(b, reshape(b, agg, [-1, S]), w.linear(`${pre}.sim_graph_w`), `${pre}.sim_graph_w`, 'Relu');
+      x = last ? y : reshape(b, y, [d.nImg, d.nCap, -1, S]);
+    }
+    return x; // (nImg·nCap, S)
+  });
+}
+
+/** SAF in eval mode: the gated, l1-normalised pooling of each pair's valid nodes, l2-normalised, (nImg·nCap, S). */
+export function saf(b: GraphBuilder, w: HostWeights, nodes: Value, masks: NodeMasks, d: BlockDims): Value {
+  return b.scope('SAF', () => {
+    const S = w.config.simDim;
+    const pre = 'sim_enc.SAF_module';
+    const gateLinear = w.linearWithBatchNorm(`${pre}.attn_sim_w`, `${pre}.bn`);
+    const g = reshape(b, linear(b, reshape(b, nodes, [-1, S]), gateLinear, `${pre}.gate`), [d.nImg, d.nCap, -1]);
+    const gate = b.op('Mul', [b.op('Sigmoid', [g]), masks.valid]); // (nImg, nCap, N), 0 off the valid nodes
+    const attn = b.op('Div', [gate, b.op('Add', [reduceSum(b, gate, [-1], true), b.scalar(NORM_EPS)])]); // l1norm
+    const pooled = b.op('MatMul', [unsqueeze(b, attn, [2]), nodes]); // (nImg, nCap, 1, S)
+    return l2norm(b, reshape(b, pooled, [-1, S]));
+  });
+}
+
+/** The score head: sigmoid(Linear(vec)) as (nImg, nCap); `outName` names the result. */
+export function scoreHead(b: GraphBuilder, w: HostWeights, vec: Value, d: BlockDims, outName?: string): Value {
+  return b.scope('scoreHead', () => {
+    const logit = linear(b, vec, w.linear('sim_enc.sim_eval_w'), 'sim_enc.sim_eval_w');
+    return b.op('Reshape', [b.op('Sigmoid', [logit]), b.op('Concat', [d.nImg, d.nCap], { axis: int(0) })], {}, outName);
+  });
+}
