@@ -3,6 +3,7 @@
 // the global vectors, the local and global similarity vectors per caption (dbg.*), and the scores.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as ort from 'onnxruntime-node';
 import { Weights } from '../../src/model/weights.js';
 import { evalMode } from '../../src/model/encoders.js';
 import { forwardSims } from '../../src/model/sgraf.js';
@@ -37,6 +38,13 @@ for (const module of ['SGR', 'SAF'] as const) {
       const io = await image.run({ images: f32Tensor(images.dataSync() as Float32Array, images.shape) });
       const caption = await createSession({ bytes: graphs.caption, name: 'caption' });
       const co = await caption.run({ ids: i32Tensor(tokens.ids, [nCap, tokens.maxLen]), lengths });
+      // the same caption graph with int64 token ids
+      const caption64 = await createSession({
+        bytes: exportGraphs(reg, c, { idType: 'int64' }).caption,
+        name: 'caption64',
+      });
+      const ids64 = BigInt64Array.from(tokens.ids, (v) => BigInt(v));
+      const co64 = await caption64.run({ ids: new ort.Tensor('int64', ids64, [nCap, tokens.maxLen]), lengths });
       const score = await createSession({ bytes: graphs.score, name: 'score' });
       const so = await score.run({ ...io, ...co, lengths } as Parameters<typeof score.run>[0]);
 
@@ -56,6 +64,7 @@ for (const module of ['SGR', 'SAF'] as const) {
       tfj.v_global = maxAbs(outputData(io, 'vGlobal'), tfOut.get('v_global')!);
       ref.cap_emb = maxAbs(outputData(co, 'words'), out('cap_emb'));
       tfj.cap_emb = maxAbs(outputData(co, 'words'), tfOut.get('cap_emb')!);
+      ref['cap_emb (int64 ids)'] = maxAbs(outputData(co64, 'words'), out('cap_emb'));
       const tg = outputData(co, 'tGlobal');
       ref.t_global = Math.max(
         ...tokens.lengths.map((_, k) => maxAbs(tg.subarray(k * D, (k + 1) * D), out(`dbg.t_global_w.cap${k}`))),
@@ -104,7 +113,7 @@ for (const module of ['SGR', 'SAF'] as const) {
       t.diagnostic(`${module} vs the reference: ${show(ref)}`);
       t.diagnostic(`${module} vs vsl's tfjs forward: ${show(tfj)}`);
       for (const [k, e] of [...Object.entries(ref), ...Object.entries(tfj)]) assert.ok(e <= TOL, `${k}: ${e} > ${TOL}`);
-      await Promise.all([image.release(), caption.release(), score.release()]);
+      await Promise.all([image.release(), caption.release(), caption64.release(), score.release()]);
       w.dispose();
       reg.dispose();
     },

@@ -51,6 +51,8 @@ async function compare(reg: ParamRegistry, c: ModelConfig, seed: number): Promis
     e[name] = maxAbs(await onnx.scoreMatrix(tfImg, tfCap, o), ref);
   }
   e['sims (ONNX encodings)'] = maxAbs(await onnx.scoreMatrix(img, cap), scoreMatrix(w, c, tfImg, tfCap));
+  // and the other way round: the ONNX encodings in the tfjs scorer (the layouts are one)
+  e['sims (tfjs scorer, ONNX encodings)'] = maxAbs(scoreMatrix(w, c, img, cap), scoreMatrix(w, c, tfImg, tfCap));
   await onnx.release();
   w.dispose();
   return e;
