@@ -80,7 +80,7 @@ for (const module of ['SGR', 'SAF'] as const) {
     };
     const [loc, glo] = await runBlock(sides, (b, i) => {
       const d = blockDims(b, i.regions!, i.words!);
-      return [localVectors(b, hw, i.words!, i.regions!, d), globalVectors(b, hw, i.vGlobal!, i.tGlobal!, d)];
+      return [localVectors(b, hw, i.words!, i.regions!, d), globalVectors(b, hw, i.vGlobal!, i.tGlobal!)];
     });
     errs.localSimilarity = maxAbs(loc!.data, dbg.get('sim_tranloc_w')!.dataSync());
     errs.globalSimilarity = maxAbs(glo!.data, dbg.get('sim_tranglo_w')!.dataSync());
@@ -95,7 +95,7 @@ for (const module of ['SGR', 'SAF'] as const) {
     const [vec] = await runBlock({ nodes: floatInput(nodes), lengths }, (b, i) => {
       const d = nodeDims(b, i.nodes!);
       const masks = nodeMasks(b, i.lengths!, d);
-      return module === 'SGR' ? sgr(b, hw, i.nodes!, masks, d) : saf(b, hw, i.nodes!, masks, d);
+      return module === 'SGR' ? sgr(b, hw, i.nodes!, masks) : saf(b, hw, i.nodes!, masks);
     });
     const tfVec = module === 'SGR' ? dbg.get(`SGR_module.${c.sgrStep - 1}`)! : dbg.get('SAF_module')!;
     errs[module] = maxAbs(vec!.data, tfVec.dataSync());

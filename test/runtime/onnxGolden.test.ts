@@ -85,7 +85,7 @@ for (const module of ['SGR', 'SAF'] as const) {
         { regions: host(io.regions!), vGlobal: host(io.vGlobal!), words: host(co.words!), tGlobal: host(co.tGlobal!) },
         (b, i) => {
           const d = blockDims(b, i.regions!, i.words!);
-          return [localVectors(b, hw, i.words!, i.regions!, d), globalVectors(b, hw, i.vGlobal!, i.tGlobal!, d)];
+          return [localVectors(b, hw, i.words!, i.regions!, d), globalVectors(b, hw, i.vGlobal!, i.tGlobal!)];
         },
       );
       const Lp = tokens.maxLen;

@@ -15,6 +15,7 @@ import {
   dims,
   l2norm,
   linear,
+  linearLast,
   reduceSum,
   reshape,
   softmax,
@@ -30,10 +31,8 @@ const T = 'sim_enc.t_global_w';
 /** images (N, 36, imgDim) -> region embeddings (N, 36, D): the fc, then l2norm unless noImgNorm. */
 export function imageEncoder(b: GraphBuilder, w: HostWeights, images: Value): Value {
   return b.scope('imageEncoder', () => {
-    const c = w.config;
-    const y = linear(b, reshape(b, images, [-1, c.imgDim]), w.linear('img_enc.fc'), 'img_enc.fc');
-    const regions = reshape(b, y, [-1, REGIONS, c.embedSize]);
-    return c.noImgNorm ? regions : l2norm(b, regions);
+    const regions = linearLast(b, images, w.linear('img_enc.fc'), 'img_enc.fc');
+    return w.config.noImgNorm ? regions : l2norm(b, regions);
   });
 }
 
@@ -61,13 +60,8 @@ function attentionPool(
 /** VisualSA in eval mode: regions (N, 36, D) -> v̄ (N, D). */
 export function visualSA(b: GraphBuilder, w: HostWeights, regions: Value): Value {
   return b.scope('visualSA', () => {
-    const D = w.config.embedSize;
     // local branch: Linear -> BatchNorm1d(36) over the region slots -> tanh
-    const l0 = reshape(b, linear(b, reshape(b, regions, [-1, D]), w.linear(`${V}.embedding_local.0`), `${V}.local`), [
-      -1,
-      REGIONS,
-      D,
-    ]);
+    const l0 = linearLast(b, regions, w.linear(`${V}.embedding_local.0`), `${V}.local`);
     const bn = w.bnScaleShift(`${V}.embedding_local.1`);
     const scale = b.init(`${V}.local.bn_scale`, bn.a, [REGIONS, 1]);
     const shift = b.init(`${V}.local.bn_shift`, bn.c, [REGIONS, 1]);
@@ -137,13 +131,7 @@ export function captionEncoder(
 /** TextSA in eval mode: words (nCap, Lp, D), zero-padded -> t̄ (nCap, D); mean and softmax over the valid tokens. */
 export function textSA(b: GraphBuilder, w: HostWeights, words: Value, lengths: Value, valid: Value): Value {
   return b.scope('textSA', () => {
-    const D = w.config.embedSize;
-    const local = b.op('Tanh', [
-      reshape(b, linear(b, reshape(b, words, [-1, D]), w.linear(`${T}.embedding_local.0`), `${T}.local`), [
-        dims(b, words, 0, 2),
-        D,
-      ]),
-    ]);
+    const local = linearLast(b, words, w.linear(`${T}.embedding_local.0`), `${T}.local`, 'Tanh');
     const count = unsqueeze(b, cast(b, lengths, 'float32'), [1]); // (nCap, 1) float
     const raw = b.op('Div', [reduceSum(b, words, [1], false), count]);
     const glob = linear(b, raw, w.linear(`${T}.embedding_global.0`), `${T}.global`, 'Tanh');

@@ -13,6 +13,31 @@ export function linear(b: GraphBuilder, x: Value, l: Linear, name: string, activ
   return activation ? b.op(activation, [y]) : y;
 }
 
+/**
+ * x (..., in) times a matrix (in, out) plus a bias, as one Gemm over the flattened rows, back to (..., out);
+ * `transB`: the matrix is given as (out, in).
+ */
+export function affineLast(
+  b: GraphBuilder,
+  x: Value,
+  m: Value,
+  bias: Value,
+  [inDim, outDim]: [number, number],
+  o: { transB?: boolean; activation?: 'Relu' | 'Tanh' } = {},
+): Value {
+  const lead = b.op('Shape', [x], { end: int(-1) });
+  let y = b.op('Gemm', [reshape(b, x, [-1, inDim]), m, bias], o.transB ? { transB: int(1) } : {});
+  if (o.activation) y = b.op(o.activation, [y]);
+  return reshape(b, y, [lead, outDim]);
+}
+
+/** ops.ts's linear: the Linear on the last axis of x of any rank (..., in) -> (..., out), as one Gemm. */
+export function linearLast(b: GraphBuilder, x: Value, l: Linear, name: string, activation?: 'Relu' | 'Tanh'): Value {
+  const w = b.init(`${name}.weight`, l.w, [l.out, l.in]);
+  const bias = b.init(`${name}.bias`, l.b, [l.out]);
+  return affineLast(b, x, w, bias, [l.in, l.out], { transB: true, activation });
+}
+
 /** x / (‖x‖₂ + 1e-8) over the last axis (ops.ts's l2norm: the eps is added to the norm, not clamped). */
 export function l2norm(b: GraphBuilder, x: Value): Value {
   const norm = b.op('ReduceL2', [x], { axes: ints([-1]), keepdims: int(1) });

@@ -77,9 +77,9 @@ export function scoreGraph(w: HostWeights): Uint8Array {
   const d = blockDims(b, regions, words);
   const masks = nodeMasks(b, lengths, d);
   const local = localVectors(b, w, words, regions, d);
-  const glob = globalVectors(b, w, vGlobal, tGlobal, d);
+  const glob = globalVectors(b, w, vGlobal, tGlobal);
   const nodes = similarityNodes(b, w.config.simDim, local, glob, d);
-  const vec = w.config.module === 'SGR' ? sgr(b, w, nodes, masks, d) : saf(b, w, nodes, masks, d);
+  const vec = w.config.module === 'SGR' ? sgr(b, w, nodes, masks) : saf(b, w, nodes, masks);
   scoreHead(b, w, vec, d, 'sims');
   b.output('sims', 'float32', ['nImg', 'nCap']);
   return b.bytes(doc(w, 'score'));

@@ -7,47 +7,48 @@
 //        l1-normalised over the caption's nodes, pooled, l2-normalised.
 import { NORM_EPS } from '../../model/config.js';
 import { int, ints, type GraphBuilder, type Value } from './builder.js';
-import { l2norm, linear, reduceSum, reshape, softmax, unsqueeze } from './graphOps.js';
+import { affineLast, l2norm, linear, linearLast, reduceSum, reshape, softmax, unsqueeze } from './graphOps.js';
 import type { HostWeights } from './hostWeights.js';
 import type { BlockDims, NodeMasks } from './similarityGraph.js';
 
 const swapLast = ints([0, 1, 3, 2]);
 
-/** SGR: sgr_step reasoning steps over the nodes; returns node 0 after the last one, (nImg·nCap, S). */
-export function sgr(b: GraphBuilder, w: HostWeights, nodes: Value, masks: NodeMasks, d: BlockDims): Value {
+/**
+ * Reasoning step s for the query nodes `queries` (nImg, nCap, R, S) of x (nImg, nCap, N, S):
+ * relu(W softmax(q xᵀ + mask) x + b), q = queries QK + qb; (nImg, nCap, R, S).
+ */
+function reasoningStep(b: GraphBuilder, w: HostWeights, s: number, x: Value, queries: Value, keys: Value): Value {
+  const S = w.config.simDim;
+  const pre = `sim_enc.SGR_module.${s}`;
+  const { qk, qb } = w.queryKey(s);
+  const q = affineLast(b, queries, b.init(`${pre}.qk`, qk, [S, S]), b.init(`${pre}.qb`, qb, [S]), [S, S]);
+  const logits = b.op('Add', [b.op('MatMul', [q, b.op('Transpose', [x], { perm: swapLast })]), keys]);
+  const agg = b.op('MatMul', [softmax(b, logits), x]);
+  return linearLast(b, agg, w.linear(`${pre}.sim_graph_w`), `${pre}.sim_graph_w`, 'Relu');
+}
+
+/** SGR: sgr_step reasoning steps over the nodes (nImg, nCap, N, S); node 0 after the last one, (nImg·nCap, S). */
+export function sgr(b: GraphBuilder, w: HostWeights, nodes: Value, masks: NodeMasks): Value {
   return b.scope('SGR', () => {
-    const S = w.config.simDim;
     const steps = w.config.sgrStep;
-    let x = nodes; // (nImg, nCap, N, S)
+    let x = nodes;
     for (let s = 0; s < steps; s++) {
-      const last = s === steps - 1;
-      const pre = `sim_enc.SGR_module.${s}`;
-      const { qk, qb } = w.queryKey(s);
-      const QK = b.init(`${pre}.qk`, qk, [S, S]);
-      const QB = b.init(`${pre}.qb`, qb, [S]);
-      // the queries: every node, or in the last step node 0 alone
-      const queries = last ? b.op('Slice', [x, b.i64([0]), b.i64([1]), b.i64([2])]) : x; // (nImg, nCap, R, S)
-      const q = reshape(b, b.op('Gemm', [reshape(b, queries, [-1, S]), QK, QB]), [d.nImg, d.nCap, -1, S]);
-      const logits = b.op('Add', [b.op('MatMul', [q, b.op('Transpose', [x], { perm: swapLast })]), masks.keys]);
-      const agg = b.op('MatMul', [softmax(b, logits), x]); // (nImg, nCap, R, S)
-      const y = linear(b, reshape(b, agg, [-1, S]), w.linear(`${pre}.sim_graph_w`), `${pre}.sim_graph_w`, 'Relu');
-      x = last ? y : reshape(b, y, [d.nImg, d.nCap, -1, S]);
+      const node0 = () => b.op('Slice', [x, b.i64([0]), b.i64([1]), b.i64([2])]); // (nImg, nCap, 1, S)
+      x = reasoningStep(b, w, s, x, s === steps - 1 ? node0() : x, masks.keys);
     }
-    return x; // (nImg·nCap, S)
+    return reshape(b, x, [-1, w.config.simDim]);
   });
 }
 
 /** SAF in eval mode: the gated, l1-normalised pooling of each pair's valid nodes, l2-normalised, (nImg·nCap, S). */
-export function saf(b: GraphBuilder, w: HostWeights, nodes: Value, masks: NodeMasks, d: BlockDims): Value {
+export function saf(b: GraphBuilder, w: HostWeights, nodes: Value, masks: NodeMasks): Value {
   return b.scope('SAF', () => {
-    const S = w.config.simDim;
     const pre = 'sim_enc.SAF_module';
-    const gateLinear = w.linearWithBatchNorm(`${pre}.attn_sim_w`, `${pre}.bn`);
-    const g = reshape(b, linear(b, reshape(b, nodes, [-1, S]), gateLinear, `${pre}.gate`), [d.nImg, d.nCap, -1]);
-    const gate = b.op('Mul', [b.op('Sigmoid', [g]), masks.valid]); // (nImg, nCap, N), 0 off the valid nodes
+    const g = linearLast(b, nodes, w.linearWithBatchNorm(`${pre}.attn_sim_w`, `${pre}.bn`), `${pre}.gate`);
+    const gate = b.op('Mul', [b.op('Sigmoid', [reshape(b, g, [0, 0, -1])]), masks.valid]); // (nImg, nCap, N)
     const attn = b.op('Div', [gate, b.op('Add', [reduceSum(b, gate, [-1], true), b.scalar(NORM_EPS)])]); // l1norm
     const pooled = b.op('MatMul', [unsqueeze(b, attn, [2]), nodes]); // (nImg, nCap, 1, S)
-    return l2norm(b, reshape(b, pooled, [-1, S]));
+    return l2norm(b, reshape(b, pooled, [-1, w.config.simDim]));
   });
 }
 

@@ -11,7 +11,7 @@ import {
   dims,
   l2norm,
   leakyRelu,
-  linear,
+  linearLast,
   reduceSum,
   reshape,
   softmax,
@@ -70,26 +70,18 @@ export function localVectors(b: GraphBuilder, w: HostWeights, words: Value, regi
     const sq = reduceSum(b, b.op('Mul', [b.op('MatMul', [alpha, gram]), alpha]), [-1], true); // (nImg, R, 1)
     const r = b.op('Add', [b.op('Sqrt', [b.op('Relu', [sq])]), b.scalar(NORM_EPS)]);
     const ctx = b.op('MatMul', [b.op('Div', [alpha, r]), regions]); // (nImg, R, D), l2-normed context
-    // words as (1, R, D): for a one-image block the Sub is then of equal shapes, ORT's fast (threaded) path; a
-    // broadcast Sub runs 3-4x slower there
+    // the words as (1, R, D), not (R, D): a Sub of ranks 3 and 2 took ORT's general broadcast, 3-4x slower than
+    // a Mul of the same size (measured with one image, where (1, R, D) makes the shapes equal)
     const diff = b.op('Sub', [ctx, reshape(b, words, [1, -1, D])]);
-    const sim = linear(
-      b,
-      reshape(b, b.op('Mul', [diff, diff]), [-1, D]),
-      w.linear('sim_enc.sim_tranloc_w'),
-      'sim_enc.sim_tranloc_w',
-    );
-    return reshape(b, sim, [d.nImg, -1, w.config.simDim]);
+    return linearLast(b, b.op('Mul', [diff, diff]), w.linear('sim_enc.sim_tranloc_w'), 'sim_enc.sim_tranloc_w');
   });
 }
 
 /** Global similarity vectors before their l2norm, (nImg, nCap, S): Linear((v̄ - t̄)²) for every pair. */
-export function globalVectors(b: GraphBuilder, w: HostWeights, vGlobal: Value, tGlobal: Value, d: BlockDims): Value {
+export function globalVectors(b: GraphBuilder, w: HostWeights, vGlobal: Value, tGlobal: Value): Value {
   return b.scope('globalSimilarity', () => {
     const diff = b.op('Sub', [unsqueeze(b, vGlobal, [1]), unsqueeze(b, tGlobal, [0])]); // (nImg, nCap, D)
-    const sq = reshape(b, b.op('Mul', [diff, diff]), [-1, w.config.embedSize]);
-    const sim = linear(b, sq, w.linear('sim_enc.sim_tranglo_w'), 'sim_enc.sim_tranglo_w');
-    return reshape(b, sim, [-1, d.nCap, w.config.simDim]);
+    return linearLast(b, b.op('Mul', [diff, diff]), w.linear('sim_enc.sim_tranglo_w'), 'sim_enc.sim_tranglo_w');
   });
 }
 
