@@ -197,6 +197,18 @@ export class GraphBuilder {
     return output;
   }
 
+  /**
+   * Give the value `from` (a node's output) the name `to`, in its node and in every node that reads it: how a
+   * block's result becomes a graph output without an Identity (which ORT runs as a copy).
+   */
+  rename(from: Value, to: string): Value {
+    for (const n of this.nodes) {
+      n.output = n.output.map((o) => (o === from ? to : o));
+      n.input = n.input.map((i) => (i === from ? to : i));
+    }
+    return to;
+  }
+
   /** The serialised ModelProto. */
   bytes(docString = ''): Uint8Array {
     const graph = create(GraphProtoSchema, {

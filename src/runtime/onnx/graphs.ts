@@ -7,7 +7,7 @@
 import type { ModelConfig } from '../../model/config.js';
 import { REGIONS } from '../../model/config.js';
 import type { ParamRegistry } from '../../model/params.js';
-import { GraphBuilder, type Value } from './builder.js';
+import { GraphBuilder } from './builder.js';
 import { captionEncoder, imageEncoder, textSA, visualSA } from './encoderGraph.js';
 import { HostWeights } from './hostWeights.js';
 import { saf, scoreHead, sgr } from './reasoningGraph.js';
@@ -36,16 +36,14 @@ export interface ExportOptions {
 
 const doc = (w: HostWeights, graph: GraphName) => JSON.stringify({ producer: 'vsl', graph, config: w.config });
 
-const rename = (b: GraphBuilder, x: Value, name: string) => b.op('Identity', [x], {}, name);
-
 export function imageGraph(w: HostWeights): Uint8Array {
   const b = new GraphBuilder('vsl_image');
   const { imgDim, embedSize: D } = w.config;
   const images = b.input('images', 'float32', ['nImg', REGIONS, imgDim]);
   const regions = imageEncoder(b, w, images);
   const vGlobal = visualSA(b, w, regions);
-  rename(b, regions, 'regions');
-  rename(b, vGlobal, 'vGlobal');
+  b.rename(regions, 'regions');
+  b.rename(vGlobal, 'vGlobal');
   b.output('regions', 'float32', ['nImg', REGIONS, D]);
   b.output('vGlobal', 'float32', ['nImg', D]);
   return b.bytes(doc(w, 'image'));
@@ -58,8 +56,8 @@ export function captionGraph(w: HostWeights, o: ExportOptions = {}): Uint8Array 
   const lengths = b.input('lengths', 'int32', ['nCap']);
   const { words, valid } = captionEncoder(b, w, ids, lengths);
   const tGlobal = textSA(b, w, words, lengths, valid);
-  rename(b, words, 'words');
-  rename(b, tGlobal, 'tGlobal');
+  b.rename(words, 'words');
+  b.rename(tGlobal, 'tGlobal');
   b.output('words', 'float32', ['nCap', 'Lp', D]);
   b.output('tGlobal', 'float32', ['nCap', D]);
   return b.bytes(doc(w, 'caption'));
