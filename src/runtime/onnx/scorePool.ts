@@ -1,0 +1,187 @@
+// The score matrix on ONNX Runtime from several worker threads, each with its own 1-thread session of the score
+// graph (scoreWorker.ts). ORT's session.run blocks the thread that calls it, so two sessions in one thread never
+// overlap; a worker each does. The pool has the shape of engine/scorePool.ts's Scorer (score(imageRange,
+// captionRange, onProgress), close()), so that evaluation can take either.
+//
+// Work is handed out as chunks of images (a few per worker and request, so that a worker slowed by another
+// process does not hold the others up); every chunk is scored against the whole caption range. The encodings go
+// to the workers once, in shared memory. An error in a worker rejects the request with a VslError naming it.
+import { Worker } from 'node:worker_threads';
+import type { ModelConfig } from '../../model/config.js';
+import { VslError } from '../../util/errors.js';
+import type { OnnxGraphs } from './graphs.js';
+import {
+  ONNX_CAPTION_BLOCK,
+  ONNX_IMAGE_BLOCK,
+  type EncodedCaptions,
+  type EncodedImages,
+  type Range,
+} from './runner.js';
+import type { FromOnnxWorker, OnnxWorkerInit, ToOnnxWorker } from './scoreWorker.js';
+
+export type ProgressFn = (done: number, total: number) => void;
+
+/** What evaluation asks of a scorer (engine/scorePool.ts's Scorer). */
+export interface Scorer {
+  readonly workers: number;
+  score(imageRange: Range, captionRange: Range, onProgress?: ProgressFn): Promise<Float32Array>;
+  close(): Promise<void>;
+}
+
+export interface OnnxPoolOptions {
+  workers: number;
+  /** intra-op threads of each worker's session (1) */
+  threadsPerWorker?: number;
+  /** the score graph in memory (with its config), or a graph file */
+  graph: Pick<OnnxGraphs, 'config' | 'score'> | { config: ModelConfig; path: string };
+  img: EncodedImages;
+  cap: EncodedCaptions;
+  imageBlock?: number;
+  captionBlock?: number;
+  bucketByLength?: boolean;
+  /** images per chunk handed to a worker (default: about 4 chunks per worker and request, at most 32) */
+  chunkImages?: number;
+}
+
+interface Slot {
+  index: number;
+  worker: Worker;
+  busy: { id: number; resolve: (s: Float32Array) => void; reject: (e: Error) => void } | null;
+  dead: Error | null;
+}
+
+function shared<T extends Float32Array | Int32Array>(a: T): T {
+  if (a.buffer instanceof SharedArrayBuffer) return a;
+  const Ctor = a.constructor as { new (b: SharedArrayBuffer): T; BYTES_PER_ELEMENT: number };
+  const out = new Ctor(new SharedArrayBuffer(a.length * Ctor.BYTES_PER_ELEMENT));
+  out.set(a);
+  return out;
+}
+
+export class OnnxScorePool implements Scorer {
+  private nextId = 0;
+  private closing = false;
+  private constructor(
+    private readonly slots: Slot[],
+    private readonly chunkImages: number | undefined,
+  ) {}
+
+  get workers(): number {
+    return this.slots.length;
+  }
+
+  static async start(o: OnnxPoolOptions): Promise<OnnxScorePool> {
+    if (!Number.isSafeInteger(o.workers) || o.workers < 1)
+      throw new VslError(`workers: expected an integer >= 1, found ${o.workers}`);
+    const img: EncodedImages = { n: o.img.n, regions: shared(o.img.regions), vGlobal: shared(o.img.vGlobal) };
+    const c = o.cap;
+    const cap: EncodedCaptions = {
+      n: c.n,
+      lengths: shared(c.lengths),
+      offsets: shared(c.offsets),
+      words: shared(c.words),
+      tGlobal: shared(c.tGlobal),
+    };
+    const slots: Slot[] = [];
+    const readies: Promise<void>[] = [];
+    for (let index = 0; index < o.workers; index++) {
+      const init: OnnxWorkerInit = {
+        index,
+        config: o.graph.config,
+        score: 'path' in o.graph ? { path: o.graph.path } : { bytes: o.graph.score },
+        intraOpThreads: o.threadsPerWorker ?? 1,
+        img,
+        cap,
+        imageBlock: o.imageBlock ?? ONNX_IMAGE_BLOCK,
+        captionBlock: o.captionBlock ?? ONNX_CAPTION_BLOCK,
+        bucketByLength: o.bucketByLength ?? true,
+      };
+      const worker = new Worker(new URL('./scoreWorker.js', import.meta.url), { workerData: init });
+      const slot: Slot = { index, worker, busy: null, dead: null };
+      slots.push(slot);
+      readies.push(
+        new Promise<void>((resolve, reject) => {
+          const fail = (e: Error) => {
+            if (slot.dead) return;
+            slot.dead = e;
+            reject(e);
+            slot.busy?.reject(e);
+            slot.busy = null;
+          };
+          worker.on('message', (m: FromOnnxWorker) => {
+            if (m.type === 'ready') resolve();
+            else if (m.type === 'result' && slot.busy?.id === m.id) {
+              const b = slot.busy;
+              slot.busy = null;
+              b.resolve(m.sims);
+            } else if (m.type === 'error') {
+              const e = new VslError(m.vsl ? `score worker ${index}: ${m.message}` : m.message);
+              if (m.id === undefined) fail(e);
+              else if (slot.busy?.id === m.id) {
+                const b = slot.busy;
+                slot.busy = null;
+                b.reject(e);
+              }
+            }
+          });
+          worker.on('error', (e) => fail(new VslError(`score worker ${index} crashed: ${e.message}`)));
+          worker.on('exit', (code) => {
+            if (!pool.closing) fail(new VslError(`score worker ${index} exited unexpectedly (code ${code})`));
+          });
+        }),
+      );
+    }
+    const pool = new OnnxScorePool(slots, o.chunkImages);
+    try {
+      await Promise.all(readies);
+    } catch (e) {
+      await pool.close();
+      throw e;
+    }
+    return pool;
+  }
+
+  private run(slot: Slot, imageRange: Range, captionRange: Range): Promise<Float32Array> {
+    return new Promise((resolve, reject) => {
+      if (slot.dead) return reject(slot.dead);
+      const id = this.nextId++;
+      slot.busy = { id, resolve, reject };
+      slot.worker.postMessage({ type: 'score', id, imageRange, captionRange } satisfies ToOnnxWorker);
+    });
+  }
+
+  async score([i0, i1]: Range, captionRange: Range, onProgress?: ProgressFn): Promise<Float32Array> {
+    if (this.closing) throw new VslError('score workers: the pool is closed');
+    const nCap = captionRange[1] - captionRange[0];
+    const out = new Float32Array((i1 - i0) * nCap);
+    const chunk = this.chunkImages ?? Math.max(1, Math.min(32, Math.ceil((i1 - i0) / (4 * this.slots.length))));
+    let next = i0;
+    let done = 0;
+    const total = (i1 - i0) * nCap;
+    const drain = async (slot: Slot) => {
+      while (next < i1) {
+        const range: Range = [next, Math.min(i1, next + chunk)];
+        next = range[1];
+        const sims = await this.run(slot, range, captionRange);
+        out.set(sims, (range[0] - i0) * nCap);
+        done += sims.length;
+        onProgress?.(done, total);
+      }
+    };
+    await Promise.all(this.slots.map(drain));
+    return out;
+  }
+
+  /** Terminate every worker (idempotent). */
+  async close(): Promise<void> {
+    this.closing = true;
+    await Promise.all(
+      this.slots.map(async (s) => {
+        s.dead ??= new VslError('score workers: the pool is closed');
+        s.busy?.reject(s.dead);
+        s.busy = null;
+        await s.worker.terminate();
+      }),
+    );
+  }
+}
