@@ -41,10 +41,23 @@ export function cpuCores(): number {
   return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
 }
 
+/**
+ * Fewest pairs worth the onnx worker pool: starting 2 workers (their sessions) costs about what one in-process
+ * session on 2 threads (~80% of the pool's rate) loses over this many pairs (docs/onnx-engine.md).
+ */
+export const ONNX_POOL_MIN_PAIRS = 20_000;
+
+/** Threads of an in-process onnx session, and workers of a pool: both cores, at most 2. */
+export const onnxThreads = () => Math.max(1, Math.min(2, cpuCores()));
+
+/** Default onnx score workers for `pairs` pairs: a pool for large work, else 1 (in process on onnxThreads). */
+export const onnxDefaultWorkers = (pairs: number) => (pairs >= ONNX_POOL_MIN_PAIRS ? onnxThreads() : 1);
+
 /** The engine's line: `engine: onnx (onnxruntime-node 1.31.1, 2 threads)`; a fallback adds its reason. */
-export function engineLine(e: EngineInfo, threads: string, backend?: string): string {
-  if (e.name === 'onnx') return `engine: onnx (onnxruntime-node ${e.version}, ${threads})`;
-  return `engine: tfjs (${backend ?? 'tfjs'}, ${threads})` + (e.fallback ? `; onnx not used: ${e.fallback}` : '');
+export function engineLine(e: EngineInfo, threads?: string, backend?: string): string {
+  const detail = (...parts: (string | undefined)[]) => parts.filter(Boolean).join(', ');
+  if (e.name === 'onnx') return `engine: onnx (${detail(`onnxruntime-node ${e.version}`, threads)})`;
+  return `engine: tfjs (${detail(backend ?? 'tfjs', threads)})` + (e.fallback ? `; onnx not used: ${e.fallback}` : '');
 }
 
 export function logEngine(e: EngineInfo, threads: string, backend?: string): void {

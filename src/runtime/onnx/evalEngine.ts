@@ -4,21 +4,13 @@
 // on one session with every core (up to 2) where the work is too small to pay for starting workers.
 import type { ModelConfig } from '../../model/config.js';
 import type { ParamRegistry } from '../../model/params.js';
-import { cpuCores, type EngineInfo } from '../engine.js';
+import { onnxDefaultWorkers, onnxThreads, type EngineInfo } from '../engine.js';
 import type { EncodedCaptions, EncodedImages } from '../encode.js';
 import type { EvalEngine, ScorerRequest } from '../evalEngine.js';
 import type { Scorer } from '../scorePool.js';
 import { exportGraphs, type OnnxGraphs } from './graphs.js';
 import { OnnxModel } from './runner.js';
 import { OnnxScorePool } from './scorePool.js';
-
-/**
- * Fewest pairs worth the worker pool: starting 2 workers (their sessions) costs about what the in-process
- * session (2 threads, ~80% of the pool's rate) loses over this many pairs (docs/onnx-engine.md).
- */
-export const ONNX_POOL_MIN_PAIRS = 20_000;
-
-const maxThreads = () => Math.max(1, Math.min(2, cpuCores()));
 
 class InProcessOnnxScorer implements Scorer {
   readonly workers = 1;
@@ -44,7 +36,7 @@ export class OnnxEvalEngine implements EvalEngine {
 
   static async open(info: EngineInfo, reg: ParamRegistry, config: ModelConfig, source?: string) {
     const graphs = exportGraphs(reg, config, { source });
-    const encoder = await OnnxModel.fromGraphs(graphs, { only: ['image', 'caption'], intraOpThreads: maxThreads() });
+    const encoder = await OnnxModel.fromGraphs(graphs, { only: ['image', 'caption'], intraOpThreads: onnxThreads() });
     return new OnnxEvalEngine(info, graphs, encoder);
   }
 
@@ -57,16 +49,16 @@ export class OnnxEvalEngine implements EvalEngine {
   }
 
   defaultWorkers(pairs: number): number {
-    return pairs >= ONNX_POOL_MIN_PAIRS ? maxThreads() : 1;
+    return onnxDefaultWorkers(pairs);
   }
 
   threadsText(workers: number): string {
-    return workers > 1 ? `${workers} workers x 1 thread` : `${maxThreads()} threads`;
+    return workers > 1 ? `${workers} workers x 1 thread` : `${onnxThreads()} threads`;
   }
 
   async scorer(r: ScorerRequest): Promise<Scorer> {
     if (r.workers > 1) return OnnxScorePool.start({ workers: r.workers, graph: this.graphs, img: r.img, cap: r.cap });
-    const m = await OnnxModel.fromGraphs(this.graphs, { only: ['score'], intraOpThreads: maxThreads() });
+    const m = await OnnxModel.fromGraphs(this.graphs, { only: ['score'], intraOpThreads: onnxThreads() });
     return new InProcessOnnxScorer(m, r.img, r.cap);
   }
 
