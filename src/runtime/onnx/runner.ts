@@ -147,12 +147,18 @@ export class OnnxModel {
     return OnnxModel.fromGraphs(exportGraphs(reg, config, o), o);
   }
 
-  /** Sessions for graph files written by saveGraphs (image.onnx, caption.onnx, score.onnx, config.json). */
+  /**
+   * Sessions for graph files: a folder of `vsl export --format onnx` (manifest.json holds the config) or of
+   * saveGraphs (config.json).
+   */
   static async fromDir(dir: string, o: OpenOptions = {}): Promise<OnnxModel> {
-    const cfgFile = path.join(dir, 'config.json');
+    const manifest = path.join(dir, 'manifest.json');
+    const cfgFile = fs.existsSync(manifest) ? manifest : path.join(dir, 'config.json');
     let config: ModelConfig;
     try {
-      config = JSON.parse(fs.readFileSync(cfgFile, 'utf8')) as ModelConfig;
+      const j = JSON.parse(fs.readFileSync(cfgFile, 'utf8')) as { model?: { config?: ModelConfig } } & ModelConfig;
+      config = cfgFile === manifest ? j.model!.config! : j;
+      if (typeof config?.embedSize !== 'number') throw new Error('no model config in it');
     } catch (e) {
       throw new VslError(`${cfgFile}: cannot read the model config: ${(e as Error).message.split('\n')[0]}`);
     }
