@@ -45,7 +45,7 @@ export function cpuCores(): number {
  * Fewest pairs worth the onnx worker pool: starting 2 workers (their sessions) costs about what one in-process
  * session on 2 threads (~80% of the pool's rate) loses over this many pairs (docs/onnx-engine.md).
  */
-export const ONNX_POOL_MIN_PAIRS = 20_000;
+export const ONNX_POOL_MIN_PAIRS = 50_000;
 
 /** Threads of an in-process onnx session, and workers of a pool: both cores, at most 2. */
 export const onnxThreads = () => Math.max(1, Math.min(2, cpuCores()));
