@@ -193,7 +193,7 @@ export async function scoreSplit(o: ScoreSplitOptions): Promise<ScoredSplit> {
   const imageBlock = o.imageBlock ?? DEFAULT_IMAGE_BLOCK;
   const captionBlock = o.captionBlock ?? DEFAULT_CAPTION_BLOCK;
   const t0 = performance.now();
-  let t1 = t0;
+  let t1: number;
   try {
     const layout = layoutOf(split, o.split, dataName, o.fold5, o.foldImages ?? 1000);
     const nImg = layout.nImages;

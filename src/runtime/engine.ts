@@ -7,8 +7,10 @@ import { VslError } from '../util/errors.js';
 import { log } from '../util/log.js';
 import { onnxAvailable } from './onnx/available.js';
 import { hasModuleGraph } from './onnx/reasoningGraph.js';
+import type { EncodedCaptions, EncodedImages } from './encode.js';
+import type { Scorer } from './scorePool.js';
 
-export const ENGINE_NAMES = ['onnx', 'tfjs'] as const;
+const ENGINE_NAMES = ['onnx', 'tfjs'] as const;
 export type EngineName = (typeof ENGINE_NAMES)[number];
 export type EngineChoice = EngineName | 'auto';
 
@@ -45,7 +47,7 @@ export function cpuCores(): number {
  * Fewest pairs worth the onnx worker pool: starting 2 workers (their sessions) costs about what one in-process
  * session on 2 threads (~80% of the pool's rate) loses over this many pairs (docs/onnx-engine.md).
  */
-export const ONNX_POOL_MIN_PAIRS = 50_000;
+const ONNX_POOL_MIN_PAIRS = 50_000;
 
 /** Threads of an in-process onnx session, and workers of a pool: both cores, at most 2. */
 export const onnxThreads = () => Math.max(1, Math.min(2, cpuCores()));
@@ -62,4 +64,26 @@ export function engineLine(e: EngineInfo, threads?: string, backend?: string): s
 
 export function logEngine(e: EngineInfo, threads: string, backend?: string): void {
   log().info(engineLine(e, threads, backend));
+}
+
+/** What evaluation and validation ask of an engine (evalEngine.ts opens one). */
+export interface ScorerRequest {
+  img: EncodedImages;
+  cap: EncodedCaptions;
+  /** score threads: workers > 1 = a worker pool, 1 = in process */
+  workers: number;
+  imageBlock?: number;
+  captionBlock?: number;
+}
+
+export interface EvalEngine {
+  readonly info: EngineInfo;
+  encodeImages(n: number, readRows: (s: number, e: number) => Float32Array, batch: number): Promise<EncodedImages>;
+  encodeCaptions(tokens: Int32Array[], batch?: number): Promise<EncodedCaptions>;
+  /** Default score threads for `pairs` pairs. */
+  defaultWorkers(pairs: number): number;
+  /** How `workers` score threads are spent, for the engine's line ("2 threads"). */
+  threadsText(workers: number): string;
+  scorer(r: ScorerRequest): Promise<Scorer>;
+  close(): Promise<void>;
 }

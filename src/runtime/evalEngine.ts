@@ -5,30 +5,11 @@
 import type { ModelConfig } from '../model/config.js';
 import type { ParamRegistry } from '../model/params.js';
 import { Weights } from '../model/weights.js';
-import { encodeCaptionTokens, encodeImages, type EncodedCaptions, type EncodedImages } from './encode.js';
-import type { EngineInfo } from './engine.js';
+import { encodeCaptionTokens, encodeImages } from './encode.js';
+import type { EngineInfo, EvalEngine, ScorerRequest } from './engine.js';
 import { createScorer, defaultWorkers, type Scorer } from './scorePool.js';
 
-export interface ScorerRequest {
-  img: EncodedImages;
-  cap: EncodedCaptions;
-  /** score threads: workers > 1 = a worker pool, 1 = in process */
-  workers: number;
-  imageBlock?: number;
-  captionBlock?: number;
-}
-
-export interface EvalEngine {
-  readonly info: EngineInfo;
-  encodeImages(n: number, readRows: (s: number, e: number) => Float32Array, batch: number): Promise<EncodedImages>;
-  encodeCaptions(tokens: Int32Array[], batch?: number): Promise<EncodedCaptions>;
-  /** Default score threads for `pairs` pairs. */
-  defaultWorkers(pairs: number): number;
-  /** How `workers` score threads are spent, for the engine's line ("2 threads"). */
-  threadsText(workers: number): string;
-  scorer(r: ScorerRequest): Promise<Scorer>;
-  close(): Promise<void>;
-}
+export type { EvalEngine } from './engine.js';
 
 class TfjsEvalEngine implements EvalEngine {
   private readonly w: Weights;

@@ -39,7 +39,7 @@ before(async () => {
 });
 after(() => fs.rmSync(f.dir, { recursive: true, force: true }));
 
-const sims = (file: string) => readNpy(file).data as Float32Array;
+const sims = (file: string) => readNpy(file).data;
 
 function evalJson(args: string[], env?: Record<string, string>): { json: EvalJson; stderr: string } {
   const r = vslSync(f.dir, ['eval', '--json', ...args], 'info', env);

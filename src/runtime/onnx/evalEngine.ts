@@ -4,9 +4,8 @@
 // on one session with every core (up to 2) where the work is too small to pay for starting workers.
 import type { ModelConfig } from '../../model/config.js';
 import type { ParamRegistry } from '../../model/params.js';
-import { onnxDefaultWorkers, onnxThreads, type EngineInfo } from '../engine.js';
+import { onnxDefaultWorkers, onnxThreads, type EngineInfo, type EvalEngine, type ScorerRequest } from '../engine.js';
 import type { EncodedCaptions, EncodedImages } from '../encode.js';
-import type { EvalEngine, ScorerRequest } from '../evalEngine.js';
 import type { Scorer } from '../scorePool.js';
 import { exportGraphs, type OnnxGraphs } from './graphs.js';
 import { OnnxModel } from './runner.js';

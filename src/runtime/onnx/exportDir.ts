@@ -13,17 +13,17 @@ import { fsyncDir, mkdirs, tempNameFor, writeFileDurable } from '../../util/atom
 import { OPSET } from './builder.js';
 import type { GraphName, OnnxGraphs } from './graphs.js';
 
-export const MANIFEST = 'manifest.json';
-export const EXPORT_FORMAT = 'vsl-onnx-export';
+const MANIFEST = 'manifest.json';
+const EXPORT_FORMAT = 'vsl-onnx-export';
 
-export interface TensorSignature {
+interface TensorSignature {
   name: string;
   dtype: string;
   /** sizes, or the names of dynamic dimensions ('nImg', 'nCap', 'Lp') */
   shape: (number | string)[];
 }
 
-export interface GraphSignature {
+interface GraphSignature {
   file: string;
   inputs: TensorSignature[];
   outputs: TensorSignature[];
@@ -47,7 +47,7 @@ function tensorOf(v: ValueInfoProto): TensorSignature {
 }
 
 /** A graph's inputs and outputs as its bytes declare them. */
-export function graphSignature(bytes: Uint8Array, file: string): GraphSignature {
+function graphSignature(bytes: Uint8Array, file: string): GraphSignature {
   const g = fromBinary(ModelProtoSchema, bytes).graph;
   const inits = new Set(g?.initializer.map((t) => t.name));
   return {

@@ -68,7 +68,7 @@ const sharedF32 = (n: number) => new Float32Array(new SharedArrayBuffer(n * 4));
  * Caption blocks over `range`: at most `size` captions each, sorted by length (longest first); with `bucket`, a
  * block never mixes lengths.
  */
-export function onnxCaptionBlocks(lengths: Int32Array, range: Range, size: number, bucket: boolean): number[][] {
+function onnxCaptionBlocks(lengths: Int32Array, range: Range, size: number, bucket: boolean): number[][] {
   const idx: number[] = [];
   for (let c = range[0]; c < range[1]; c++) idx.push(c);
   idx.sort((a, b) => lengths[b] - lengths[a] || a - b);
@@ -93,7 +93,7 @@ export interface CaptionFeeds {
   lengths: ort.Tensor;
 }
 
-export function captionFeeds(cap: EncodedCaptions, D: number, block: number[]): CaptionFeeds {
+function captionFeeds(cap: EncodedCaptions, D: number, block: number[]): CaptionFeeds {
   const Lp = Math.max(...block.map((c) => cap.lengths[c]));
   const words = new Float32Array(block.length * Lp * D);
   const tg = new Float32Array(block.length * D);

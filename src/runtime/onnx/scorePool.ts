@@ -23,7 +23,7 @@ import type { FromOnnxWorker, OnnxWorkerInit, ToOnnxWorker } from './scoreWorker
 export type ProgressFn = (done: number, total: number) => void;
 
 /** What evaluation asks of a scorer (engine/scorePool.ts's Scorer). */
-export interface Scorer {
+interface Scorer {
   readonly workers: number;
   score(imageRange: Range, captionRange: Range, onProgress?: ProgressFn): Promise<Float32Array>;
   close(): Promise<void>;

@@ -25,7 +25,7 @@ function reason(e: unknown): string {
   return msg || 'unknown error';
 }
 
-export function sessionOptions(o: SessionOptions = {}): ort.InferenceSession.SessionOptions {
+function sessionOptions(o: SessionOptions = {}): ort.InferenceSession.SessionOptions {
   return {
     executionProviders: ['cpu'],
     graphOptimizationLevel: 'all',
