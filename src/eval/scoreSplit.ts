@@ -247,6 +247,9 @@ export async function scoreSplit(o: ScoreSplitOptions): Promise<ScoredSplit> {
     let cap: EncodedCaptions | undefined;
     let scorer;
     try {
+      const pairs = blocks.reduce((n, b) => n + (b.rows[1] - b.rows[0]) * (b.captions[1] - b.captions[0]), 0);
+      const workers = o.workers ?? eng.defaultWorkers(pairs);
+      logEngine(engine, eng.threadsText(workers), backend.name);
       img = await eng.encodeImages(e1 - e0, readRows, IMAGE_ENCODE_BATCH);
       cap = await eng.encodeCaptions(
         captions.map((t) => encodeCaption(vocab, t)),
@@ -254,11 +257,6 @@ export async function scoreSplit(o: ScoreSplitOptions): Promise<ScoredSplit> {
       );
       t1 = performance.now();
       log().info(`encoded ${e1 - e0} images and ${nCap} captions in ${((t1 - t0) / 1000).toFixed(1)} s`);
-      const pairs = blocks.reduce((n, b) => n + (b.rows[1] - b.rows[0]) * (b.captions[1] - b.captions[0]), 0);
-      const workers = o.workers ?? eng.defaultWorkers(pairs);
-      if (!Number.isSafeInteger(workers) || workers < 1)
-        throw new VslError(`--workers: expected an integer >= 1, found ${workers}`);
-      logEngine(engine, eng.threadsText(workers), backend.name);
       scorer = await eng.scorer({ workers, img, cap, imageBlock, captionBlock });
     } finally {
       await eng.close();
