@@ -171,3 +171,26 @@ test('default engine: onnx where it loads; else tfjs with the reason; --engine o
   });
   await assert.rejects(resolveEngine('onnx', 'NoSuchModule'), /--engine onnx: no ONNX graph for similarity module/);
 });
+
+test('vsl eval-overall and vsl query on --engine onnx agree with --engine tfjs', () => {
+  const overall = (e: string) => {
+    const r = vslSync(f.dir, ['eval-overall', '--sgr', ckpt.SGR, '--saf', ckpt.SAF, '--engine', e, '--json']);
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout) as { engine: string; ensemble: unknown };
+  };
+  const [o, t] = [overall('onnx'), overall('tfjs')];
+  assert.equal(o.engine, 'onnx');
+  assert.deepEqual(o.ensemble, t.ensemble);
+  type Hits = { sentences: { hits: { image: number; score: number }[] }[] };
+  const query = (e: string) => {
+    const r = vslSync(f.dir, ['query', '--model', ckpt.SAF, '--engine', e, '--json', '--top', '5', 'a red car']);
+    assert.equal(r.status, 0, r.stderr);
+    return (JSON.parse(r.stdout) as Hits).sentences[0].hits;
+  };
+  const [qo, qt] = [query('onnx'), query('tfjs')];
+  assert.deepEqual(
+    qo.map((h) => h.image),
+    qt.map((h) => h.image),
+  );
+  qo.forEach((h, k) => assert.ok(Math.abs(h.score - qt[k].score) <= TOL, `${h.score} vs ${qt[k].score}`));
+});
