@@ -95,8 +95,25 @@ test('a work directory of one engine is refused by a run on the other (the score
   assert.equal(first.stopped, true);
   await assert.rejects(scoreSplit({ ...base, engine: 'onnx' }), (e: Error) => {
     assert.match(e.message, /engine: expected "onnx" \(this evaluation\), found "tfjs"/);
+    assert.match(e.message, /continue it with --engine tfjs/);
     return true;
   });
+});
+
+test('a work directory written before the engine field counts as tfjs', async () => {
+  const workDir = path.join(f.dir, 'old.work');
+  const base = { modelPath: ckpt.SGR, split: 'test', fold5: false, workDir };
+  await scoreSplit({ ...base, engine: 'tfjs', shouldStop: () => true });
+  const file = path.join(workDir, 'manifest.json');
+  const m = JSON.parse(fs.readFileSync(file, 'utf8')) as { identity: Record<string, unknown> };
+  delete m.identity.engine;
+  fs.writeFileSync(file, JSON.stringify(m));
+  const s = await scoreSplit({ ...base, engine: 'tfjs' });
+  assert.equal(s.stopped, false);
+  await assert.rejects(
+    scoreSplit({ ...base, engine: 'onnx' }),
+    /engine: expected "onnx" \(this evaluation\), found "tfjs"/,
+  );
 });
 
 test('vsl export --format onnx writes graphs that load back (OnnxModel.fromDir) and score as tfjs', async () => {
