@@ -6,6 +6,8 @@
 // every caption the rows meet is encoded (all of them: an encoding batch mixes captions of every fold).
 // Finished blocks go to a work directory (blockStore.ts): `workDir`, else a cache folder named after what is
 // evaluated, so the same command run again finds them; it is removed once the rows are complete.
+// Encoding and scoring run on the engine (runtime/engine.ts: onnx where it loads, else tfjs), which is part of
+// what the work directory's blocks are scores of.
 import crypto from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
