@@ -113,6 +113,8 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
   log().info({ threads }, `training step on ${threads} thread${threads > 1 ? 's' : ''}`);
   const record = {
     backend,
+    // why the backends before it were skipped (the terminal's backend line names them only)
+    backendsSkipped: activeBackend()!.skipped.map((k) => `${k.name}: ${k.why}`),
     threads,
     valEngine: valEngine.name,
     ...(valEngine.fallback ? { valEngineFallback: valEngine.fallback } : {}),

@@ -140,8 +140,9 @@ test('--val-engine onnx (the weights exported in memory at each validation) logs
       .readFileSync(path.join(dir, 'train.log'), 'utf8')
       .split('\n')
       .filter(Boolean)
-      .map((l) => JSON.parse(l) as { msg?: string; valEngine?: string })
+      .map((l) => JSON.parse(l) as { msg?: string; valEngine?: string; backendsSkipped?: unknown })
       .find((r) => r.msg === 'run');
   assert.equal(runRecord(runs.onnx)?.valEngine, 'onnx');
   assert.equal(runRecord(runs.tfjs)?.valEngine, 'tfjs');
+  assert.ok(Array.isArray(runRecord(runs.onnx)?.backendsSkipped), 'the run record keeps the skipped backends');
 });
