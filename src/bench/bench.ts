@@ -4,7 +4,10 @@
 // roofline, and peak RSS. The comparison with the reference comes from the workbench's sidebyside.sh (both timed
 // in one run on one machine), not from figures kept here.
 //
-//   node dist/src/bench/bench.js [--quick] [--backend wasm|cpu] [--workers N] [--cases a,b] [--measure-images N] [--chunk-mb MB]
+//   node dist/src/bench/bench.js [--quick] [--backend wasm|cpu] [--engine tfjs|onnx] [--workers N] [--cases a,b]
+//        [--measure-images N] [--chunk-mb MB]
+// --engine onnx scores the score-* cases on ONNX Runtime (N worker threads with a 1-thread session each, or one
+// 2-thread session in process for -w1 / --workers 1); the other cases run on tfjs. Every record names its engine.
 //
 // Each case runs in its own child process (a fresh wasm heap each; peak RSS is that case's), the parent collects
 // the JSON lines. --cases takes case names or prefixes (score, train-sgr, encode, ...); matmul always runs (it is the roofline).
@@ -14,6 +17,7 @@
 import os from 'node:os';
 import { spawn } from 'node:child_process';
 import { selectBackend, type BackendChoice } from '../ops/backend.js';
+import type { EngineName } from '../runtime/engine.js';
 import { DEFAULT_CHUNK_MB } from '../ops/memoryGuard.js';
 import { setLogLevel } from '../util/log.js';
 import { moduleNames, moduleOf } from '../model/modules.js';
@@ -32,6 +36,8 @@ import {
 interface Args {
   quick: boolean;
   backend: BackendChoice;
+  /** engine of the score cases */
+  engine: EngineName;
   workers: number;
   cases: CaseName[] | null;
   measureImages: number;
@@ -46,7 +52,7 @@ interface Args {
 }
 
 const USAGE =
-  'usage: bench [--quick] [--backend wasm|cpu] [--workers N] [--cases a,b] [--measure-images N] [--chunk-mb MB]\n' +
+  'usage: bench [--quick] [--backend wasm|cpu] [--engine tfjs|onnx] [--workers N] [--cases a,b] [--measure-images N] [--chunk-mb MB]\n' +
   '       bench --profile CASE    (one training step or score block, stage by stage, forward and backward apart)\n' +
   `cases: ${ALL_CASES.join(', ')} (names or prefixes)\n`;
 
@@ -54,6 +60,7 @@ function parseArgs(argv: string[]): Args {
   const a: Args = {
     quick: false,
     backend: 'wasm',
+    engine: 'tfjs',
     workers: 2,
     cases: null,
     measureImages: 20,
@@ -76,6 +83,12 @@ function parseArgs(argv: string[]): Args {
       case '--backend':
         a.backend = value(i++, f) as BackendChoice;
         break;
+      case '--engine': {
+        const e = value(i++, f);
+        if (e !== 'tfjs' && e !== 'onnx') throw new Error(`--engine: expected tfjs or onnx, found ${e}\n${USAGE}`);
+        a.engine = e;
+        break;
+      }
       case '--workers': {
         const n = Number(value(i++, f));
         if (!Number.isInteger(n) || n < 1) throw new Error(`--workers: expected an integer >= 1, found ${argv[i]}`);
@@ -218,6 +231,7 @@ function table(records: BenchRecord[], totalS: number, backend: string): string 
 /** Run one case in a fresh child process (own wasm heap: a case that exhausts or aborts it cannot spoil the next). */
 function runChild(name: CaseName, a: Args, roofline: number | null): Promise<BenchRecord> {
   const args = [process.argv[1], '--child', name, '--backend', String(a.backend), '--workers', String(a.workers)];
+  args.push('--engine', a.engine);
   args.push('--measure-images', String(a.measureImages), '--chunk-mb', String(a.chunkMb));
   if (a.quick) args.push('--quick');
   if (a.profile && name !== 'matmul') args.push('--profile', name);
@@ -252,6 +266,7 @@ async function main(): Promise<void> {
     const info = await selectBackend(a.backend);
     const ctx: BenchContext = {
       backend: info.name,
+      engine: a.engine,
       workers: a.workers,
       rooflineGflops: a.roofline,
       measureImages: a.measureImages,
@@ -265,12 +280,14 @@ async function main(): Promise<void> {
       rec = { case: a.child, backend: ctx.backend, error: (e as Error).message.split('\n')[0], ...memoryFields() };
       process.exitCode = 1;
     }
+    // the engine that ran the case: the score cases take --engine, the others always run on tfjs
+    rec = { case: rec.case, engine: a.child.startsWith('score-') ? a.engine : 'tfjs', ...rec };
     process.stdout.write(JSON.stringify(rec) + '\n');
     return;
   }
   const cases = plan(a);
   process.stderr.write(
-    `[bench] backend ${a.backend}, workers ${a.workers}${a.quick ? ', quick' : ''}: ${cases.join(', ')} (one child process per case)\n`,
+    `[bench] backend ${a.backend}, score engine ${a.engine}, workers ${a.workers}${a.quick ? ', quick' : ''}: ${cases.join(', ')} (one child process per case)\n`,
   );
   const t0 = performance.now();
   const records: BenchRecord[] = [];
@@ -290,8 +307,14 @@ async function main(): Promise<void> {
   }
   const totalS = (performance.now() - t0) / 1000;
   process.stdout.write(
-    JSON.stringify({ summary: true, backend, cases: records.length, failed, total_s: Number(totalS.toFixed(1)) }) +
-      '\n',
+    JSON.stringify({
+      summary: true,
+      backend,
+      engine: a.engine,
+      cases: records.length,
+      failed,
+      total_s: Number(totalS.toFixed(1)),
+    }) + '\n',
   );
   process.stderr.write('\n' + table(records, totalS, backend) + '\n');
   if (failed) process.exitCode = 1;

@@ -4,11 +4,13 @@
 // any subset and order; worker pools are always closed (finally), so the process exits by itself.
 import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
-import { defaultModelConfig } from '../model/config.js';
+import { defaultModelConfig, type ModelConfig } from '../model/config.js';
+import { resolveEngine, type EngineName } from '../runtime/engine.js';
+import { openEvalEngine } from '../runtime/evalEngine.js';
 import { ParamRegistry } from '../model/params.js';
 import { Weights } from '../model/weights.js';
 import { createScorer, type Scorer } from '../runtime/scorePool.js';
-import { encodeCaptionTokens, encodeImages, type EncodedCaptions } from '../runtime/encode.js';
+import { encodeCaptionTokens, encodeImages, type EncodedCaptions, type EncodedImages } from '../runtime/encode.js';
 import { trainStep } from '../train/step.js';
 import { StepPartner } from '../runtime/stepPartner.js';
 import { oneThreadEngine } from '../runtime/stepEngine.js';
@@ -34,6 +36,8 @@ export type BenchRecord = Record<string, string | number | boolean | null>;
 
 export interface BenchContext {
   backend: string;
+  /** engine of the score cases (tfjs or onnx) */
+  engine: EngineName;
   workers: number;
   /** plain 2-D matMul GFLOP/s of this run (null until the matmul case ran) */
   rooflineGflops: number | null;
@@ -137,6 +141,24 @@ export interface ScoreCaseOptions {
   measure?: number;
 }
 
+/** The engine's scorer: tfjs's createScorer, or onnx's (a pool of 1-thread sessions, or one 2-thread session). */
+async function openScorer(
+  ctx: BenchContext,
+  reg: ParamRegistry,
+  c: ModelConfig,
+  workers: number,
+  img: EncodedImages,
+  cap: EncodedCaptions,
+): Promise<Scorer> {
+  if (ctx.engine === 'tfjs') return createScorer({ workers, backend: ctx.backend, reg, config: c, img, cap });
+  const eng = await openEvalEngine(await resolveEngine('onnx', c.module), reg, c, ctx.backend);
+  try {
+    return await eng.scorer({ workers, img, cap });
+  } finally {
+    await eng.close();
+  }
+}
+
 /** Scores of an nImg × nCap block (or its first `measure` images, extrapolated). */
 export async function scoreCase(ctx: BenchContext, name: string, o: ScoreCaseOptions): Promise<BenchRecord> {
   const c = defaultModelConfig({ module: o.module, vocabSize: VOCAB });
@@ -148,7 +170,7 @@ export async function scoreCase(ctx: BenchContext, name: string, o: ScoreCaseOpt
   let scorer: Scorer | null = null;
   try {
     const t0 = now();
-    scorer = await createScorer({ workers: o.workers, backend: ctx.backend, reg, config: c, img, cap });
+    scorer = await openScorer(ctx, reg, c, o.workers, img, cap);
     const startup = now() - t0;
     // Warm-up (kernel set-up, first allocations) on a small corner, not timed.
     const t1 = now();
@@ -171,6 +193,7 @@ export async function scoreCase(ctx: BenchContext, name: string, o: ScoreCaseOpt
     const totalPairs = o.nImg * o.nCap;
     const rec: BenchRecord = {
       case: name,
+      engine: ctx.engine,
       backend: ctx.backend,
       module: o.module,
       shape: `${o.nImg}x${o.nCap}`,

@@ -2,7 +2,8 @@
 // split, as the reference's evalrank, with correctly labelled COCO-1K means.
 //
 //   vsl eval --model FILE [--data-path DIR] [--vocab-path DIR] [--data-name NAME] [--split test|testall|dev]
-//            [--fold5] [--fold-images N] [--save-sims FILE.npy] [--workers N] [--backend auto|wasm|cpu|...] [--json]
+//            [--fold5] [--fold-images N] [--save-sims FILE.npy] [--workers N] [--engine auto|onnx|tfjs]
+//            [--backend auto|wasm|cpu|...] [--json]
 //
 // stdout: a table (or one JSON object with --json); logs and progress go to stderr.
 // --save-sims writes the float32 score matrix as .npy: shape (images, captions), rows = images, caption c
@@ -21,6 +22,7 @@ import { z } from 'zod';
 import { VslError } from '../util/errors.js';
 import { writeNpy } from '../io/npyWrite.js';
 import type { BackendChoice } from '../ops/backend.js';
+import { parseEngine } from '../runtime/engine.js';
 import { EvalStopped, evaluateModel, outputOf, type EvaluateModelOutput } from '../eval/evaluate.js';
 import { mergedSplit, mergeParts, writePart } from '../eval/parts.js';
 import { releaseBlocks, scoreSplit } from '../eval/scoreSplit.js';
@@ -50,6 +52,8 @@ export interface EvalCliOptions {
   report?: string;
   workers?: string;
   backend?: string;
+  /** auto (onnx where it loads), onnx or tfjs */
+  engine?: string;
   json?: boolean;
   /** Score only shard "i/n" (with --out). */
   shard?: string;
@@ -91,6 +95,7 @@ function evalJson(r: EvaluateModelOutput, savedSims?: string) {
     result: resultToJson(r.result),
     sims: { shape: r.simsShape, ...(savedSims ? { file: savedSims } : {}) },
     workers: r.workers,
+    engine: r.engine,
     backend: r.backend,
     seconds: r.seconds,
     pairsPerSecond: r.pairsPerSecond,
@@ -163,6 +168,7 @@ export async function runEval(o: EvalCliOptions): Promise<string> {
     foldImages: o.foldImages !== undefined ? parseIntOption('--fold-images', o.foldImages, 1) : undefined,
     workers: o.workers !== undefined ? parseIntOption('--workers', o.workers, 1) : undefined,
     backend: (o.backend ?? 'auto') as BackendChoice,
+    engine: parseEngine(o.engine),
     workDir: o.workDir ?? (o.out ? workDirBeside(o.out) : o.saveSims ? workDirBeside(o.saveSims) : undefined),
     shouldStop: o.signals ? () => (stop ??= new StopOnSignal()).requested !== null : undefined,
   };
@@ -177,6 +183,7 @@ export async function runEval(o: EvalCliOptions): Promise<string> {
         part: files.npy,
         manifest: files.manifest,
         shard,
+        engine: s.engine,
         rows: s.rows,
         shape: s.shape,
         blocks: s.blocks,
@@ -218,6 +225,7 @@ const EvalConfigSchema = z
     report: z.string(),
     workers: z.union([z.number().int(), z.string()]).transform(String),
     backend: z.string(),
+    engine: z.string(),
     json: z.boolean(),
     shard: z.string(),
     out: z.string(),
@@ -270,9 +278,14 @@ export function register(program: Command): void {
     .option('--report <file.html>', 'also write an HTML report: recall table, rank distributions, example queries')
     .option(
       '--workers <n>',
-      'score worker threads (default: min(2, cores) on wasm/cpu, 1 on tensorflow); 1 = in-process',
+      'score worker threads (default: onnx: 2 for large work, else 1 in process on 2 threads; tfjs: min(2, cores) on wasm/cpu, 1 on tensorflow); 1 = in-process',
     )
-    .option('--backend <name>', 'auto, tensorflow-gpu, tensorflow, wasm or cpu', 'auto')
+    .option('--backend <name>', 'tfjs backend: auto, tensorflow-gpu, tensorflow, wasm or cpu', 'auto')
+    .option(
+      '--engine <name>',
+      'scoring engine: auto (onnx where onnxruntime-node loads and the module has a graph, else tfjs), onnx or tfjs',
+      'auto',
+    )
     .option('--json', 'print one JSON object instead of a table', false)
     .option('--shard <i/n>', 'score image rows [floor(i*N/n), floor((i+1)*N/n)) only, into --out (0 <= i < n)')
     .option('--out <part.npy>', 'write the rows as a part: PART.npy (float32 rows) + PART.json (manifest)')

@@ -2,7 +2,8 @@
 // through the same i2t / t2i (per fold for COCO-1K).
 //
 //   vsl eval-overall --sgr FILE --saf FILE [--data-path DIR] [--vocab-path DIR] [--data-name NAME]
-//                    [--split S] [--fold5] [--fold-images N] [--workers N] [--backend B] [--save-sims F] [--json]
+//                    [--split S] [--fold5] [--fold-images N] [--workers N] [--engine E] [--backend B] [--save-sims F]
+//                    [--json]
 //       Each model is loaded and encodes the split with ITS OWN weights and vocabulary (the reference's
 //       eval_overall.py loads the SGR checkpoint into the SAF model and crashes, and its fold5=False path does
 //       not subsample the images; neither happens here).
@@ -16,6 +17,7 @@ import { log } from '../util/log.js';
 import { readNpy } from '../io/npyRead.js';
 import { openSplit } from '../data/precomp.js';
 import type { BackendChoice } from '../ops/backend.js';
+import { parseEngine } from '../runtime/engine.js';
 import { averageScores, DEV_MAX_CAPTIONS, evaluateModel, evaluateScores, FOLDS } from '../eval/evaluate.js';
 import type { EvalResult } from '../eval/metrics.js';
 import { foldsToJson, formatFolds, formatTable, resultToJson } from '../eval/report.js';
@@ -163,6 +165,7 @@ export async function runEvalOverall(o: EvalOverallCliOptions): Promise<string> 
     foldImages: o.foldImages !== undefined ? parseIntOption('--fold-images', o.foldImages, 1) : undefined,
     workers: o.workers !== undefined ? parseIntOption('--workers', o.workers, 1) : undefined,
     backend: (o.backend ?? 'auto') as BackendChoice,
+    engine: parseEngine(o.engine),
     progress: o.progress ?? false,
   };
   const outs = [];
@@ -192,6 +195,7 @@ export async function runEvalOverall(o: EvalOverallCliOptions): Promise<string> 
     dataName: a.dataName,
     nImages: a.nImages,
     nCaptions: a.nCaptions,
+    engine: a.engine === b.engine ? a.engine : `${a.engine}+${b.engine}`,
   });
 }
 
@@ -220,7 +224,8 @@ export function register(program: Command): void {
     .option('--fold-images <n>', 'images per fold with --fold5', '1000')
     .option('--save-sims <file.npy>', 'write the float32 ensemble score matrix')
     .option('--workers <n>', 'score worker threads (default: min(2, cores) on wasm/cpu)')
-    .option('--backend <name>', 'auto, tensorflow-gpu, tensorflow, wasm or cpu', 'auto')
+    .option('--backend <name>', 'tfjs backend: auto, tensorflow-gpu, tensorflow, wasm or cpu', 'auto')
+    .option('--engine <name>', 'scoring engine: auto (onnx where it loads), onnx or tfjs', 'auto')
     .option('--json', 'print one JSON object instead of tables', false)
     .action(async (o: EvalOverallCliOptions) => {
       process.stdout.write(await runEvalOverall({ ...o, progress: true }));

@@ -1,6 +1,7 @@
 // The `vsl` command line: a thin layer that parses options and calls into data / model / train / eval.
 import { Command, CommanderError, Option } from 'commander';
 import { VslError } from '../util/errors.js';
+import { ONNX_DEVICES, setOnnxDevice, type OnnxDevice } from '../runtime/onnx/device.js';
 import { configureLog, defaultLogFormat, LOG_FORMATS, type LogFormat } from '../util/log.js';
 // Each subcommand lives in its own module and exports `register(program)`.
 // (register-commands: keep one import per line so that parallel edits do not collide)
@@ -27,10 +28,17 @@ export function buildProgram(): Command {
         'stderr logs: json lines, or pretty lines (default: pretty on a terminal)',
       ).choices(LOG_FORMATS),
     )
+    .addOption(
+      new Option(
+        '--device <device>',
+        "the onnx engine's ONNX Runtime execution provider: cpu, or cuda (onnxruntime-node installed with CUDA: README)",
+      ).choices(ONNX_DEVICES),
+    )
     .showHelpAfterError()
     .hook('preAction', (cmd) => {
       const o = cmd.opts();
       configureLog(String(o.logLevel), (o.logFormat as LogFormat | undefined) ?? defaultLogFormat());
+      if (o.device) setOnnxDevice(o.device as OnnxDevice);
     });
   // register-calls
   registerEval(program);

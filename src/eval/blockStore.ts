@@ -17,6 +17,9 @@ import type { Block } from './shards.js';
 const WORK_FORMAT = 'vsl-eval-work';
 const MANIFEST = 'manifest.json';
 
+/** Identity fields added after the first work directories were written: their value in those (tfjs only then). */
+const ADDED_LATER: Identity = { engine: 'tfjs' };
+
 /** What a work directory's blocks are scores of: flat `field: value` pairs, compared one by one. */
 export type Identity = Record<string, string | number | boolean | null>;
 
@@ -48,11 +51,12 @@ export class BlockStore {
         throw new VslError(`${file}: format: expected "${WORK_FORMAT}", found ${JSON.stringify(found.format)}`);
       const ids: Record<string, unknown> = isObject(found.identity) ? found.identity : {};
       for (const [k, want] of Object.entries(identity)) {
-        const got = ids[k];
+        const got = k in ids ? ids[k] : ADDED_LATER[k];
         if (got !== want) {
           throw new VslError(
             `${file}: ${k}: expected ${JSON.stringify(want)} (this evaluation), found ${JSON.stringify(got)}; ` +
-              `the directory holds blocks of another evaluation: remove it to start over, or pass another --work-dir`,
+              `the directory holds blocks of another evaluation: remove it to start over, or pass another --work-dir` +
+              (k === 'engine' ? ` (or continue it with --engine ${String(got)})` : ''),
           );
         }
       }

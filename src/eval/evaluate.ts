@@ -51,6 +51,8 @@ export interface EvaluateModelOutput {
   result: EvalResult;
   folds?: EvalResult[];
   workers: number;
+  /** onnx, tfjs (or onnx+tfjs for merged parts of both) */
+  engine: string;
   backend: string;
   seconds: { encode: number; score: number };
   pairsPerSecond: number;
@@ -182,6 +184,7 @@ export function outputOf(s: ScoredSplit, extra: { pairs: number }): EvaluateMode
     result,
     ...(folds ? { folds } : {}),
     workers: s.workers,
+    engine: s.engine,
     backend: s.backend,
     seconds: s.seconds,
     pairsPerSecond: extra.pairs / Math.max(1e-9, s.seconds.score),

@@ -1,5 +1,5 @@
 // Parts of a score matrix, one per shard: the rows as a float32 .npy and a JSON manifest beside it (what was
-// scored: model file hash, data, split, protocol, rows; how: backend, vsl version, workers, time). `merge`
+// scored: model file hash, data, split, protocol, rows; how: engine, backend, vsl version, workers, time). `merge`
 // checks that the parts belong together and cover every row exactly once, then assembles the matrix; every
 // refusal names the part and the field.
 import fs from 'node:fs';
@@ -25,6 +25,8 @@ const PartManifestSchema = z
     format: z.literal(PART_FORMAT),
     version: z.literal(1),
     vsl: z.string(),
+    /** absent in parts written before the onnx engine: those are tfjs */
+    engine: z.enum(['onnx', 'tfjs']).optional(),
     backend: z.string(),
     model: z
       .object({ file: z.string(), sha256: hex64, module: z.string(), source: z.string(), epoch: z.number() })
@@ -81,6 +83,7 @@ export function writePart(out: string, s: ScoredSplit, shard: Shard): { npy: str
     format: PART_FORMAT,
     version: 1,
     vsl: vslVersion(),
+    engine: s.engine as 'onnx' | 'tfjs',
     backend: s.backend,
     model: { file: s.modelPath, sha256: s.modelSha256, module: s.module, source: s.source, epoch: s.epoch },
     data: {
@@ -171,7 +174,10 @@ export function mergeParts(names: readonly string[]): MergedParts {
       if (got !== want)
         throw badInput(p.file, field, `${JSON.stringify(want)} (as in ${ref.file})`, JSON.stringify(got));
     }
+    // parts of different engines merge (the scores agree to float rounding, ~1e-6), with this warning, and the
+    // merged output names every engine (docs/onnx-engine.md)
     for (const [field, get] of [
+      ['engine', (m: PartManifest) => m.engine ?? 'tfjs'],
       ['backend', (m: PartManifest) => m.backend],
       ['vsl', (m: PartManifest) => m.vsl],
     ] as const) {
@@ -259,6 +265,7 @@ export function mergedSplit(mp: MergedParts): ScoredSplit {
     imageBlock: m.protocol.imageBlock,
     captionBlock: m.protocol.captionBlock,
     workers: m.run.workers,
+    engine: [...new Set(mp.manifests.map((x) => x.engine ?? 'tfjs'))].sort().join('+'),
     backend: m.backend,
     seconds: { encode: sum((x) => x.run.seconds.encode), score: sum((x) => x.run.seconds.score) },
     pairsScored: sum((x) => x.run.pairsScored),

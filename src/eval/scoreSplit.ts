@@ -6,6 +6,8 @@
 // every caption the rows meet is encoded (all of them: an encoding batch mixes captions of every fold).
 // Finished blocks go to a work directory (blockStore.ts): `workDir`, else a cache folder named after what is
 // evaluated, so the same command run again finds them; it is removed once the rows are complete.
+// Encoding and scoring run on the engine (runtime/engine.ts: onnx where it loads, else tfjs), which is part of
+// what the work directory's blocks are scores of.
 import crypto from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,11 +16,11 @@ import { log } from '../util/log.js';
 import { sha256File } from '../util/atomicFile.js';
 import { vslVersion } from '../util/version.js';
 import { selectBackend, type BackendChoice } from '../ops/backend.js';
-import { createScorer, defaultWorkers } from '../runtime/scorePool.js';
+import { logEngine, resolveEngine, type EngineChoice } from '../runtime/engine.js';
+import { openEvalEngine } from '../runtime/evalEngine.js';
 import { openSplit, type PrecompSplit } from '../data/precomp.js';
 import { encodeCaption, loadVocab, type Vocab } from '../data/vocab.js';
-import { Weights } from '../model/weights.js';
-import { encodeCaptionTokens, encodeImages, type EncodedCaptions, type EncodedImages } from '../runtime/encode.js';
+import type { EncodedCaptions, EncodedImages } from '../runtime/encode.js';
 import { CAPS_PER_IMAGE } from './metrics.js';
 import { buildModel, readModelFile, type LoadedModel, type ModelFile, type ModelSource } from './loadModel.js';
 import { DEFAULT_CAPTION_BLOCK, DEFAULT_IMAGE_BLOCK } from '../runtime/scoreMatrix.js';
@@ -55,6 +57,8 @@ export interface ScoreSplitOptions {
   foldImages?: number;
   /** Score workers (default: defaultWorkers(backend)); 1 = in-process. */
   workers?: number;
+  /** Scoring engine (default auto: onnx where it loads, else tfjs; engine.ts). */
+  engine?: EngineChoice;
   /** Backend choice (default auto; a backend already selected in this process is kept). */
   backend?: BackendChoice;
   imageBlock?: number;
@@ -90,6 +94,8 @@ export interface ScoredSplit {
   imageBlock: number;
   captionBlock: number;
   workers: number;
+  /** onnx or tfjs */
+  engine: string;
   backend: string;
   seconds: { encode: number; score: number };
   /** Pairs this run scored (blocks taken from the work directory not counted). */
@@ -183,12 +189,13 @@ export async function scoreSplit(o: ScoreSplitOptions): Promise<ScoredSplit> {
   const { model, dataName, dataPath, vocabFile, vocab } = await loadModelAndVocab(o);
   const c = model.config;
   const split = openEvalSplit(dataPath, dataName, o.split, c.imgDim, o.modelPath);
-  const workers = o.workers ?? defaultWorkers(backend.name);
-  if (!Number.isSafeInteger(workers) || workers < 1)
-    throw new VslError(`--workers: expected an integer >= 1, found ${workers}`);
+  if (o.workers !== undefined && (!Number.isSafeInteger(o.workers) || o.workers < 1))
+    throw new VslError(`--workers: expected an integer >= 1, found ${o.workers}`);
+  const engine = await resolveEngine(o.engine ?? 'auto', c.module);
   const imageBlock = o.imageBlock ?? DEFAULT_IMAGE_BLOCK;
   const captionBlock = o.captionBlock ?? DEFAULT_CAPTION_BLOCK;
   const t0 = performance.now();
+  let t1: number;
   try {
     const layout = layoutOf(split, o.split, dataName, o.fold5, o.foldImages ?? 1000);
     const nImg = layout.nImages;
@@ -209,7 +216,8 @@ export async function scoreSplit(o: ScoreSplitOptions): Promise<ScoredSplit> {
       'protocol.captionBlock': captionBlock,
       'matrix.rows': nImg,
       'matrix.rowLength': L,
-      backend: backend.name,
+      engine: engine.name,
+      backend: engine.name === 'onnx' ? `onnxruntime-node ${engine.version}` : backend.name,
       vsl: vslVersion(),
     };
     const workDir = o.workDir === null ? null : (o.workDir ?? defaultWorkDir(identity, rows));
@@ -236,33 +244,25 @@ export async function scoreSplit(o: ScoreSplitOptions): Promise<ScoredSplit> {
         (rows[0] !== 0 || rows[1] !== nImg ? `; rows [${rows[0]}, ${rows[1]})` : '') +
         (workDir ? `; finished blocks kept in ${workDir}` : ''),
     );
-    const w = Weights.of(model.reg);
+    const eng = await openEvalEngine(engine, model.reg, c, backend.name, o.modelPath);
     let img: EncodedImages | undefined;
     let cap: EncodedCaptions | undefined;
+    let scorer;
     try {
-      img = encodeImages(w, c, e1 - e0, readRows, IMAGE_ENCODE_BATCH);
-      cap = encodeCaptionTokens(
-        w,
-        c,
+      const pairs = blocks.reduce((n, b) => n + (b.rows[1] - b.rows[0]) * (b.captions[1] - b.captions[0]), 0);
+      const workers = o.workers ?? eng.defaultWorkers(pairs);
+      logEngine(engine, eng.threadsText(workers), backend.name);
+      img = await eng.encodeImages(e1 - e0, readRows, IMAGE_ENCODE_BATCH);
+      cap = await eng.encodeCaptions(
         captions.map((t) => encodeCaption(vocab, t)),
         128,
       );
+      t1 = performance.now();
+      log().info(`encoded ${e1 - e0} images and ${nCap} captions in ${((t1 - t0) / 1000).toFixed(1)} s`);
+      scorer = await eng.scorer({ workers, img, cap, imageBlock, captionBlock });
     } finally {
-      w.dispose();
+      await eng.close();
     }
-    const t1 = performance.now();
-    log().info(`encoded ${e1 - e0} images and ${nCap} captions in ${((t1 - t0) / 1000).toFixed(1)} s`);
-
-    const scorer = await createScorer({
-      workers,
-      backend: backend.name,
-      reg: model.reg,
-      config: c,
-      img,
-      cap,
-      imageBlock,
-      captionBlock,
-    });
     // A worker pool holds shared-memory copies: drop ours so that only one copy stays alive.
     img = undefined;
     cap = undefined;
@@ -317,6 +317,7 @@ export async function scoreSplit(o: ScoreSplitOptions): Promise<ScoredSplit> {
       imageBlock,
       captionBlock,
       workers: scorer.workers,
+      engine: engine.name,
       backend: backend.name,
       seconds: { encode: (t1 - t0) / 1000, score: (t2 - t1) / 1000 },
       pairsScored: run.pairsScored,

@@ -79,10 +79,10 @@ export async function selectBackend(choice: BackendChoice = 'auto'): Promise<Bac
         guardAllocations();
       }
       active = { name, tfName: tf.getBackend(), skipped };
-      log().info(
-        { backend: name, skipped: skipped.map((s) => `${s.name}: ${s.why}`) },
-        `backend ${name}` + (skipped.length ? ` (skipped ${skipped.map((s) => s.name).join(', ')})` : ''),
-      );
+      // one short line at a terminal; the skipped backends' reasons go to debug (and the JSON log at that level)
+      log().info(`backend ${name}` + (skipped.length ? ` (skipped ${skipped.map((s) => s.name).join(', ')})` : ''));
+      if (skipped.length)
+        log().debug({ backend: name, skipped: skipped.map((s) => `${s.name}: ${s.why}`) }, 'skipped backends');
       return active;
     }
     skipped.push({ name, why });

@@ -1,5 +1,5 @@
 // The one interface between retrieval (vsl query, vsl serve) and the engine that computes scores, so that an
-// engine plugs in by one file: the tfjs engine today (tfjsScorer.ts), an ONNX Runtime one later. A scorer is
+// engine plugs in by one file: tfjs (tfjsScorer.ts) and ONNX Runtime (onnxScorer.ts). A scorer is
 // opened on a model and the split's image side (from an index or just encoded) and answers both directions;
 // engines.ts maps --engine names to the factories.
 import type { LoadedModel } from '../eval/loadModel.js';

@@ -18,6 +18,7 @@ import { TrainData } from './batches.js';
 import type { TrainOptions } from './options.js';
 import { NonFiniteLossError, trainStep } from './step.js';
 import { trainProgress } from './progress.js';
+import { onnxDefaultWorkers, engineLine, resolveEngine } from '../runtime/engine.js';
 import { cores, defaultValThreads, loggedValidation, validate, weightsDigest } from './validate.js';
 import { initOrResume, keepAsBest, openRun, runOptions, StopOnSignal, writeCheckpoint } from './run.js';
 import { refreshRunReport } from '../report/runReport.js';
@@ -66,6 +67,8 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
   let last: EvalResult | null = null;
   // A validation already in metrics.jsonl for the same weights (a run resumed from a checkpoint older than its
   // last validations retrains to the same weights) is taken from there, not computed and logged again.
+  const valEngine = await resolveEngine(o.valEngine, run.config.module, '--val-engine');
+  log().info(`validation ${engineLine(valEngine, undefined, backend)}`);
   const runValidation = async (epoch: number, where: string): Promise<EvalResult> => {
     const t0 = performance.now();
     const weights = await weightsDigest(reg);
@@ -87,6 +90,7 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
     }
     const threads =
       o.valWorkers ??
+      (valEngine.name === 'onnx' ? onnxDefaultWorkers(run.dev.nImages * run.dev.nCaptions) : undefined) ??
       defaultValThreads({
         backend,
         config: run.config,
@@ -95,7 +99,7 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
         freeBytes: os.freemem(),
         cores: cores(),
       });
-    const result = await validate(reg, run.config, run.dev, devTokens, { threads, backend });
+    const result = await validate(reg, run.config, run.dev, devTokens, { threads, backend, engine: valEngine });
     last = result;
     logValidation(run.runLog, run.metricsFile, { ...at, seconds: (performance.now() - t0) / 1000, threads }, result);
     await refreshRunReport(run.dir);
@@ -107,7 +111,17 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
   const chunkBytes = o.chunkMb * 2 ** 20;
   const { engine, close: closeEngine } = await startStepEngine({ threads, backend, config: run.config, chunkBytes });
   log().info({ threads }, `training step on ${threads} thread${threads > 1 ? 's' : ''}`);
-  const record = { backend, threads, train: run.train.nCaptions, dev: run.dev.nCaptions, options: runOptions(o, run) };
+  const record = {
+    backend,
+    // why the backends before it were skipped (the terminal's backend line names them only)
+    backendsSkipped: activeBackend()!.skipped.map((k) => `${k.name}: ${k.why}`),
+    threads,
+    valEngine: valEngine.name,
+    ...(valEngine.fallback ? { valEngineFallback: valEngine.fallback } : {}),
+    train: run.train.nCaptions,
+    dev: run.dev.nCaptions,
+    options: runOptions(o, run),
+  };
   run.runLog.info(record, 'run');
   try {
     for (let epoch = s.epoch; epoch < o.numEpochs; epoch++) {

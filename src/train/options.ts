@@ -74,6 +74,11 @@ const TRAIN_OPTIONS = {
     '--val-workers <n>',
     'threads that score a validation: 1 = the main thread alone, n = it and n-1 score workers; default: as many as fit the 4 GiB bound beside the memory the training step holds, up to the cores (1 for small dev splits)',
   ),
+  valEngine: opt(
+    z.enum(['auto', 'onnx', 'tfjs']).default('auto'),
+    '--val-engine <name>',
+    'engine that scores a validation: auto (onnx where onnxruntime-node loads and the module has a graph, else tfjs), onnx or tfjs; the weights go to ONNX Runtime in memory at each validation, training stays on tfjs',
+  ),
   maxDevCaptions: opt(
     z.number().int().min(5).default(5000),
     '--max-dev-captions <n>',

@@ -2,7 +2,8 @@
 // caption, R@1/5/10 both ways and rsum. The scores are computed on `threads` threads: the main thread takes the
 // first image blocks and N-1 score workers (runtime/scorePool.ts) the rest, side by side; the main thread's heap
 // has grown for the training step already, so only the workers' heaps are new. The workers live for one
-// validation (the weights change between two).
+// validation (the weights change between two). On the onnx engine (--val-engine) the weights as they are now are
+// exported to ONNX Runtime in memory (no file) at each validation, and encoding and scoring run there.
 import crypto from 'node:crypto';
 import os from 'node:os';
 import type { ModelConfig } from '../model/config.js';
@@ -13,6 +14,8 @@ import { GiB } from '../ops/memoryGuard.js';
 import { ScorePool, shardRanges } from '../runtime/scorePool.js';
 import { encodeCaptionTokens, encodeImages, type EncodedCaptions, type EncodedImages } from '../runtime/encode.js';
 import { DEFAULT_CAPTION_BLOCK, DEFAULT_IMAGE_BLOCK, scoreMatrix } from '../runtime/scoreMatrix.js';
+import type { EngineInfo } from '../runtime/engine.js';
+import { openEvalEngine } from '../runtime/evalEngine.js';
 import { combine, evaluate, type EvalResult, type RecallMetrics } from '../eval/metrics.js';
 import type { PrecompSplit } from '../data/precomp.js';
 
@@ -58,8 +61,9 @@ export async function validate(
   c: ModelConfig,
   dev: PrecompSplit,
   tokens: Int32Array[],
-  o: { threads: number; backend: string } = { threads: 1, backend: 'cpu' },
+  o: { threads: number; backend: string; engine?: EngineInfo } = { threads: 1, backend: 'cpu' },
 ): Promise<EvalResult> {
+  if (o.engine?.name === 'onnx') return validateOnOnnx(reg, c, dev, tokens, { ...o, engine: o.engine });
   const w = Weights.of(reg);
   try {
     const img = encodeImages(w, c, dev.nImages, (s, e) => dev.images.readRows(s, e));
@@ -67,6 +71,30 @@ export async function validate(
     return evaluate(await scoreOnThreads(reg, w, c, img, cap, o), dev.nImages, dev.nCaptions);
   } finally {
     w.dispose();
+  }
+}
+
+/** The weights as they are now, exported to ONNX Runtime in memory: encode and score there. */
+async function validateOnOnnx(
+  reg: ParamRegistry,
+  c: ModelConfig,
+  dev: PrecompSplit,
+  tokens: Int32Array[],
+  o: { threads: number; backend: string; engine: EngineInfo },
+): Promise<EvalResult> {
+  const eng = await openEvalEngine(o.engine, reg, c, o.backend, 'the weights being trained');
+  let scorer;
+  try {
+    const img = await eng.encodeImages(dev.nImages, (s, e) => dev.images.readRows(s, e), 100);
+    const cap = await eng.encodeCaptions(tokens);
+    scorer = await eng.scorer({ workers: o.threads, img, cap });
+  } finally {
+    await eng.close();
+  }
+  try {
+    return evaluate(await scorer.score([0, dev.nImages], [0, tokens.length]), dev.nImages, dev.nCaptions);
+  } finally {
+    await scorer.close();
   }
 }
 

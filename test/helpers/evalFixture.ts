@@ -63,12 +63,12 @@ export interface VslRun {
 const childEnv = (cache: string) => ({ ...process.env, CI: 'true', XDG_CACHE_HOME: cache });
 
 /** `node bin/vsl <args>` in `cwd` (synchronously); the cache folder is kept inside the test's directory. */
-export function vslSync(cwd: string, args: string[], logLevel = 'warn'): VslRun {
+export function vslSync(cwd: string, args: string[], logLevel = 'warn', env: Record<string, string> = {}): VslRun {
   const r = spawnSync(process.execPath, [BIN, '--log-level', logLevel, ...args], {
     cwd,
     encoding: 'utf8',
     timeout: 120_000,
-    env: childEnv(path.join(cwd, '.cache')),
+    env: { ...childEnv(path.join(cwd, '.cache')), ...env },
   });
   return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
 }

@@ -8,7 +8,16 @@ import path from 'node:path';
 import { defaultModelConfig } from '../../src/model/config.js';
 import { GiB } from '../../src/ops/memoryGuard.js';
 import { defaultValThreads, loggedValidation } from '../../src/train/validate.js';
-import { makeData, readMetrics, rmrf, runVsl, tempDir, TINY_MODEL, trainRun } from './trainHelpers.js';
+import {
+  makeData,
+  readMetrics,
+  rmrf,
+  runVsl,
+  tempDir,
+  TINY_MODEL,
+  trainRun,
+  type ValidationRecord,
+} from './trainHelpers.js';
 
 let tmp = '';
 let dataPath = '';
@@ -106,4 +115,34 @@ test('default validation threads: what fits the 4 GiB bound beside the training 
   assert.equal(defaultValThreads({ ...base, rssBytes: 1e9, freeBytes: 1 * GiB }), 1);
   assert.equal(defaultValThreads({ ...base, rssBytes: 1e9, pairs: 5e4 }), 1); // the demo's dev split
   assert.equal(defaultValThreads({ ...base, rssBytes: 1e9, backend: 'tensorflow' }), 1);
+});
+
+test('--val-engine onnx (the weights exported in memory at each validation) logs the dev figures of --val-engine tfjs', async () => {
+  const runs = { onnx: path.join(tmp, 'val-onnx'), tfjs: path.join(tmp, 'val-tfjs') };
+  const [a, b] = await Promise.all([
+    runVsl(args(runs.onnx, 2, ['--val-engine', 'onnx'])),
+    runVsl(args(runs.tfjs, 2, ['--val-engine', 'tfjs'])),
+  ]);
+  assert.equal(a.code, 0, a.stderr);
+  assert.equal(b.code, 0, b.stderr);
+  type Full = ValidationRecord & { weights: string; i2t: unknown; t2i: unknown };
+  const ma = readMetrics(path.join(runs.onnx, 'metrics.jsonl')) as Full[];
+  const mb = readMetrics(path.join(runs.tfjs, 'metrics.jsonl')) as Full[];
+  assert.equal(ma.length, 2);
+  ma.forEach((r, k) => {
+    assert.equal(r.weights, mb[k].weights, 'training stays on tfjs: the same weights at each validation');
+    assert.ok(Math.abs(r.rsum - mb[k].rsum) < 1e-6, `rsum ${r.rsum} (onnx) vs ${mb[k].rsum} (tfjs)`);
+    assert.deepEqual(r.i2t, mb[k].i2t);
+    assert.deepEqual(r.t2i, mb[k].t2i);
+  });
+  const runRecord = (dir: string) =>
+    fs
+      .readFileSync(path.join(dir, 'train.log'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { msg?: string; valEngine?: string; backendsSkipped?: unknown })
+      .find((r) => r.msg === 'run');
+  assert.equal(runRecord(runs.onnx)?.valEngine, 'onnx');
+  assert.equal(runRecord(runs.tfjs)?.valEngine, 'tfjs');
+  assert.ok(Array.isArray(runRecord(runs.onnx)?.backendsSkipped), 'the run record keeps the skipped backends');
 });

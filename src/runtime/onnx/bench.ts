@@ -1,8 +1,8 @@
 // Pairs per second of the ONNX score graph on a random-weight model at default dims (D 1024, S 256, img 2048),
 // on random unit-norm encodings: N images x M captions of 8-18 tokens, drawn (seeded) from the lengths the tfjs
 // bench and the reference workbench use (src/bench/figures.ts CAPTION_LENGTH_COUNTS, mean 13.5), or all of one
-// length (--length L); one configuration per run, one JSON line. Kept apart from src/bench (the tfjs cases)
-// until evaluation can choose its engine.
+// length (--length L); one configuration per run, one JSON line. `npm run bench -- --engine onnx` times the
+// configuration evaluation uses; this one tries the others (blocks, threads, padding) when tuning it.
 //
 //   node dist/src/runtime/onnx/bench.js --module SGR|SAF [--workers 0|N] [--threads T] [--images 100]
 //        [--captions 500] [--image-block 1] [--caption-block 500] [--padded] [--length L]

@@ -26,7 +26,7 @@ import {
 
 export const OPSET = 17;
 /** IR version 8 is the one that came with opset 17 (ONNX 1.12). */
-export const IR_VERSION = 8;
+const IR_VERSION = 8;
 
 export type ElemType = 'float32' | 'int32' | 'int64' | 'bool';
 /** A dimension: a fixed size, or the name of a dynamic one ('nImg'). */

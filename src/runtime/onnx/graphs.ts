@@ -1,5 +1,6 @@
 // The three inference graphs of a vsl model, assembled from the blocks (encoderGraph.ts, similarityGraph.ts,
-// reasoningGraph.ts) with their inputs and outputs named once here (the runner feeds and reads these names):
+// reasoningGraph.ts) with their inputs and outputs named here (the runner feeds and reads these names;
+// `vsl export --format onnx` reads them back from the graphs into its manifest):
 //   image:   images (nImg, 36, imgDim) float32 -> regions (nImg, 36, D), vGlobal (nImg, D)
 //   caption: ids (nCap, Lp) int32|int64, lengths (nCap) int32 -> words (nCap, Lp, D), tGlobal (nCap, D)
 //   score:   regions, vGlobal, words, tGlobal, lengths -> sims (nImg, nCap)
@@ -15,13 +16,6 @@ import { blockDims, globalVectors, localVectors, nodeMasks, similarityNodes } fr
 
 export type GraphName = 'image' | 'caption' | 'score';
 
-/** Input and output names of the three graphs. */
-export const IO = {
-  image: { inputs: ['images'], outputs: ['regions', 'vGlobal'] },
-  caption: { inputs: ['ids', 'lengths'], outputs: ['words', 'tGlobal'] },
-  score: { inputs: ['regions', 'vGlobal', 'words', 'tGlobal', 'lengths'], outputs: ['sims'] },
-} as const;
-
 export interface OnnxGraphs {
   config: ModelConfig;
   image: Uint8Array;
@@ -36,7 +30,7 @@ export interface ExportOptions {
 
 const doc = (w: HostWeights, graph: GraphName) => JSON.stringify({ producer: 'vsl', graph, config: w.config });
 
-export function imageGraph(w: HostWeights): Uint8Array {
+function imageGraph(w: HostWeights): Uint8Array {
   const b = new GraphBuilder('vsl_image');
   const { imgDim, embedSize: D } = w.config;
   const images = b.input('images', 'float32', ['nImg', REGIONS, imgDim]);
@@ -49,7 +43,7 @@ export function imageGraph(w: HostWeights): Uint8Array {
   return b.bytes(doc(w, 'image'));
 }
 
-export function captionGraph(w: HostWeights, o: ExportOptions = {}): Uint8Array {
+function captionGraph(w: HostWeights, o: ExportOptions = {}): Uint8Array {
   const b = new GraphBuilder('vsl_caption');
   const D = w.config.embedSize;
   const ids = b.input('ids', o.idType ?? 'int32', ['nCap', 'Lp']);
@@ -64,7 +58,7 @@ export function captionGraph(w: HostWeights, o: ExportOptions = {}): Uint8Array 
 }
 
 /** The score graph; the words must be zero past each caption's length (as the caption graph writes them). */
-export function scoreGraph(w: HostWeights): Uint8Array {
+function scoreGraph(w: HostWeights): Uint8Array {
   const b = new GraphBuilder('vsl_score');
   const D = w.config.embedSize;
   const regions = b.input('regions', 'float32', ['nImg', REGIONS, D]);

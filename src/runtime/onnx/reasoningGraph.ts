@@ -63,6 +63,9 @@ type ModuleGraph = (b: GraphBuilder, w: HostWeights, nodes: Value, masks: NodeMa
  */
 const MODULE_GRAPHS: Record<string, ModuleGraph> = { SGR: sgr, SAF: saf };
 
+/** Whether `moduleGraph(name)` has a graph (else the module scores on tfjs only). */
+export const hasModuleGraph = (name: string): boolean => Object.hasOwn(MODULE_GRAPHS, name);
+
 export function moduleGraph(name: string): ModuleGraph {
   const g = MODULE_GRAPHS[name];
   if (!g) throw new VslError(`no ONNX graph for similarity module ${name}: score it with --engine tfjs`);

@@ -68,7 +68,7 @@ const sharedF32 = (n: number) => new Float32Array(new SharedArrayBuffer(n * 4));
  * Caption blocks over `range`: at most `size` captions each, sorted by length (longest first); with `bucket`, a
  * block never mixes lengths.
  */
-export function onnxCaptionBlocks(lengths: Int32Array, range: Range, size: number, bucket: boolean): number[][] {
+function onnxCaptionBlocks(lengths: Int32Array, range: Range, size: number, bucket: boolean): number[][] {
   const idx: number[] = [];
   for (let c = range[0]; c < range[1]; c++) idx.push(c);
   idx.sort((a, b) => lengths[b] - lengths[a] || a - b);
@@ -93,7 +93,7 @@ export interface CaptionFeeds {
   lengths: ort.Tensor;
 }
 
-export function captionFeeds(cap: EncodedCaptions, D: number, block: number[]): CaptionFeeds {
+function captionFeeds(cap: EncodedCaptions, D: number, block: number[]): CaptionFeeds {
   const Lp = Math.max(...block.map((c) => cap.lengths[c]));
   const words = new Float32Array(block.length * Lp * D);
   const tg = new Float32Array(block.length * D);
@@ -147,12 +147,18 @@ export class OnnxModel {
     return OnnxModel.fromGraphs(exportGraphs(reg, config, o), o);
   }
 
-  /** Sessions for graph files written by saveGraphs (image.onnx, caption.onnx, score.onnx, config.json). */
+  /**
+   * Sessions for graph files: a folder of `vsl export --format onnx` (manifest.json holds the config) or of
+   * saveGraphs (config.json).
+   */
   static async fromDir(dir: string, o: OpenOptions = {}): Promise<OnnxModel> {
-    const cfgFile = path.join(dir, 'config.json');
+    const manifest = path.join(dir, 'manifest.json');
+    const cfgFile = fs.existsSync(manifest) ? manifest : path.join(dir, 'config.json');
     let config: ModelConfig;
     try {
-      config = JSON.parse(fs.readFileSync(cfgFile, 'utf8')) as ModelConfig;
+      const j = JSON.parse(fs.readFileSync(cfgFile, 'utf8')) as { model?: { config?: ModelConfig } } & ModelConfig;
+      config = cfgFile === manifest ? j.model!.config! : j;
+      if (typeof config?.embedSize !== 'number') throw new Error('no model config in it');
     } catch (e) {
       throw new VslError(`${cfgFile}: cannot read the model config: ${(e as Error).message.split('\n')[0]}`);
     }

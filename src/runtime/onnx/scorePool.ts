@@ -4,7 +4,8 @@
 // captionRange, onProgress), close()), so that evaluation can take either.
 //
 // Work is handed out as chunks of images (a few per worker and request, so that a worker slowed by another
-// process does not hold the others up); every chunk is scored against the whole caption range. The encodings go
+// process does not hold the others up), from one queue shared by the requests in flight (eval keeps one block per
+// worker in flight); every chunk is scored against the whole caption range. The encodings go
 // to the workers once, in shared memory. An error in a worker rejects the request with a VslError naming it.
 import { Worker } from 'node:worker_threads';
 import type { ModelConfig } from '../../model/config.js';
@@ -22,7 +23,7 @@ import type { FromOnnxWorker, OnnxWorkerInit, ToOnnxWorker } from './scoreWorker
 export type ProgressFn = (done: number, total: number) => void;
 
 /** What evaluation asks of a scorer (engine/scorePool.ts's Scorer). */
-export interface Scorer {
+interface Scorer {
   readonly workers: number;
   score(imageRange: Range, captionRange: Range, onProgress?: ProgressFn): Promise<Float32Array>;
   close(): Promise<void>;
@@ -43,6 +44,13 @@ export interface OnnxPoolOptions {
   chunkImages?: number;
 }
 
+interface Job {
+  imageRange: Range;
+  captionRange: Range;
+  resolve: (s: Float32Array) => void;
+  reject: (e: Error) => void;
+}
+
 interface Slot {
   index: number;
   worker: Worker;
@@ -61,6 +69,7 @@ function shared<T extends Float32Array | Int32Array>(a: T): T {
 export class OnnxScorePool implements Scorer {
   private nextId = 0;
   private closing = false;
+  private readonly queue: Job[] = [];
   private constructor(
     private readonly slots: Slot[],
     private readonly chunkImages: number | undefined,
@@ -141,12 +150,35 @@ export class OnnxScorePool implements Scorer {
     return pool;
   }
 
-  private run(slot: Slot, imageRange: Range, captionRange: Range): Promise<Float32Array> {
-    return new Promise((resolve, reject) => {
-      if (slot.dead) return reject(slot.dead);
+  /** Hand queued chunks to idle workers (requests may overlap: eval/scoreBlocks.ts keeps one per worker). */
+  private pump(): void {
+    for (const slot of this.slots) {
+      if (slot.busy || slot.dead || this.queue.length === 0) continue;
+      const job = this.queue.shift()!;
       const id = this.nextId++;
-      slot.busy = { id, resolve, reject };
-      slot.worker.postMessage({ type: 'score', id, imageRange, captionRange } satisfies ToOnnxWorker);
+      slot.busy = { id, resolve: job.resolve, reject: job.reject };
+      slot.worker.postMessage({
+        type: 'score',
+        id,
+        imageRange: job.imageRange,
+        captionRange: job.captionRange,
+      } satisfies ToOnnxWorker);
+    }
+    if (this.queue.length && this.slots.every((s) => s.dead)) {
+      for (const job of this.queue.splice(0)) job.reject(this.slots[0].dead!);
+    }
+  }
+
+  private run(imageRange: Range, captionRange: Range): Promise<Float32Array> {
+    return new Promise<Float32Array>((resolve, reject) => {
+      const done =
+        <T>(f: (v: T) => void) =>
+        (v: T) => {
+          f(v);
+          this.pump();
+        };
+      this.queue.push({ imageRange, captionRange, resolve: done(resolve), reject: done(reject) });
+      this.pump();
     });
   }
 
@@ -155,20 +187,20 @@ export class OnnxScorePool implements Scorer {
     const nCap = captionRange[1] - captionRange[0];
     const out = new Float32Array((i1 - i0) * nCap);
     const chunk = this.chunkImages ?? Math.max(1, Math.min(32, Math.ceil((i1 - i0) / (4 * this.slots.length))));
-    let next = i0;
     let done = 0;
     const total = (i1 - i0) * nCap;
-    const drain = async (slot: Slot) => {
-      while (next < i1) {
-        const range: Range = [next, Math.min(i1, next + chunk)];
-        next = range[1];
-        const sims = await this.run(slot, range, captionRange);
-        out.set(sims, (range[0] - i0) * nCap);
-        done += sims.length;
-        onProgress?.(done, total);
-      }
-    };
-    await Promise.all(this.slots.map(drain));
+    const chunks: Promise<void>[] = [];
+    for (let s = i0; s < i1; s += chunk) {
+      const range: Range = [s, Math.min(i1, s + chunk)];
+      chunks.push(
+        this.run(range, captionRange).then((sims) => {
+          out.set(sims, (range[0] - i0) * nCap);
+          done += sims.length;
+          onProgress?.(done, total);
+        }),
+      );
+    }
+    await Promise.all(chunks);
     return out;
   }
 
@@ -180,6 +212,7 @@ export class OnnxScorePool implements Scorer {
         s.dead ??= new VslError('score workers: the pool is closed');
         s.busy?.reject(s.dead);
         s.busy = null;
+        for (const job of this.queue.splice(0)) job.reject(s.dead);
         await s.worker.terminate();
       }),
     );

@@ -2,10 +2,11 @@
 // with: a fixed number of intra-op threads (default 1: parallelism comes from one session per worker thread, or
 // set 2 for one session on both cores), no spinning of idle pool threads (they would burn a core that another
 // worker or process needs), every graph optimisation. ORT's errors become one VslError line that names the graph
-// (the file, or "in-memory graph X") and ORT's own reason.
+// (the file, or "in-memory graph X") and ORT's own reason. The device (cpu, or cuda) is device.ts's.
 import fs from 'node:fs';
 import * as ort from 'onnxruntime-node';
 import { VslError } from '../../util/errors.js';
+import { executionProviders } from './device.js';
 
 export interface SessionOptions {
   /** intra-op threads of the session (1) */
@@ -25,9 +26,12 @@ function reason(e: unknown): string {
   return msg || 'unknown error';
 }
 
-export function sessionOptions(o: SessionOptions = {}): ort.InferenceSession.SessionOptions {
+// ORT's own logger would print its errors natively on stderr too, over several lines: the VslError says them once
+ort.env.logLevel = 'fatal';
+
+function sessionOptions(o: SessionOptions = {}): ort.InferenceSession.SessionOptions {
   return {
-    executionProviders: ['cpu'],
+    executionProviders: executionProviders(),
     graphOptimizationLevel: 'all',
     executionMode: 'sequential',
     intraOpNumThreads: o.intraOpThreads ?? 1,
