@@ -12,6 +12,8 @@ import type { QueryScorer, ScorerInputs } from './scorer.js';
 
 /** Captions encoded between two yields to the event loop. */
 const CAPTION_CHUNK = 128;
+/** Pairs per score run for sentence queries: as many as a 500-caption block against one image in evaluation. */
+const PAIRS_PER_RUN = 500;
 
 type OnnxModel = import('../runtime/onnx/runner.js').OnnxModel;
 
@@ -46,7 +48,9 @@ class OnnxQueryScorer implements QueryScorer {
     const Q = tokens.length;
     if (Q === 0) return [];
     const cap = await this.timed('encodeCaptions', () => this.m.encodeCaptionTokens([...tokens]));
-    const sims = await this.timed('score', () => this.m.scoreMatrix(this.o.images, cap));
+    // a few sentences against every image: many images per run (one run per image would spend the time in calls)
+    const imageBlock = Math.max(1, Math.ceil(PAIRS_PER_RUN / Q));
+    const sims = await this.timed('score', () => this.m.scoreMatrix(this.o.images, cap, { imageBlock }));
     return tokens.map((_, q) => Float32Array.from({ length: this.nImages }, (_, i) => sims[i * Q + q]));
   }
 

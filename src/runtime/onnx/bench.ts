@@ -12,7 +12,8 @@ import { defaultModelConfig, REGIONS } from '../../model/config.js';
 import { ParamRegistry } from '../../model/params.js';
 import { Rng } from '../../util/rng.js';
 import { exportGraphs } from './graphs.js';
-import { OnnxModel, type EncodedCaptions, type EncodedImages } from './runner.js';
+import type { EncodedCaptions, EncodedImages } from '../encode.js';
+import { OnnxModel } from './runner.js';
 import { OnnxScorePool } from './scorePool.js';
 
 interface Args {

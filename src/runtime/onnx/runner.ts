@@ -1,8 +1,8 @@
 // Evaluation on ONNX Runtime: the three graphs of a model (graphs.ts) in three sessions, with the functions of
 // src/eval that they can stand in for, on the same host layouts:
-//   encodeImages        ~ eval/encodeSplit.ts encodeImages        -> EncodedImages   (shared memory)
-//   encodeCaptionTokens ~ eval/encodeSplit.ts encodeCaptionTokens -> EncodedCaptions (shared memory)
-//   scoreMatrix         ~ eval/scoreMatrix.ts scoreMatrix (the same ranges and row-major result)
+//   encodeImages        ~ runtime/encode.ts encodeImages        -> EncodedImages   (shared memory)
+//   encodeCaptionTokens ~ runtime/encode.ts encodeCaptionTokens -> EncodedCaptions (shared memory)
+//   scoreMatrix         ~ runtime/scoreMatrix.ts scoreMatrix (the same ranges and row-major result)
 //   scoreBlock          one (images x captions) block, the unit a worker thread runs (scorePool.ts)
 // Score blocks: captions grouped by exact length (no padding), one image per run by default: measured at default
 // dims (SAF, 1 thread, 40 x 500), 1 image per run gave ~10.8k pairs per CPU-second, 10 images ~9.1k, 40 ~7.8k
@@ -12,6 +12,7 @@ import path from 'node:path';
 import type * as ort from 'onnxruntime-node';
 import { REGIONS, type ModelConfig } from '../../model/config.js';
 import type { ParamRegistry } from '../../model/params.js';
+import type { EncodedCaptions, EncodedImages } from '../encode.js';
 import { VslError } from '../../util/errors.js';
 import { mkdirs, writeFileAtomic } from '../../util/atomicFile.js';
 import { exportGraphs, type ExportOptions, type GraphName, type OnnxGraphs } from './graphs.js';
@@ -25,20 +26,6 @@ import {
   type GraphSource,
   type SessionOptions,
 } from './session.js';
-
-/** As eval/encodeSplit.ts's (the same fields, so the two are interchangeable). */
-export interface EncodedImages {
-  n: number;
-  regions: Float32Array; // (n, 36, D)
-  vGlobal: Float32Array; // (n, D)
-}
-export interface EncodedCaptions {
-  n: number;
-  lengths: Int32Array;
-  offsets: Int32Array; // first row of caption c in `words` (n + 1 entries)
-  words: Float32Array; // (Σ lengths, D), unpadded
-  tGlobal: Float32Array; // (n, D)
-}
 
 export type Range = [number, number];
 
@@ -254,7 +241,7 @@ export class OnnxModel {
     return outputData(await runSession(...this.session('score'), feeds), 'sims');
   }
 
-  /** Scores as float32, row-major (images of the range x captions of the range), as eval/scoreMatrix.ts. */
+  /** Scores as float32, row-major (images of the range x captions of the range), as runtime/scoreMatrix.ts. */
   async scoreMatrix(img: EncodedImages, cap: EncodedCaptions, o: OnnxScoreOptions = {}): Promise<Float32Array> {
     const [i0, i1] = o.imageRange ?? [0, img.n];
     const [c0, c1] = o.captionRange ?? [0, cap.n];

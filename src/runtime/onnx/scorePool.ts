@@ -1,7 +1,6 @@
 // The score matrix on ONNX Runtime from several worker threads, each with its own 1-thread session of the score
 // graph (scoreWorker.ts). ORT's session.run blocks the thread that calls it, so two sessions in one thread never
-// overlap; a worker each does. The pool has the shape of engine/scorePool.ts's Scorer (score(imageRange,
-// captionRange, onProgress), close()), so that evaluation can take either.
+// overlap; a worker each does. The pool is a runtime/scorePool.ts Scorer, so that evaluation can take either.
 //
 // Work is handed out as chunks of images (a few per worker and request, so that a worker slowed by another
 // process does not hold the others up), from one queue shared by the requests in flight (eval keeps one block per
@@ -11,23 +10,10 @@ import { Worker } from 'node:worker_threads';
 import type { ModelConfig } from '../../model/config.js';
 import { VslError } from '../../util/errors.js';
 import type { OnnxGraphs } from './graphs.js';
-import {
-  ONNX_CAPTION_BLOCK,
-  ONNX_IMAGE_BLOCK,
-  type EncodedCaptions,
-  type EncodedImages,
-  type Range,
-} from './runner.js';
+import type { EncodedCaptions, EncodedImages } from '../encode.js';
+import type { ProgressFn, Range, Scorer } from '../scorePool.js';
+import { ONNX_CAPTION_BLOCK, ONNX_IMAGE_BLOCK } from './runner.js';
 import type { FromOnnxWorker, OnnxWorkerInit, ToOnnxWorker } from './scoreWorker.js';
-
-export type ProgressFn = (done: number, total: number) => void;
-
-/** What evaluation asks of a scorer (engine/scorePool.ts's Scorer). */
-interface Scorer {
-  readonly workers: number;
-  score(imageRange: Range, captionRange: Range, onProgress?: ProgressFn): Promise<Float32Array>;
-  close(): Promise<void>;
-}
 
 export interface OnnxPoolOptions {
   workers: number;

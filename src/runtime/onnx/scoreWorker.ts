@@ -5,7 +5,8 @@
 // (the rows transferred, not copied), or {type:'error'}. Nothing here exits the process: the pool terminates it.
 import { parentPort, workerData } from 'node:worker_threads';
 import type { ModelConfig } from '../../model/config.js';
-import type { EncodedCaptions, EncodedImages, Range } from './runner.js';
+import type { EncodedCaptions, EncodedImages } from '../encode.js';
+import type { Range } from './runner.js';
 
 export interface OnnxWorkerInit {
   index: number;
