@@ -3,15 +3,12 @@
 // run is asynchronous, so the event loop stays free while it scores (a server needs no worker for that). The
 // image side is what the index or the retrieval encoded (the same layout whichever engine made it); sentences and
 // the split's captions are encoded here, the split's one batch at a time with a yield between batches.
-import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { cpuCores, resolveEngine } from '../runtime/engine.js';
 import type { EncodedCaptions } from '../runtime/encode.js';
 import { VslError } from '../util/errors.js';
 import { log } from '../util/log.js';
-import type { QueryScorer, ScorerInputs } from './scorer.js';
+import { checkImageRow, encodeInBatches, type QueryScorer, type ScorerInputs } from './scorer.js';
 
-/** Captions encoded between two yields to the event loop. */
-const CAPTION_CHUNK = 128;
 /** Pairs per score run for sentence queries: as many as a 500-caption block against one image in evaluation. */
 const PAIRS_PER_RUN = 500;
 
@@ -60,31 +57,20 @@ class OnnxQueryScorer implements QueryScorer {
   }
 
   private async encodeSplitCaptions(): Promise<EncodedCaptions> {
-    const tokens = this.o.captionTokens;
-    const n = tokens.length;
-    const D = this.o.model.config.embedSize;
-    const lengths = Int32Array.from(tokens, (t) => t.length);
-    const offsets = new Int32Array(n + 1);
-    for (let i = 0; i < n; i++) offsets[i + 1] = offsets[i] + lengths[i];
-    const words = new Float32Array(offsets[n] * D);
-    const tGlobal = new Float32Array(n * D);
-    for (let s = 0; s < n; s += CAPTION_CHUNK) {
-      this.checkOpen();
-      const e = Math.min(n, s + CAPTION_CHUNK);
-      const part = await this.timed('encodeCaptions', () => this.m.encodeCaptionTokens(tokens.slice(s, e)));
-      words.set(part.words, offsets[s] * D);
-      tGlobal.set(part.tGlobal, s * D);
-      this.captionsEncoded = e;
-      if (e < n) await yieldToLoop();
-    }
-    log().debug(`encoded the split's ${n} captions in ${this.seconds.encodeCaptions.toFixed(1)} s`);
-    return { n, lengths, offsets, words, tGlobal };
+    const cap = await encodeInBatches(
+      this.o.captionTokens,
+      this.o.model.config.embedSize,
+      (part) => this.timed('encodeCaptions', () => this.m.encodeCaptionTokens(part)),
+      () => this.checkOpen(),
+      (n) => (this.captionsEncoded = n),
+    );
+    log().debug(`encoded the split's ${cap.n} captions in ${this.seconds.encodeCaptions.toFixed(1)} s`);
+    return cap;
   }
 
   async scoreImage(image: number): Promise<Float32Array> {
     this.checkOpen();
-    if (!Number.isSafeInteger(image) || image < 0 || image >= this.nImages)
-      throw new VslError(`image: expected a row from 0 to ${this.nImages - 1}, found ${image}`);
+    checkImageRow(image, this.nImages);
     await this.prepareCaptions();
     const cap = await this.captions!;
     return this.timed('score', () => this.m.scoreMatrix(this.o.images, cap, { imageRange: [image, image + 1] }));

@@ -3,7 +3,10 @@
 // opened on a model and the split's image side (from an index or just encoded) and answers both directions;
 // engines.ts maps --engine names to the factories.
 import type { LoadedModel } from '../eval/loadModel.js';
-import type { EncodedImages } from '../runtime/encode.js';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { sharedFloat32 } from '../ops/shared.js';
+import type { EncodedCaptions, EncodedImages } from '../runtime/encode.js';
+import { VslError } from '../util/errors.js';
 
 export interface QueryScorer {
   /** e.g. "tfjs-wasm": shown in the logs and the page */
@@ -46,3 +49,43 @@ export interface ScorerInputs {
 }
 
 export type ScorerFactory = (o: ScorerInputs) => Promise<QueryScorer>;
+
+/** Captions encoded between two yields to the event loop (one encoding batch). */
+export const CAPTION_CHUNK = 128;
+
+/**
+ * The split's captions encoded one batch at a time, yielding to the event loop between batches so that a server
+ * encoding them in the background still answers requests; the same batches whichever engine encodes them.
+ * `before` runs ahead of each batch (a closed scorer throws there), `done` after it with the captions so far.
+ */
+export async function encodeInBatches(
+  tokens: readonly Int32Array[],
+  D: number,
+  encode: (part: Int32Array[]) => EncodedCaptions | Promise<EncodedCaptions>,
+  before: () => void,
+  done: (n: number) => void,
+): Promise<EncodedCaptions> {
+  const n = tokens.length;
+  const lengths = Int32Array.from(tokens, (t) => t.length);
+  const offsets = new Int32Array(n + 1);
+  for (let i = 0; i < n; i++) offsets[i + 1] = offsets[i] + lengths[i];
+  // shared memory: a score worker pool reads the encodings in place
+  const words = sharedFloat32(offsets[n] * D);
+  const tGlobal = sharedFloat32(n * D);
+  for (let s = 0; s < n; s += CAPTION_CHUNK) {
+    before();
+    const e = Math.min(n, s + CAPTION_CHUNK);
+    const part = await encode(tokens.slice(s, e));
+    words.set(part.words, offsets[s] * D);
+    tGlobal.set(part.tGlobal, s * D);
+    done(e);
+    if (e < n) await yieldToLoop();
+  }
+  return { n, lengths, offsets, words, tGlobal };
+}
+
+/** An image row of the split, or a VslError naming the range. */
+export function checkImageRow(image: number, nImages: number): void {
+  if (!Number.isSafeInteger(image) || image < 0 || image >= nImages)
+    throw new VslError(`image: expected a row from 0 to ${nImages - 1}, found ${image}`);
+}

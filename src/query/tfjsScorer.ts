@@ -4,24 +4,20 @@
 // each query sends only its own captions); a one-shot `vsl query` uses a pool only where the pairs are many.
 // The split's captions (for image -> text) are encoded one batch at a time, yielding between batches, so that
 // a server encoding them in the background still answers requests.
-import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { LoadedModel } from '../eval/loadModel.js';
 import { Weights } from '../model/weights.js';
-import { sharedFloat32 } from '../ops/shared.js';
 import { encodeCaptionTokens, type EncodedCaptions } from '../runtime/encode.js';
 import { DEFAULT_CAPTION_BLOCK, DEFAULT_IMAGE_BLOCK, scoreMatrix } from '../runtime/scoreMatrix.js';
 import { defaultWorkers, ScorePool, shardRanges, type Range } from '../runtime/scorePool.js';
 import { VslError } from '../util/errors.js';
 import { log } from '../util/log.js';
-import type { QueryScorer, ScorerInputs } from './scorer.js';
+import { CAPTION_CHUNK, checkImageRow, encodeInBatches, type QueryScorer, type ScorerInputs } from './scorer.js';
 
 /**
  * Fewest pairs worth a worker pool in a one-shot query: each worker loads its own tfjs and the weights, which takes
  * about as long as scoring one sentence against 1,000 images in process (docs/performance.md, `vsl query` latency).
  */
 const POOL_MIN_PAIRS = 20_000;
-/** Captions encoded between two yields to the event loop (one encoding batch). */
-const CAPTION_CHUNK = 128;
 
 /** Images per block for Q sentences: larger blocks for few captions keep the pairs per block near eval's 5 x 250. */
 function queryImageBlock(sentences: number): number {
@@ -127,31 +123,20 @@ class TfjsQueryScorer implements QueryScorer {
 
   /** The split's captions, one batch at a time (the same batches whoever asks: server or one-shot query). */
   private async encodeSplitCaptions(): Promise<EncodedCaptions> {
-    const tokens = this.o.captionTokens;
-    const n = tokens.length;
-    const D = this.model.config.embedSize;
-    const lengths = Int32Array.from(tokens, (t) => t.length);
-    const offsets = new Int32Array(n + 1);
-    for (let i = 0; i < n; i++) offsets[i + 1] = offsets[i] + lengths[i];
-    const words = sharedFloat32(offsets[n] * D);
-    const tGlobal = sharedFloat32(n * D);
-    for (let s = 0; s < n; s += CAPTION_CHUNK) {
-      this.checkOpen();
-      const e = Math.min(n, s + CAPTION_CHUNK);
-      const part = this.encode(tokens.slice(s, e));
-      words.set(part.words, offsets[s] * D);
-      tGlobal.set(part.tGlobal, s * D);
-      this.captionsEncoded = e;
-      if (e < n) await yieldToLoop();
-    }
-    log().debug(`encoded the split's ${n} captions in ${this.seconds.encodeCaptions.toFixed(1)} s`);
-    return { n, lengths, offsets, words, tGlobal };
+    const cap = await encodeInBatches(
+      this.o.captionTokens,
+      this.model.config.embedSize,
+      (part) => this.encode(part),
+      () => this.checkOpen(),
+      (n) => (this.captionsEncoded = n),
+    );
+    log().debug(`encoded the split's ${cap.n} captions in ${this.seconds.encodeCaptions.toFixed(1)} s`);
+    return cap;
   }
 
   async scoreImage(image: number): Promise<Float32Array> {
     this.checkOpen();
-    if (!Number.isSafeInteger(image) || image < 0 || image >= this.nImages)
-      throw new VslError(`image: expected a row from 0 to ${this.nImages - 1}, found ${image}`);
+    checkImageRow(image, this.nImages);
     await this.prepareCaptions();
     const cap = await this.captions!;
     const nCap = cap.n;
