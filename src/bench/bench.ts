@@ -282,6 +282,8 @@ async function main(): Promise<void> {
     }
     // the engine that ran the case: the score cases take --engine, the others always run on tfjs
     rec = { case: rec.case, engine: a.child.startsWith('score-') ? a.engine : 'tfjs', ...rec };
+    // what ran tfjs' matrix products (ops/gemm.ts): vsl's relaxed-SIMD kernel or XNNPACK
+    if (info.products) rec = { ...rec, products: info.products };
     process.stdout.write(JSON.stringify(rec) + '\n');
     return;
   }

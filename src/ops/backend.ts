@@ -7,6 +7,8 @@ import { VslError } from '../util/errors.js';
 import { patchWasmKernels } from './wasmKernels.js';
 import { registerGraphAttentionKernels } from './graphAttention.js';
 import { guardAllocations } from './memoryGuard.js';
+import { registerGemmKernels } from './gemm.js';
+import { registerAdamKernel } from './adamStep.js';
 
 const BACKENDS = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
@@ -16,6 +18,8 @@ export interface BackendInfo {
   name: BackendName;
   tfName: string; // what tf.getBackend() reports
   skipped: { name: BackendName; why: string }[];
+  /** what runs the matrix products on wasm: vsl's relaxed-SIMD kernel or tfjs' XNNPACK (ops/gemm.ts) */
+  products?: 'vsl-gemm' | 'xnnpack';
 }
 
 async function tryNative(pkg: string): Promise<string | null> {
@@ -73,12 +77,15 @@ export async function selectBackend(choice: BackendChoice = 'auto'): Promise<Bac
   for (const name of order) {
     const why = await tryOne(name);
     if (why === null) {
+      let products: BackendInfo['products'];
       if (name === 'wasm') {
         patchWasmKernels();
         registerGraphAttentionKernels();
+        registerAdamKernel();
+        products = registerGemmKernels();
         guardAllocations();
       }
-      active = { name, tfName: tf.getBackend(), skipped };
+      active = { name, tfName: tf.getBackend(), skipped, ...(products ? { products } : {}) };
       // one short line at a terminal; the skipped backends' reasons go to debug (and the JSON log at that level)
       log().info(`backend ${name}` + (skipped.length ? ` (skipped ${skipped.map((s) => s.name).join(', ')})` : ''));
       if (skipped.length)

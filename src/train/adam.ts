@@ -3,6 +3,7 @@
 // parameter name so that checkpoints can store and restore it.
 import * as tf from '@tensorflow/tfjs';
 import type { ParamRegistry } from '../model/params.js';
+import { adamStep } from '../ops/adamStep.js';
 
 export interface AdamState {
   step: number;
@@ -26,7 +27,13 @@ export class Adam {
     this.step += 1;
     const bc1 = 1 - this.beta1 ** this.step;
     const bc2 = 1 - this.beta2 ** this.step;
-    const stepSize = this.lr / bc1;
+    const scalars = {
+      beta1: this.beta1,
+      beta2: this.beta2,
+      eps: this.eps,
+      sqrtBc2: Math.sqrt(bc2),
+      stepSize: this.lr / bc1,
+    };
     for (const [name, g] of grads) {
       const p = reg.get(name);
       if (!this.m.has(name)) {
@@ -35,14 +42,11 @@ export class Adam {
       }
       const m = this.m.get(name)!;
       const v = this.v.get(name)!;
-      tf.tidy(() => {
-        const m1 = tf.add(tf.mul(m, this.beta1), tf.mul(g, 1 - this.beta1));
-        const v1 = tf.add(tf.mul(v, this.beta2), tf.mul(tf.square(g), 1 - this.beta2));
-        const denom = tf.add(tf.div(tf.sqrt(v1), Math.sqrt(bc2)), this.eps);
-        m.assign(m1);
-        v.assign(v1);
-        p.assign(tf.sub(p, tf.mul(tf.div(m1, denom), stepSize)));
-      });
+      const [p1, m1, v1] = adamStep(p, g, m, v, scalars);
+      p.assign(p1);
+      m.assign(m1);
+      v.assign(v1);
+      tf.dispose([p1, m1, v1]);
     }
   }
 

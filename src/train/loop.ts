@@ -115,6 +115,7 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
     backend,
     // why the backends before it were skipped (the terminal's backend line names them only)
     backendsSkipped: activeBackend()!.skipped.map((k) => `${k.name}: ${k.why}`),
+    ...(activeBackend()!.products ? { products: activeBackend()!.products } : {}),
     threads,
     valEngine: valEngine.name,
     ...(valEngine.fallback ? { valEngineFallback: valEngine.fallback } : {}),

@@ -1,6 +1,6 @@
-// vsl's own wasm kernels (vsl_kernels.c, built by scripts/build_kernels.sh), instantiated on the memory of this
-// thread's tfjs-wasm instance so that they read and write tensors where they lie: a pointer is a tensor's
-// memoryOffset. Each thread (main, training worker, score workers) has its own instance of both.
+// vsl's own wasm modules (vsl_kernels.c, vsl_gemm.c, built by scripts/build_kernels.sh), instantiated on the
+// memory of this thread's tfjs-wasm instance so that they read and write tensors where they lie: a pointer is a
+// tensor's memoryOffset. Each thread (main, training worker, score workers) has its own instances.
 import fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 
@@ -33,6 +33,23 @@ export interface VslKernels {
     dq: number,
     dx: number,
   ): void;
+  adam_step(
+    n: number,
+    p: number,
+    g: number,
+    m: number,
+    v: number,
+    p1: number,
+    m1: number,
+    v1: number,
+    b1: number,
+    c1: number,
+    b2: number,
+    c2: number,
+    sqrtBc2: number,
+    eps: number,
+    stepSize: number,
+  ): void;
 }
 
 /** The parts of tfjs-wasm's backend a kernel uses. */
@@ -43,20 +60,60 @@ export interface WasmBackendInternals {
   disposeData(id: unknown): void;
 }
 
-const FILE = new URL('../../../../src/ops/kernels/vsl_kernels.wasm', import.meta.url);
-let compiled: WebAssembly.Module | null = null;
-const instances = new WeakMap<object, VslKernels>();
+/** The exports of vsl_gemm.wasm (relaxed SIMD; see ops/gemm.ts). */
+export interface GemmKernel {
+  gemm(
+    batch: number,
+    M: number,
+    N: number,
+    K: number,
+    a: number,
+    aBatch: number,
+    ars: number,
+    acs: number,
+    b: number,
+    bBatch: number,
+    brs: number,
+    bcs: number,
+    c: number,
+    bias: number,
+    relu: number,
+    scratch: number,
+  ): void;
+  gemm_scratch_floats(): number;
+}
 
-/** The kernels bound to `backend`'s memory (instantiated once per backend instance). */
-export function kernelsOf(backend: WasmBackendInternals): VslKernels {
-  let k = instances.get(backend);
+const dir = '../../../../src/ops/kernels/';
+const compiled = new Map<string, WebAssembly.Module>();
+const instances = new Map<string, WeakMap<object, unknown>>();
+
+/** The bytes of one of vsl's wasm modules (`name`.wasm beside its C source). */
+export function moduleBytes(name: string): Uint8Array<ArrayBuffer> {
+  return Uint8Array.from(fs.readFileSync(new URL(`${dir}${name}.wasm`, import.meta.url)));
+}
+
+/** Module `name` instantiated on `backend`'s memory (once per backend instance). */
+function instanceOf<T>(name: string, backend: WasmBackendInternals): T {
+  let perBackend = instances.get(name);
+  if (!perBackend) instances.set(name, (perBackend = new WeakMap()));
+  let k = perBackend.get(backend) as T | undefined;
   if (!k) {
-    compiled ??= new WebAssembly.Module(fs.readFileSync(FILE));
-    const inst = new WebAssembly.Instance(compiled, { env: { memory: backend.wasm.asm.memory } });
-    k = inst.exports as unknown as VslKernels;
-    instances.set(backend, k);
+    let m = compiled.get(name);
+    if (!m) compiled.set(name, (m = new WebAssembly.Module(moduleBytes(name))));
+    k = new WebAssembly.Instance(m, { env: { memory: backend.wasm.asm.memory } }).exports as T;
+    perBackend.set(backend, k);
   }
   return k;
+}
+
+/** The kernels of vsl_kernels.wasm bound to `backend`'s memory. */
+export function kernelsOf(backend: WasmBackendInternals): VslKernels {
+  return instanceOf<VslKernels>('vsl_kernels', backend);
+}
+
+/** The product of vsl_gemm.wasm bound to `backend`'s memory (the engine must accept relaxed SIMD: ops/gemm.ts). */
+export function gemmOf(backend: WasmBackendInternals): GemmKernel {
+  return instanceOf<GemmKernel>('vsl_gemm', backend);
 }
 
 /** The byte offset of a tensor's data in the wasm heap. */
