@@ -33,6 +33,43 @@ function scratchOf(b: WasmBackendInternals): number {
   return p;
 }
 
+/**
+ * Right operands packed ahead, most recent first: a product of few rows (the GRU's recurrent one, once per time
+ * step, 20-60 times with the same weight) would otherwise spend a third of its time packing the weight again.
+ * Keyed by the tensor's data: tfjs tensors never change their values, so the same dataId has the same values.
+ */
+const packedRight = new WeakMap<object, { dataId: unknown; info: TensorInfo }[]>();
+const PACK_AHEAD_MAX_ROWS = 96;
+const PACK_AHEAD_MIN_FLOATS = 1 << 16;
+const PACK_AHEAD_KEEP = 2;
+
+/** b packed ahead (kept for the next products with it), or 0 when the product should pack as it goes. */
+function packedAhead(
+  backend: WasmBackendInternals,
+  b: TensorInfo,
+  rows: number,
+  K: number,
+  N: number,
+  brs: number,
+  bcs: number,
+): number {
+  if (rows > PACK_AHEAD_MAX_ROWS || K * N < PACK_AHEAD_MIN_FLOATS) return 0;
+  let kept = packedRight.get(backend);
+  if (!kept) packedRight.set(backend, (kept = []));
+  const i = kept.findIndex((k) => k.dataId === b.dataId);
+  if (i >= 0) {
+    const [hit] = kept.splice(i, 1);
+    kept.unshift(hit);
+    return ptr(backend, hit.info);
+  }
+  const g = gemmOf(backend);
+  const info = backend.makeOutput([g.gemm_packed_floats(K, N)], 'float32');
+  g.gemm_pack(K, N, ptr(backend, b), brs, bcs, ptr(backend, info));
+  kept.unshift({ dataId: b.dataId, info });
+  for (const old of kept.splice(PACK_AHEAD_KEEP)) backend.disposeData(old.info.dataId);
+  return ptr(backend, info);
+}
+
 const size = (shape: number[]) => shape.reduce((x, y) => x * y, 1);
 
 /**
@@ -70,6 +107,8 @@ function product(
   if (batch * M * N === 0) return out;
   // one B for the whole batch and A's rows one after the other: a single product of batch x M rows
   const fold = batchB === 1 && batch > 1 && !transposeA;
+  const [brs, bcs] = transposeB ? [1, K] : [N, 1];
+  const packed = batchB === 1 ? packedAhead(backend, b, fold ? batch * M : M, K, N, brs, bcs) : 0;
   gemmOf(backend).gemm(
     fold ? 1 : batch,
     fold ? batch * M : M,
@@ -81,8 +120,9 @@ function product(
     transposeA ? M : 1,
     ptr(backend, b),
     batchB > 1 ? K * N : 0,
-    transposeB ? 1 : N,
-    transposeB ? K : 1,
+    brs,
+    bcs,
+    packed,
     ptr(backend, out),
     bias ? ptr(backend, bias) : 0,
     relu ? 1 : 0,

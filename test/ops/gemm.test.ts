@@ -2,7 +2,8 @@
 // against a float64 product computed here, on shapes that reach every edge of its blocking: rows and columns
 // that are not multiples of the 3 x 12 register tile, inner dimensions past one 256-deep block, columns past one
 // 1,020-wide block, transposed operands, batches on one side or both, a bias of either rank, relu, an empty inner
-// dimension. The products tfjs' own kernel keeps (broadcast of unequal batches, prelu) are checked too.
+// dimension, few rows against a large B (packed ahead and kept for the next product with the same B; each case
+// runs on fresh tensors, so a kept packing of another B that were used by mistake would show). The products tfjs' own kernel keeps (broadcast of unequal batches, prelu) are checked too.
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
@@ -88,6 +89,8 @@ const cases: Case[] = [
   { batchA: [2, 3], batchB: [1], M: 5, N: 7, K: 6 }, // one B for all: rows folded into one product
   { batchA: [2, 3], batchB: [1], M: 5, N: 7, K: 6, tA: true }, // the same, A transposed: not folded
   { batchA: [1], batchB: [4], M: 3, N: 20, K: 17, tB: true }, // one A for all
+  { batchA: [], batchB: [], M: 5, N: 290, K: 300 }, // few rows, a large B: B packed ahead and kept
+  { batchA: [], batchB: [], M: 5, N: 290, K: 300, tB: true },
   { batchA: [], batchB: [], M: 6, N: 12, K: 0 }, // empty inner dimension: zeros, or the bias
   { batchA: [], batchB: [], M: 0, N: 12, K: 5 },
 ];
@@ -122,6 +125,29 @@ for (const fused of [false, true]) {
     });
   });
 }
+
+test('a B packed ahead is used again only for the same tensor', (t) => {
+  if (products !== 'vsl-gemm') return t.skip('VSL_MATMUL=xnnpack: tfjs-wasm runs the products');
+  const rng = new Rng(11);
+  const a = tf.tensor2d(rng.fillUniform(new Float32Array(4 * 300), -1, 1), [4, 300]);
+  const bs = [1, 2, 3].map(() => tf.tensor2d(rng.fillUniform(new Float32Array(300 * 250), -1, 1), [300, 250]));
+  const cpu = (b: tf.Tensor2D) => {
+    const [A, Bv] = [a.dataSync(), b.dataSync()];
+    return Array.from({ length: 4 * 250 }, (_, e) => {
+      let s = 0;
+      for (let k = 0; k < 300; k++) s += A[Math.floor(e / 250) * 300 + k] * Bv[k * 250 + (e % 250)];
+      return s;
+    });
+  };
+  // b0, b1, b0, b2, b0 (b0 stays kept), then b1 again after it was dropped
+  for (const i of [0, 1, 0, 2, 0, 1]) {
+    const got = tf.matMul(a, bs[i]).dataSync();
+    const want = cpu(bs[i]);
+    const worst = Math.max(...want.map((w, e) => Math.abs(w - got[e])));
+    assert.ok(worst < 1e-4, `B #${i}: max |diff| ${worst}`);
+  }
+  tf.dispose([a, ...bs]);
+});
 
 test('a product run twice gives the same bits; prelu and unequal broadcast batches still run (tfjs kernel)', () => {
   const c: Case = { batchA: [], batchB: [], M: 37, N: 41, K: 270, tB: true };

@@ -75,12 +75,15 @@ export interface GemmKernel {
     bBatch: number,
     brs: number,
     bcs: number,
+    packed: number,
     c: number,
     bias: number,
     relu: number,
     scratch: number,
   ): void;
   gemm_scratch_floats(): number;
+  gemm_packed_floats(K: number, N: number): number;
+  gemm_pack(K: number, N: number, b: number, brs: number, bcs: number, out: number): void;
 }
 
 const dir = '../../../../src/ops/kernels/';

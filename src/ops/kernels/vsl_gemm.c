@@ -6,6 +6,7 @@
 // the packing scratch is a buffer the caller allocates there.
 //
 //   C[t] (M x N, row-major) = act(A[t] B[t] + bias),  t < batch
+// (B may also come packed ahead: gemm_pack.)
 // A's element (i, k) of batch t is at a[t*aBatch + i*ars + k*acs] (floats), B's (k, j) at b[t*bBatch + k*brs +
 // j*bcs]: transposed operands are only other strides. The classic blocking (Goto's): a KC x NC block of B is
 // packed into column panels of NR, an MC x KC block of A into row strips of MR, and a register tile of MR x NR
@@ -26,6 +27,7 @@ typedef unsigned long size_t;
 __attribute__((export_name("gemm_scratch_floats"))) int gemm_scratch_floats(void) { return KC * NC + MC * KC; }
 
 static inline int min(int a, int b) { return a < b ? a : b; }
+static inline int round_up(int n, int m) { return (n + m - 1) / m * m; }
 
 /** B[0:kc, 0:nc] (strides brs, bcs) as panels of NR columns, each kc x NR row-major; short panels 0-padded. */
 static void pack_b(const float *b, int brs, int bcs, int kc, int nc, float *out) {
@@ -103,6 +105,25 @@ static void tile(int kc, const float *A, const float *B, float *c, int ldc, int 
   }
 }
 
+/** Floats of a whole K x N right operand packed ahead (gemm_pack): every block as gemm would pack it. */
+__attribute__((export_name("gemm_packed_floats"))) int gemm_packed_floats(int K, int N) { return K * round_up(N, NR); }
+
+/** Where block (j0, p0) of a right operand packed by gemm_pack starts. */
+static inline size_t packed_block(int K, int N, int j0, int p0) {
+  return (size_t)j0 * K + (size_t)p0 * round_up(min(NC, N - j0), NR);
+}
+
+/**
+ * Pack a whole K x N right operand ahead, for products that use the same one many times with few rows each (the
+ * GRU's recurrent weight, once per time step): gemm then skips its own packing.
+ */
+__attribute__((export_name("gemm_pack"))) void gemm_pack(int K, int N, const float *b, int brs, int bcs, float *out) {
+  for (int j0 = 0; j0 < N; j0 += NC)
+    for (int p0 = 0; p0 < K; p0 += KC)
+      pack_b(b + (size_t)p0 * brs + (size_t)j0 * bcs, brs, bcs, min(KC, K - p0), min(NC, N - j0),
+             out + packed_block(K, N, j0, p0));
+}
+
 /** act(bias) in every row: the product of an empty inner dimension. */
 static void fill_rows(int M, int N, float *c, const float *bias, int relu) {
   for (int i = 0; i < M; i++)
@@ -112,8 +133,10 @@ static void fill_rows(int M, int N, float *c, const float *bias, int relu) {
     }
 }
 
-__attribute__((export_name("gemm"))) void gemm(int batch, int M, int N, int K, const float *a, int aBatch, int ars, int acs, const float *b, int bBatch,
-          int brs, int bcs, float *c, const float *bias, int relu, float *scratch) {
+__attribute__((export_name("gemm"))) void gemm(int batch, int M, int N, int K, const float *a, int aBatch, int ars,
+                                               int acs, const float *b, int bBatch, int brs, int bcs,
+                                               const float *packed, float *c, const float *bias, int relu,
+                                               float *scratch) {
   float *pb = scratch, *pa = scratch + KC * NC;
   for (int t = 0; t < batch; t++) {
     const float *at = a + (size_t)t * aBatch, *bt = b + (size_t)t * bBatch;
@@ -126,14 +149,16 @@ __attribute__((export_name("gemm"))) void gemm(int batch, int M, int N, int K, c
       int nc = min(NC, N - j0);
       for (int p0 = 0; p0 < K; p0 += KC) {
         int kc = min(KC, K - p0);
-        pack_b(bt + (size_t)p0 * brs + (size_t)j0 * bcs, brs, bcs, kc, nc, pb);
+        // B's block, packed here or ahead (gemm_pack; then B is the same for every t)
+        const float *bb = packed ? packed + packed_block(K, N, j0, p0) : pb;
+        if (!packed) pack_b(bt + (size_t)p0 * brs + (size_t)j0 * bcs, brs, bcs, kc, nc, pb);
         for (int i0 = 0; i0 < M; i0 += MC) {
           int mc = min(MC, M - i0);
           pack_a(at + (size_t)i0 * ars + (size_t)p0 * acs, ars, acs, mc, kc, pa);
           for (int j = 0; j < nc; j += NR) {
             int nr = min(NR, nc - j);
             for (int i = 0; i < mc; i += MR)
-              tile(kc, pa + (size_t)i * kc, pb + (size_t)j * kc, ct + (size_t)(i0 + i) * N + j0 + j, N,
+              tile(kc, pa + (size_t)i * kc, bb + (size_t)j * kc, ct + (size_t)(i0 + i) * N + j0 + j, N,
                    min(MR, mc - i), nr, p0 == 0, p0 + kc >= K, bias ? bias + j0 + j : 0, relu);
           }
         }
