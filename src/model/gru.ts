@@ -8,6 +8,7 @@
 // tf ops over padded captions, what the fast path is tested against.
 import * as tf from '@tensorflow/tfjs';
 import type { CustomFn } from '../ops/tape.js';
+import { matMulT } from '../ops/matmul.js';
 import type { Weights } from './weights.js';
 /**
  * The packed layout of a caption batch: step t holds the first `steps[t]` captions in `order` (by length,
@@ -145,8 +146,8 @@ function gruBackward(
     const DXP = tf.concat(dxp, 0) as tf.Tensor2D; // (P, 3H)
     const DHP = tf.concat(dhp, 0) as tf.Tensor2D;
     const dx = tf.matMul(DXP, wih);
-    const dWih = tf.matMul(tf.transpose(DXP), x);
-    const dWhh = tf.matMul(tf.transpose(DHP), tf.concat(hPrev, 0));
+    const dWih = matMulT(DXP, x, true);
+    const dWhh = matMulT(DHP, tf.concat(hPrev, 0) as tf.Tensor2D, true);
     return [dx, dWih, dWhh, tf.sum(DXP, 0), tf.sum(DHP, 0)];
   });
 }

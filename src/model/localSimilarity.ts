@@ -7,6 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { ATTN_SMOOTH, LEAKY_SLOPE, NORM_EPS } from './config.js';
 import type { CustomFn } from '../ops/tape.js';
+import { matMulT } from '../ops/matmul.js';
 
 /** What the forward of one image keeps for its gradient, all small: (R, 36) or less, R = nCap·Lp. */
 interface ImageSaved {
@@ -65,20 +66,20 @@ function imageBackward(
   const K = v.shape[0];
   // recompute the context and the squared difference from the saved attention
   const alphaN = tf.div<tf.Tensor2D>(s.alpha, s.r);
-  const diff = tf.sub(tf.matMul(alphaN, v), words); // (R, D)
+  const diff = tf.sub<tf.Tensor2D>(tf.matMul(alphaN, v), words); // (R, D)
   const dLocB = tf.sum<tf.Tensor1D>(dOut, 0);
-  const dLocW = tf.matMul(tf.transpose(dOut), tf.square(diff)); // (S, D)
+  const dLocW = matMulT(dOut, tf.square<tf.Tensor2D>(diff), true); // (S, D)
   const dDiff = tf.mul<tf.Tensor2D>(tf.mul(diff, 2), tf.matMul(dOut, locW)); // (R, D)
   // context = αN V
   const dAlphaN = tf.matMul(dDiff, vT); // (R, K)
-  let dV: tf.Tensor = tf.matMul(tf.transpose(alphaN), dDiff); // (K, D)
+  let dV: tf.Tensor = matMulT(alphaN, dDiff, true); // (K, D)
   // αN = α / r, r = sqrt(relu(sq)) + eps, sq = αᵀ G α with G = V Vᵀ
   const dR = tf.neg(tf.div(tf.sum(tf.mul(dAlphaN, s.alpha), 1, true), tf.square(s.r)));
   const root = tf.sqrt(tf.relu(s.sq));
   const dSq = tf.where(tf.greater(s.sq, 0), tf.div(dR, tf.mul(root, 2)), tf.zerosLike(s.sq)) as tf.Tensor2D;
   const gram = tf.matMul(v, vT);
   const dAlpha = tf.add(tf.div(dAlphaN, s.r), tf.mul(tf.mul(dSq, 2), tf.matMul(s.alpha, gram))); // G symmetric
-  const dGram = tf.matMul(tf.transpose(tf.mul(s.alpha, dSq)), s.alpha); // (K, K)
+  const dGram = matMulT(tf.mul(s.alpha, dSq), s.alpha, true); // (K, K)
   dV = tf.add(dV, tf.matMul(tf.add(dGram, tf.transpose(dGram)), v));
   // α = softmax(9 · a / nrm)
   const y = tf.mul(dAlpha, s.alpha);
@@ -92,7 +93,7 @@ function imageBackward(
     .reshape([nCap * Lp, K]);
   const dA0 = tf.where(tf.greater(s.a0, 0), dA, tf.mul(dA, LEAKY_SLOPE)) as tf.Tensor2D; // LeakyReLU
   const dWords = tf.sub<tf.Tensor2D>(tf.matMul(dA0, v), dDiff); // a0 = W vᵀ; diff = ctx - W
-  dV = tf.add(dV, tf.matMul(tf.transpose(dA0), words));
+  dV = tf.add(dV, matMulT(dA0, words, true));
   return { dWords, dV: dV as tf.Tensor2D, dLocW: dLocW as tf.Tensor2D, dLocB };
 }
 

@@ -10,7 +10,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { attendBackward, attendForward, type NodeLayout } from '../ops/graphAttention.js';
 import type { CustomFn } from '../ops/tape.js';
-import { fusedProduct, mm } from '../ops/matmul.js';
+import { fusedProduct, matMulT, mm } from '../ops/matmul.js';
 import type { ModelConfig } from './config.js';
 import { linearSpecs } from './paramSpec.js';
 import type { DebugHook, SimilarityModule } from './similarityModule.js';
@@ -91,9 +91,8 @@ function stepBackward(dy: tf.Tensor3D, s: StepSaved, layout: NodeLayout): tf.Ten
     free(mask);
     const db = tf.sum(g, 0);
     const agg = attendForward(s.q, s.x, layout).agg;
-    const gT = tf.transpose(g);
-    const dW = tf.matMul(gT, flat(agg));
-    free(gT, agg);
+    const dW = matMulT(g, flat(agg), true);
+    free(agg);
     const dAgg = tf.matMul(g, s.w).reshape<tf.Tensor3D>([P, R, S]);
     free(g);
     // agg = softmax(q xᵀ) x
@@ -101,12 +100,10 @@ function stepBackward(dy: tf.Tensor3D, s: StepSaved, layout: NodeLayout): tf.Ten
     free(dAgg);
     // q = x_R QK + qb
     const queries = R === N ? s.x : tf.slice(s.x, [0, 0, 0], [P, 1, S]);
-    const queriesT = tf.transpose(flat(queries));
     const dq2 = flat(dq);
-    const dqk = tf.matMul(queriesT, dq2);
-    free(queriesT);
+    const dqk = matMulT(flat(queries), dq2, true);
     const dqb = tf.sum(dq2, 0);
-    const dxQuery = tf.matMul(dq2, tf.transpose(s.qk)).reshape([P, R, S]);
+    const dxQuery = matMulT(dq2, s.qk as tf.Tensor2D, false, true).reshape([P, R, S]);
     free(dq, dq2);
     const dxQueryN =
       R === N

@@ -131,6 +131,13 @@ function product(
   return out;
 }
 
+let takesTransposes = false;
+
+/** Whether tfjs-wasm's products on this thread take transposed operands at full speed (vsl's kernel runs them). */
+export function productsTakeTransposes(): boolean {
+  return takesTransposes;
+}
+
 interface ProductAttrs {
   transposeA: boolean;
   transposeB: boolean;
@@ -168,5 +175,6 @@ export function registerGemmKernels(): 'vsl-gemm' | 'xnnpack' {
       },
     });
   }
+  takesTransposes = true;
   return 'vsl-gemm';
 }

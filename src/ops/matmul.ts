@@ -1,8 +1,20 @@
-// 2-D products whose gradients stay on the fast kernel. On tfjs-wasm only a plain 2-D `a @ b` takes the XNNPACK
-// path; tfjs' own matMul gradient uses transposeA/B flags, which fall to a generic kernel many times slower
-// (docs/backends.md has the rates). These transpose explicitly in their gradients (same values).
+// 2-D products whose gradients stay on the fast kernel. Under tfjs-wasm's own XNNPACK product only a plain 2-D
+// `a @ b` is fast; its transposeA/B flags fall to a generic kernel many times slower (docs/backends.md has the
+// rates), so without vsl's wasm product (ops/gemm.ts) the gradients here transpose explicitly (same values).
 import * as tf from '@tensorflow/tfjs';
 import type { CustomFn } from './tape.js';
+import { productsTakeTransposes } from './gemm.js';
+
+/**
+ * aᵀ b (transA) or a bᵀ (transB) for 2-D a, b: the product's own flags where they run at full speed (vsl's wasm
+ * product, ops/gemm.ts, and the other backends); an explicit transpose under tfjs-wasm's XNNPACK product, whose
+ * flags fall to a generic loop.
+ */
+export function matMulT(a: tf.Tensor2D, b: tf.Tensor2D, transA = false, transB = false): tf.Tensor2D {
+  if (tf.getBackend() === 'wasm' && !productsTakeTransposes())
+    return tf.matMul(transA ? tf.transpose(a) : a, transB ? tf.transpose(b) : b);
+  return tf.matMul(a, b, transA, transB);
+}
 
 /** Plain 2-D product (n,k)@(k,m) whose gradient uses explicit transposes (fast on wasm, same values). */
 export const mm = tf.customGrad(((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
@@ -15,7 +27,7 @@ export const mm = tf.customGrad(((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveF
       tf.tidy(() => {
         const g = dy as tf.Tensor2D;
         const [sa, sb] = saved as [tf.Tensor2D, tf.Tensor2D];
-        return [tf.matMul(g, tf.transpose(sb)), tf.matMul(tf.transpose(sa), g)];
+        return [matMulT(g, sb, false, true), matMulT(sa, g, true)];
       }),
   };
 }) as unknown as CustomFn) as unknown as (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D;
@@ -91,8 +103,8 @@ function fusedAffine(
               ? tf.zerosLike(sa)
               : layout === 'out-in'
                 ? tf.matMul(g, sp)
-                : tf.matMul(g, tf.transpose(sp));
-          const dp = layout === 'out-in' ? tf.matMul(tf.transpose(g), sa) : tf.matMul(tf.transpose(sa), g);
+                : matMulT(g, sp, false, true);
+          const dp = layout === 'out-in' ? matMulT(g, sa, true) : matMulT(sa, g, true);
           return o.bias ? [dx, dp, tf.sum(g, 0)] : [dx, dp];
         }),
     };
