@@ -1,9 +1,11 @@
-// Replacements for three tfjs-backend-wasm kernels that copy far more than they return.
+// Replacements for tfjs-backend-wasm kernels that copy far more than they return, or compute slowly.
 // - Identity copies its input; tfjs clones every tensor a gradient saves, so every taped tensor would be duplicated.
 // - Slice (and SplitV and Unpack, which call it) reads its input with readSync, a copy of the whole input,
 //   before taking the slice: slicing image m of a (128, 36, 1024) batch copies all 128 images, and unstacking
 //   it costs 128 whole copies. These versions copy only the slice, from a view of the wasm heap.
+// - Tanh calls a scalar library function per element, ~15x tfjs-wasm's own sigmoid; vsl_kernels.c has a vector one.
 import * as tf from '@tensorflow/tfjs';
+import { kernelsOf, ptr, type WasmBackendInternals } from './kernels/module.js';
 
 type TensorInfo = tf.TensorInfo;
 
@@ -93,5 +95,14 @@ export function patchWasmKernels(): void {
       begin[ax] = i;
       return sliceCopy(backend as unknown as WasmBackend, x, begin, size, outShape);
     });
+  });
+  const tanh = tf.getKernel('Tanh', 'wasm').kernelFunc;
+  register('Tanh', (args) => {
+    const x = (args.inputs as { x: TensorInfo }).x;
+    if (x.dtype !== 'float32') return tanh(args);
+    const b = args.backend as unknown as WasmBackendInternals;
+    const out = b.makeOutput(x.shape, 'float32');
+    kernelsOf(b).tanh_f32(tf.util.sizeFromShape(x.shape), ptr(b, x), ptr(b, out));
+    return out;
   });
 }

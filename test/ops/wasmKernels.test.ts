@@ -120,3 +120,28 @@ test('a slice survives growth of the wasm heap after it was taken', () => {
   assert.deepEqual(Array.from(s.dataSync()), [5, 6, 9, 10]);
   tf.dispose([x, s, big]);
 });
+
+test('Tanh (vsl_kernels.c tanh_f32) is within 2 ulp of tanh in float64, odd, and exact at 0, ±Infinity and NaN', () => {
+  // both branches (|x| < 0.55 and above), their border, tiny and huge values, a length with a 1-3 value tail
+  const xs: number[] = [0, -0, 1e-30, -1e-7, 0.1, 0.3, 0.5499, 0.55, 0.5501, 0.7, 1, 2.5, 5, 9, 9.1, 20, 44, 100, 1e30];
+  for (let i = 0; i < 2001; i++) xs.push(-12 + (24 * i) / 2000);
+  const all = Float32Array.from([...xs, ...xs.map((x) => -x), Infinity, -Infinity, NaN]);
+  const y = tf.tanh(tf.tensor1d(all)).dataSync() as Float32Array;
+  assert.equal(y.length, all.length);
+  const ulp = (v: number) => {
+    const f = new Float32Array([Math.abs(v)]);
+    const u = new Uint32Array(f.buffer);
+    u[0] += 1;
+    return f[0] - Math.abs(v) || 1.4e-45;
+  };
+  let worst = 0;
+  for (let i = 0; i < all.length - 3; i++) {
+    const want = Math.tanh(all[i]);
+    const err = Math.abs(y[i] - want) / ulp(Math.fround(want));
+    worst = Math.max(worst, err);
+    assert.ok(err <= 2, `tanh(${all[i]}) = ${y[i]}, float64 ${want}: ${err.toFixed(2)} ulp`);
+  }
+  assert.ok(worst > 0, 'the kernel differs from float64 somewhere: the check compares something');
+  assert.deepEqual(Array.from(y.slice(-3)), [1, -1, NaN]);
+  assert.ok(Object.is(y[xs.length + 1], -0) || y[xs.length + 1] === 0);
+});

@@ -50,6 +50,7 @@ export interface VslKernels {
     eps: number,
     stepSize: number,
   ): void;
+  tanh_f32(n: number, x: number, y: number): void;
 }
 
 /** The parts of tfjs-wasm's backend a kernel uses. */
