@@ -79,7 +79,7 @@ function scoreCost(lengths: number[], nImg: number, c: ModelConfig, chunkBytes: 
   return { fwd, bwd: 2 * fwd + recomputed };
 }
 
-/** When each thread ends the forward and the backward (each from the other phase's common start), in FLOPs. */
+/** When each thread ends the forward and the backward, in FLOPs, each phase counted from where both threads start it. */
 export interface SplitTimes {
   forward: { main: number; worker: number };
   backward: { main: number; worker: number };
