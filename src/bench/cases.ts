@@ -239,7 +239,7 @@ export async function trainCase(
   chunkMb = DEFAULT_CHUNK_MB,
 ): Promise<BenchRecord> {
   const c = defaultModelConfig({ module, vocabSize: VOCAB });
-  // vsl train's --workers: with 2, the training worker encodes the captions and takes part of the score block
+  // vsl train's --workers: with 2, the training worker encodes and scores a share of the captions
   const threads = Math.min(2, ctx.workers);
   const partner =
     threads >= 2

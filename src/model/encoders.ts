@@ -2,7 +2,7 @@
 // bidirectional GRU over packed sequences (gru.ts), the two directions averaged.
 import * as tf from '@tensorflow/tfjs';
 import { DROPOUT, type ModelConfig } from './config.js';
-import { dropout, l2norm, linear } from './ops.js';
+import { dropout, l2norm, linear, type MaskWindow } from './ops.js';
 import { gatherRows, scatterRows } from '../ops/gather.js';
 import { gruDirection, packing } from './gru.js';
 import type { Weights } from './weights.js';
@@ -15,6 +15,12 @@ export interface RunMode {
   dropout: number;
   /** the seed of the named dropout site in this step (the same whichever thread runs the site) */
   seed: (site: string) => number;
+  /**
+   * Set when the captions encoded are a share of a batch (one thread's, runtime/twoThreadEngine.ts): captions
+   * [first, first + n) of `batch` captions padded to `maxLen`. The caption sites' masks are then those captions'
+   * rows of the whole batch's masks, so a share drops what the whole batch would.
+   */
+  captionShare?: { first: number; batch: number; maxLen: number };
 }
 
 export function evalMode(): RunMode {
@@ -26,8 +32,19 @@ export function trainMode(stepSeed: number, rate = DROPOUT): RunMode {
   return { training: true, dropout: rate, seed: (site) => siteSeed(stepSeed, site) };
 }
 
-export function maybeDropout(x: tf.Tensor, mode: RunMode, site: string): tf.Tensor {
-  return mode.training && mode.dropout > 0 ? dropout(x, mode.dropout, mode.seed(site)) : x;
+export function maybeDropout(x: tf.Tensor, mode: RunMode, site: string, window?: MaskWindow): tf.Tensor {
+  return mode.training && mode.dropout > 0 ? dropout(x, mode.dropout, mode.seed(site), window) : x;
+}
+
+/**
+ * maybeDropout at a caption site: x is (nCap, Lp, d) per token or (nCap, d) per caption; in a share of a batch
+ * (mode.captionShare) its mask is the share's block of the whole batch's.
+ */
+export function maybeCaptionDropout(x: tf.Tensor, mode: RunMode, site: string): tf.Tensor {
+  const s = mode.captionShare;
+  if (!s) return maybeDropout(x, mode, site);
+  const whole = [s.batch, ...(x.rank === 3 ? [s.maxLen] : []), x.shape[x.rank - 1]];
+  return maybeDropout(x, mode, site, { begin: whole.map((_, i) => (i === 0 ? s.first : 0)), whole });
 }
 
 /** images (nImg, 36, imgDim) -> region embeddings (nImg, 36, D), l2-normalised unless no_imgnorm. */
@@ -41,6 +58,26 @@ export interface TokenBatch {
   ids: Int32Array; // (nCap, Lp) row-major, 0 = <pad>
   lengths: number[]; // each counts <start> and <end>
   maxLen: number; // Lp
+}
+
+/**
+ * Captions [a, b) of a batch (sorted longest first) as a batch of their own, padded to their longest (lengths[a]),
+ * and the mode that encodes them as the whole batch would (its dropout masks: RunMode.captionShare).
+ */
+export function captionShare(
+  batch: TokenBatch,
+  mode: RunMode,
+  a: number,
+  b: number,
+): { tokens: TokenBatch; mode: RunMode } {
+  const [Lp, Lr] = [batch.maxLen, batch.lengths[a]];
+  const ids = new Int32Array((b - a) * Lr);
+  for (let i = a; i < b; i++) ids.set(batch.ids.subarray(i * Lp, i * Lp + Lr), (i - a) * Lr);
+  const whole = mode.captionShare ?? { first: 0, batch: batch.lengths.length, maxLen: Lp };
+  return {
+    tokens: { ids, lengths: batch.lengths.slice(a, b), maxLen: Lr },
+    mode: { ...mode, captionShare: { ...whole, first: whole.first + a } },
+  };
 }
 
 /** Valid-token mask (nCap, Lp) as float 1/0. */
@@ -60,7 +97,7 @@ export function encodeCaptions(w: Weights, batch: TokenBatch, c: ModelConfig, mo
   const Lp = batch.maxLen;
   const ids = tf.tensor1d(batch.ids, 'int32');
   let x = gatherRows(w.t('txt_enc.embed.weight') as tf.Tensor2D, ids); // (nCap*Lp, wordDim)
-  x = maybeDropout(x, mode, 'txt_enc.embed') as tf.Tensor2D;
+  x = maybeCaptionDropout(x.reshape([nCap, Lp, -1]), mode, 'txt_enc.embed').reshape<tf.Tensor2D>([nCap * Lp, -1]);
   const pack = packing(batch.lengths, Lp);
   const direction = (rows: Int32Array, suffix: string) => {
     const idx = tf.tensor1d(rows, 'int32');

@@ -2,7 +2,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { additiveMask, l2norm, linear } from './ops.js';
 import { batchNorm, type BnBatchStats } from './batchnorm.js';
-import { maybeDropout, tokenMask, type RunMode } from './encoders.js';
+import { maybeCaptionDropout, maybeDropout, tokenMask, type RunMode } from './encoders.js';
 import type { Weights } from './weights.js';
 
 const V = 'sim_enc.v_global_w';
@@ -33,13 +33,16 @@ export function visualGlobal(
   return { vGlobal: l2norm(pooled) as tf.Tensor2D, bnStats };
 }
 
-/** words (nCap, Lp, D), zero-padded -> t̄ (nCap, D); the mean and softmax run over each caption's own tokens. */
+/**
+ * words (nCap, Lp, D), zero-padded -> t̄ (nCap, D); the mean and softmax run over each caption's own tokens. Each
+ * caption is pooled on its own (no batch statistics), so a share of a batch gives the whole batch's rows.
+ */
 export function textGlobal(w: Weights, words: tf.Tensor3D, lengths: number[], mode: RunMode): tf.Tensor2D {
   const Lp = words.shape[1];
   const mask = tokenMask(lengths, Lp);
-  const local = maybeDropout(tf.tanh(linear(words, w, `${T}.embedding_local.0`)), mode, `${T}.local`);
+  const local = maybeCaptionDropout(tf.tanh(linear(words, w, `${T}.embedding_local.0`)), mode, `${T}.local`);
   const raw = tf.div(tf.sum(words, 1), tf.tensor2d(lengths, [lengths.length, 1]));
-  const glob = maybeDropout(tf.tanh(linear(raw, w, `${T}.embedding_global.0`)), mode, `${T}.global`);
+  const glob = maybeCaptionDropout(tf.tanh(linear(raw, w, `${T}.embedding_global.0`)), mode, `${T}.global`);
   const common = tf.mul(local, tf.expandDims(glob, 1));
   const score = linear(common, w, `${T}.embedding_common.0`).squeeze([2]);
   const weights = tf.softmax(tf.add(score, additiveMask(mask)));

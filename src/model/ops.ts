@@ -41,11 +41,33 @@ export function l1norm(x: tf.Tensor, axis = -1): tf.Tensor {
   return tf.div(x, tf.add(tf.sum(tf.abs(x), axis, true), NORM_EPS));
 }
 
-/** Inverted dropout with a mask from a seeded generator (reproducible across resume). rate 0 = identity. */
-export function dropout(x: tf.Tensor, rate: number, seed: number | null): tf.Tensor {
+/**
+ * Where x's dropout mask lies in a larger one: x is the block at `begin` (x.shape long) of a tensor shaped `whole`
+ * (one thread's share of a batch's captions), and its mask is that block of the whole tensor's mask.
+ */
+export interface MaskWindow {
+  begin: number[];
+  whole: number[];
+}
+
+/**
+ * Inverted dropout with a mask from a seeded generator (reproducible across resume). rate 0 = identity. In a
+ * `window`, the mask is cut from the whole tensor's: tfjs draws a mask's numbers one after the other in row-major
+ * order, so only the whole's first begin[0] + x.shape[0] rows are drawn.
+ */
+export function dropout(x: tf.Tensor, rate: number, seed: number | null, window?: MaskWindow): tf.Tensor {
   if (rate <= 0 || seed === null) return x;
-  const keep = tf.cast(tf.greaterEqual(tf.randomUniform(x.shape, 0, 1, 'float32', seed), rate), 'float32');
-  return tf.mul(x, tf.mul(keep, 1 / (1 - rate)));
+  const mask = tf.tidy(() => {
+    const u = window
+      ? tf.slice(
+          tf.randomUniform([window.begin[0] + x.shape[0], ...window.whole.slice(1)], 0, 1, 'float32', seed),
+          window.begin,
+          x.shape,
+        )
+      : tf.randomUniform(x.shape, 0, 1, 'float32', seed);
+    return tf.mul(tf.cast(tf.greaterEqual(u, rate), 'float32'), 1 / (1 - rate));
+  });
+  return tf.mul(x, mask);
 }
 
 /** Additive mask for a softmax: 0 where valid, -1e9 where padded (exp underflows to exactly 0). */

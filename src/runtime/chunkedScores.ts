@@ -88,13 +88,7 @@ export interface ChunkedScoresOptions {
  * Captions [a, b) of a block (sorted longest first), trimmed to the range's own padded length lengths[a].
  * @param words (nCap, Lp, D) and tGlobal (nCap, D): the whole block's tensors
  */
-export function captionRange(
-  words: tf.Tensor3D,
-  tGlobal: tf.Tensor2D,
-  lengths: number[],
-  a: number,
-  b: number,
-): CaptionSide {
+function captionRange(words: tf.Tensor3D, tGlobal: tf.Tensor2D, lengths: number[], a: number, b: number): CaptionSide {
   const D = words.shape[2];
   return {
     words: tf.slice(words, [a, 0, 0], [b - a, lengths[a], D]),

@@ -1,14 +1,15 @@
 // How a training step's two expensive parts run: the caption side (bi-GRU + TextSA) and the (B, B) score block.
-// train/step.ts's batchLoss computes the loss with these; which engine runs them is the engine's business: on
-// this thread (chunks that fit the device, for the native backends and --workers 1), or split with the training
-// worker thread (twoThreadEngine.ts), with the same values.
+// train/step.ts's batchLoss encodes the images and hands the rest to the engine; which engine runs it is the
+// engine's business: on this thread (chunks that fit the device, for the native backends and --workers 1), or
+// split by captions with the training worker thread (twoThreadEngine.ts), with the same values.
 import type * as tf from '@tensorflow/tfjs';
 import type { ModelConfig } from '../model/config.js';
 import type { ParamRegistry } from '../model/params.js';
 import type { RunMode, TokenBatch } from '../model/encoders.js';
 import type { Weights } from '../model/weights.js';
 import { captionSide } from '../model/sgraf.js';
-import type { BatchScorer, CaptionSide } from '../model/similarity.js';
+import type { BatchScorer, ImageSide } from '../model/similarity.js';
+import type { CaptionBnStats } from '../model/similarityModule.js';
 import { blockParamNames, chunkedScorer } from './chunkedScores.js';
 
 /** What a step hands the engine before its tape starts. */
@@ -24,13 +25,22 @@ export interface StepStart {
 export interface StepEngine {
   /** Before the step's tape: hand work to another thread (it may start at once). */
   begin(s: StepStart): void;
-  /** The caption side of the batch, as model/sgraf.ts's captionSide computes it. */
-  captionSide(w: Weights, c: ModelConfig, tokens: TokenBatch, mode: RunMode): CaptionSide;
-  /** The (B, B) training scores of the batch. */
-  score: BatchScorer;
   /**
-   * After the tape: the gradients computed off the tape (another thread's), by parameter name; they replace the
-   * tape's zeros for those parameters. Caller disposes.
+   * The (nImg, B) training scores of the batch, given its image side (called as soon as the images are encoded,
+   * so that another thread gets them early): the engine encodes the captions as model/sgraf.ts's captionSide does
+   * and scores them against every image as model/similarity.ts's blockScores does; with the module's per-caption
+   * BatchNorm statistics, in caption order.
+   */
+  scores(
+    w: Weights,
+    c: ModelConfig,
+    img: ImageSide,
+    tokens: TokenBatch,
+    mode: RunMode,
+  ): { sims: tf.Tensor2D; captionStats: CaptionBnStats[] };
+  /**
+   * After the tape: gradients computed off the tape (another thread's part of them), by parameter name; they are
+   * added to the tape's. Caller disposes.
    */
   finish(): Map<string, tf.Tensor>;
   /** The step failed before finish(): release whatever waits on it. */
@@ -44,8 +54,7 @@ export function oneThreadEngine(chunkBytes: number): StepEngine {
     begin(s) {
       score = chunkedScorer(blockParamNames(s.reg.trainable().map((e) => e.spec.name)), chunkBytes);
     },
-    captionSide,
-    score: (w, c, img, cap) => score!(w, c, img, cap),
+    scores: (w, c, img, tokens, mode) => score!(w, c, img, captionSide(w, c, tokens, mode)),
     finish: () => new Map(),
     abort() {},
   };

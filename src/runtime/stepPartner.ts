@@ -18,6 +18,9 @@ import {
 const WAIT_LIMIT_MS = 6 * 3600 * 1000;
 
 export class StepPartner {
+  /** The last step was aborted: the worker may still be in it until it sees the abort. */
+  private aborted = false;
+
   private constructor(
     private readonly worker: Worker,
     private readonly control: Int32Array,
@@ -68,8 +71,9 @@ export class StepPartner {
     return new TextDecoder().decode(this.errorText.slice(0, end < 0 ? undefined : end));
   }
 
-  /** Hand the worker a step (it starts on the caption side at once). */
+  /** Hand the worker a step (it starts on its captions at once). */
   begin(r: StepRequest): void {
+    if (this.aborted) this.settle();
     Atomics.store(this.control, 0, WorkerPhase.Idle);
     Atomics.store(this.control, 1, MainPhase.None);
     this.worker.postMessage(r satisfies ToStepWorker);
@@ -90,6 +94,24 @@ export class StepPartner {
     });
   }
 
+  /**
+   * Wait until the worker has left an aborted step (dropped it, or finished or failed it first) before the phase
+   * words are reset for the next: a reset that it read before the abort would leave it waiting in the old step.
+   */
+  private settle(): void {
+    stage('thread wait', () => {
+      const t0 = Date.now();
+      for (;;) {
+        const v = workerPhaseOf(this.control);
+        if (v === WorkerPhase.Ready || v === WorkerPhase.CaptionGrads || v === WorkerPhase.Error) break;
+        if (Date.now() - t0 > WAIT_LIMIT_MS)
+          throw new VslError(`training worker: still in an aborted step after ${WAIT_LIMIT_MS / 3.6e6} h`);
+        Atomics.wait(this.control, 0, v, 1000);
+      }
+    });
+    this.aborted = false;
+  }
+
   /** Move the main thread's phase to `p` (the buffers of that phase are written). */
   signal(p: MainPhase): void {
     Atomics.store(this.control, 1, p);
@@ -99,6 +121,7 @@ export class StepPartner {
   /** The main thread's half of the step failed: the worker stops waiting and drops the step. */
   abort(): void {
     this.signal(MainPhase.Abort);
+    this.aborted = true;
   }
 
   /** Start (on) or stop the worker's profiler; stopping returns its stage totals. Call between steps only. */

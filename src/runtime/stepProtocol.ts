@@ -1,22 +1,24 @@
 // What the main thread and the training worker thread exchange within one training step (stepPartner.ts is
-// the main side, stepWorker.ts the worker's). The step is synchronous on both sides (inside tfjs' gradient
-// machinery on the main thread), so after the step's request message the two meet only through shared memory:
-// each side moves its own phase word forward and Atomics.wait-s on the other's.
+// the main side, stepWorker.ts the worker's). The batch's captions are split at h: each thread encodes its own
+// share (main [0, h), worker [h, B)) and scores it against every image, forward and backward; the main thread
+// alone encodes the images. The step is synchronous on both sides (inside tfjs' gradient machinery on the main
+// thread), so after the step's request message the two meet only through shared memory: each side moves its own
+// phase word forward and Atomics.wait-s on the other's.
 //
-//   worker: encode the captions ─ WORDS ─▶ wait REGIONS ─ score its share ─ SCORES ─▶ wait DS ─ its share's
-//           backward ─ SHARE_GRADS ─▶ wait DWORDS ─ the caption encoder's backward ─ CAPTION_GRADS
-//   main:   encode the images ─ wait WORDS ─ REGIONS ─▶ score its share ─ wait SCORES ─ loss ─ DS ─▶ its share's
-//           backward ─ wait SHARE_GRADS ─ DWORDS ─▶ the image encoder's backward ─ wait CAPTION_GRADS ─ Adam
+//   worker: encode its captions ─ wait REGIONS ─ score its share ─ SCORES ─▶ wait DS ─ its scores' backward
+//           ─ SHARE_GRADS ─▶ its caption encoder's backward ─ CAPTION_GRADS ─▶
+//   main:   encode the images ─ REGIONS ─▶ encode its captions ─ score its share ─ wait SCORES ─ loss ─ DS ─▶
+//           its scores' and caption encoder's backward ─ wait SHARE_GRADS ─ the image encoder's backward
+//           ─ wait CAPTION_GRADS ─ (caption encoder gradients: main's + worker's) ─ Adam
 import type { ModelConfig } from '../model/config.js';
 
 /** The worker's phase word (index 0 of the control array): what it has published in this step. */
 export const enum WorkerPhase {
   Idle = 0,
-  Words = 1, // the batch's word embeddings and TextSA vectors
-  Scores = 2, // its share's scores (and the module's per-caption BatchNorm statistics)
-  ShareGrads = 3, // the gradients of its share's scores: images, captions of the share, block parameters
-  CaptionGrads = 4, // the caption encoder's parameter gradients: the step is done
-  Ready = 5, // started, between steps
+  Scores = 1, // its share's scores (and the module's per-caption BatchNorm statistics)
+  ShareGrads = 2, // the gradients of its share's scores for the image side and the block parameters
+  CaptionGrads = 3, // its share's caption encoder parameter gradients: the step is done
+  Ready = 4, // started, between steps
   Error = 9,
 }
 
@@ -25,7 +27,6 @@ export const enum MainPhase {
   None = 0,
   Regions = 1, // the image side
   DS = 2, // dLoss/dScores of the worker's share
-  DWords = 3, // dLoss/d(words, TextSA vectors) of the whole batch
   Abort = 9, // the step failed on the main thread: stop where you are
 }
 
@@ -51,9 +52,6 @@ export interface StepBuffers {
   ids: Int32Array; // (B, Lp) token ids, 0-padded
   captionParams: Float32Array; // the caption encoder's parameters, concatenated in `captionNames` order
   blockParams: Float32Array; // the similarity block's parameters, in `blockNames` order
-  // worker -> main at Words
-  words: Float32Array; // (B, Lp, D)
-  tGlobal: Float32Array; // (B, D)
   // main -> worker at Regions
   regions: Float32Array; // (nImg, K, D)
   vGlobal: Float32Array; // (nImg, D)
@@ -64,16 +62,11 @@ export interface StepBuffers {
   // main -> worker at DS
   dS: Float32Array; // (nImg, B - h)
   // worker -> main at ShareGrads
-  dRegions: Float32Array;
-  dVGlobal: Float32Array;
-  dWordsShare: Float32Array; // (B - h, Lr, D), Lr = lengths[h]
-  dTGlobalShare: Float32Array; // (B - h, D)
-  dBlockParams: Float32Array;
-  // main -> worker at DWords
-  dWords: Float32Array; // (B, Lp, D)
-  dTGlobal: Float32Array; // (B, D)
+  dRegions: Float32Array; // (nImg, K, D)
+  dVGlobal: Float32Array; // (nImg, D)
+  dBlockParams: Float32Array; // in `blockNames` order
   // worker -> main at CaptionGrads
-  dCaptionParams: Float32Array;
+  dCaptionParams: Float32Array; // its share's part, in `captionNames` order
 }
 
 /** The request that starts a step on the worker. */
@@ -82,7 +75,7 @@ export interface StepRequest {
   lengths: number[]; // (B), longest first
   nImg: number;
   K: number; // regions per image
-  h: number; // the worker scores captions [h, B)
+  h: number; // the worker encodes and scores captions [h, B)
   stepSeed: number;
   dropout: number;
   captionNames: [string, number[]][]; // name, shape

@@ -1,10 +1,10 @@
 // The training worker thread (stepProtocol.ts has the exchange): on its own tfjs backend instance it encodes the
-// batch's captions and differentiates the caption encoder, and scores and differentiates the last captions of
-// the batch against every image, while the main thread does the images and the other captions.
+// last captions of the batch (its share, from h on) and scores them against every image, forward and backward,
+// while the main thread does the images and the other captions.
 //
 // One step is one synchronous run of `step` on this thread. Its caption encoder is recorded on one tape; the
-// scores of its share on a second, isolated one (ops/tape.ts), differentiated as soon as dLoss/dScores arrive,
-// while the first tape waits for dLoss/d(words) of the whole batch.
+// scores of its share on a second, isolated one (ops/tape.ts), differentiated as soon as dLoss/dScores arrive, so
+// that the image side's gradients go back to the main thread before this thread differentiates its captions.
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import type * as TF from '@tensorflow/tfjs';
 import {
@@ -43,22 +43,23 @@ async function run(): Promise<void> {
     await selectBackend(init.backend as Parameters<typeof selectBackend>[0]);
     const tf = await import('@tensorflow/tfjs');
     const { captionSide } = await import('../model/sgraf.js');
-    const { trainMode } = await import('../model/encoders.js');
+    const { captionShare, trainMode } = await import('../model/encoders.js');
     const { Weights } = await import('../model/weights.js');
-    const { captionRange, chunkedScores } = await import('./chunkedScores.js');
+    const { chunkedScores } = await import('./chunkedScores.js');
     const { isolatedGradients, valueAndGradients } = await import('../ops/tape.js');
     const profile = await import('../ops/profile.js');
     type CaptionBnStats = { mean: TF.Tensor1D; varUnbiased: TF.Tensor1D };
 
     /** Block until the main thread's phase reaches `p`. */
-    const waitMain = (p: MainPhase) => {
-      for (;;) {
-        const v = mainPhaseOf(control);
-        if (v === MainPhase.Abort) throw new Aborted();
-        if (v >= p) return;
-        Atomics.wait(control, 1, v, 1000);
-      }
-    };
+    const waitMain = (p: MainPhase) =>
+      profile.stage('thread wait', () => {
+        for (;;) {
+          const v = mainPhaseOf(control);
+          if (v === MainPhase.Abort) throw new Aborted();
+          if (v >= p) return;
+          Atomics.wait(control, 1, v, 1000);
+        }
+      });
     const flat = (ts: TF.Tensor[], out: Float32Array) => {
       let o = 0;
       for (const t of ts) {
@@ -73,7 +74,6 @@ async function run(): Promise<void> {
       const c = init.config;
       const D = c.embedSize;
       const B = lengths.length;
-      const Lp = lengths[0];
       const tensorsOf = (values: Float32Array, names: [string, number[]][]) =>
         splitFlat(
           values,
@@ -82,7 +82,8 @@ async function run(): Promise<void> {
       const captionParams = tensorsOf(buf.captionParams, r.captionNames);
       const blockParams = tensorsOf(buf.blockParams, r.blockNames);
       const blockByName = new Map(r.blockNames.map(([n], i) => [n, blockParams[i]]));
-      const mode = trainMode(r.stepSeed, r.dropout);
+      // captions [h, B), with their rows of the whole batch's dropout masks
+      const share = captionShare({ ids: buf.ids, lengths, maxLen: lengths[0] }, trainMode(r.stepSeed, r.dropout), h, B);
       const held: TF.Tensor[] = [...captionParams, ...blockParams];
       let w: InstanceType<typeof Weights> | undefined;
       try {
@@ -93,58 +94,53 @@ async function run(): Promise<void> {
             if (!t) throw new Error(`training worker: parameter ${n} was not sent`);
             return t;
           });
-          const cap = captionSide(w, c, { ids: buf.ids, lengths, maxLen: Lp }, mode);
-          buf.words.set(cap.words.dataSync());
-          buf.tGlobal.set(cap.tGlobal.dataSync());
-          publish(WorkerPhase.Words);
+          const cap = captionSide(w, c, share.tokens, share.mode);
 
           waitMain(MainPhase.Regions);
           const regions = tf.tensor3d(buf.regions, [nImg, K, D]);
           const vGlobal = tf.tensor2d(buf.vGlobal, [nImg, D]);
-          const share = captionRange(cap.words, cap.tGlobal, lengths, h, B);
           const a = isolatedGradients(
             (rg, vg, wd, tg, ...bp) => {
               const captionStats: CaptionBnStats[] = [];
               const sims = chunkedScores(
                 c,
                 { regions: rg as TF.Tensor3D, vGlobal: vg as TF.Tensor2D },
-                { words: wd as TF.Tensor3D, tGlobal: tg as TF.Tensor2D, lengths: share.lengths },
+                { words: wd as TF.Tensor3D, tGlobal: tg as TF.Tensor2D, lengths: cap.lengths },
                 new Map(r.blockNames.map(([n], i) => [n, bp[i]])),
                 { chunkBytes: init.chunkBytes, captionStats },
               );
-              buf.sims.set(sims.dataSync());
-              if (captionStats.length) {
-                flat(
-                  captionStats.map((s) => s.mean),
-                  buf.capBnMean,
-                );
-                flat(
-                  captionStats.map((s) => s.varUnbiased),
-                  buf.capBnVar,
-                );
-                tf.dispose(captionStats.flatMap((s) => [s.mean, s.varUnbiased]));
-              }
+              profile.stage('thread handover', () => {
+                buf.sims.set(sims.dataSync());
+                if (captionStats.length) {
+                  flat(
+                    captionStats.map((s) => s.mean),
+                    buf.capBnMean,
+                  );
+                  flat(
+                    captionStats.map((s) => s.varUnbiased),
+                    buf.capBnVar,
+                  );
+                  tf.dispose(captionStats.flatMap((s) => [s.mean, s.varUnbiased]));
+                }
+              });
               publish(WorkerPhase.Scores);
               waitMain(MainPhase.DS);
               return tf.sum(tf.mul(sims, tf.tensor2d(buf.dS, [nImg, B - h])));
             },
-            [regions, vGlobal, share.words, share.tGlobal, ...blockParams],
+            [regions, vGlobal, cap.words, cap.tGlobal, ...blockParams],
           );
           const [dr, dv, dw, dt, ...db] = a.grads;
-          buf.dRegions.set(dr.dataSync());
-          buf.dVGlobal.set(dv.dataSync());
-          buf.dWordsShare.set(dw.dataSync());
-          buf.dTGlobalShare.set(dt.dataSync());
-          flat(db, buf.dBlockParams);
-          tf.dispose([a.value, ...a.grads, regions, vGlobal]);
+          profile.stage('thread handover', () => {
+            buf.dRegions.set(dr.dataSync());
+            buf.dVGlobal.set(dv.dataSync());
+            flat(db, buf.dBlockParams);
+          });
+          tf.dispose([a.value, dr, dv, ...db, regions, vGlobal]);
           publish(WorkerPhase.ShareGrads);
-
-          waitMain(MainPhase.DWords);
-          const dWords = tf.tensor3d(buf.dWords, [B, Lp, D]);
-          const dTGlobal = tf.tensor2d(buf.dTGlobal, [B, D]);
-          return tf.add(tf.sum(tf.mul(cap.words, dWords)), tf.sum(tf.mul(cap.tGlobal, dTGlobal)));
+          // its captions' encoder, differentiated given dLoss/d(words, TextSA vectors) of the share
+          return tf.add(tf.sum(tf.mul(cap.words, dw)), tf.sum(tf.mul(cap.tGlobal, dt)));
         }, captionParams);
-        flat(grads, buf.dCaptionParams);
+        profile.stage('thread handover', () => flat(grads, buf.dCaptionParams));
         tf.dispose([value, ...grads]);
         publish(WorkerPhase.CaptionGrads);
       } finally {

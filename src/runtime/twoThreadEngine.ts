@@ -1,22 +1,26 @@
-// A training step on two cores (the single-threaded wasm/cpu backends): the training worker (stepWorker.ts)
-// encodes the captions and scores the last captions of the batch, the main thread encodes the images and scores
-// the first ones; the caption encoder's and the image encoder's backward passes overlap too.
+// A training step on two cores (the single-threaded wasm/cpu backends), split by captions at h: the main thread
+// encodes the images and its captions [0, h) and scores those against every image; the training worker
+// (stepWorker.ts) encodes and scores captions [h, B), forward and backward, so no word embeddings cross between
+// the threads, only the image side, the worker's scores and the gradients of both.
 //
-// The main thread's tape sees the worker's work as three custom ops. `captions` (forward: wait for the worker's
-// word embeddings; gradient: send it dLoss/d(words) of the whole batch and return at once). `launch`, recorded
-// before the main share's scores (forward: send the image side; gradient, which runs after the main share's
-// backward: wait for and return the worker's share gradients) and `collect`, recorded after them (forward: wait
-// for the worker's scores; gradient, which runs first: send dLoss/dScores, so that the worker's backward
-// overlaps the main share's). The caption encoder's gradients arrive after the tape, in finish().
+// The main thread's tape sees the worker's work as two custom ops around its own captions. `launch`, recorded
+// right after the image encoder and before this thread's captions (forward: send the image side, so that the
+// worker, which has encoded its captions meanwhile, scores at once; gradient, which runs after this thread's
+// scores' and caption encoder's backward: wait for and return the worker's share gradients for the image side and
+// the block), and `collect`, recorded after this thread's scores (forward: wait for the worker's scores; gradient,
+// which runs first: send dLoss/dScores, so that the worker's backward overlaps this thread's). The worker's part of
+// the caption encoder's gradients arrives after the tape, in finish(), and is added to this thread's.
 import * as tf from '@tensorflow/tfjs';
 import { REGIONS, type ModelConfig } from '../model/config.js';
+import { captionShare } from '../model/encoders.js';
+import { captionSide } from '../model/sgraf.js';
 import type { CaptionBnStats } from '../model/similarityModule.js';
 import { moduleOf } from '../model/modules.js';
-import { blockParamNames, captionChunks, captionRange, chunkedScores, keepCaptionStats } from './chunkedScores.js';
+import { blockParamNames, captionChunks, chunkedScores, keepCaptionStats, lengthBuckets } from './chunkedScores.js';
 import { checkHeap } from '../ops/memoryGuard.js';
 import { stage } from '../ops/profile.js';
 import { sharedFloat32, sharedInt32 } from '../ops/shared.js';
-import type { StepEngine, StepStart } from './stepEngine.js';
+import { oneThreadEngine, type StepEngine, type StepStart } from './stepEngine.js';
 import type { StepPartner } from './stepPartner.js';
 import { MainPhase, sizeOf, splitFlat, WorkerPhase, type StepBuffers, type StepRequest } from './stepProtocol.js';
 import type { CustomFn } from '../ops/tape.js';
@@ -26,28 +30,105 @@ function captionParamNames(names: string[]): string[] {
   return names.filter((n) => n.startsWith('txt_enc.') || n.startsWith('sim_enc.t_global_w.'));
 }
 
+/** Forward and backward FLOPs of one piece of work. */
+interface Cost {
+  fwd: number;
+  bwd: number;
+}
+
 /**
- * The first caption of the worker's share, chosen to balance the two score phases (the threads meet when the
- * scores are complete, and when the share gradients are). A caption costs its length plus a little per caption
- * (its global node and score) per forward, as each length bucket is padded to its own longest caption; a
- * backward costs twice that, plus one forward more for the chunks that are recomputed (all but a share's last).
+ * One image's encoder: the fc on its regions (2·36·imgDim·D) and VisualSA (the local Linear D -> D on every region
+ * and the global one on their mean, 2·37·D², and the common one D -> 1 on every region). The fc's input is data,
+ * so its backward is its weight gradient alone (1 x forward); VisualSA's is 2 x forward.
+ */
+function imageCost(c: ModelConfig): Cost {
+  const D = c.embedSize;
+  const fc = 2 * REGIONS * c.imgDim * D;
+  const sa = 2 * (REGIONS + 1) * D * D + 2 * REGIONS * D;
+  return { fwd: fc + sa, bwd: fc + 2 * sa };
+}
+
+/**
+ * Captions `lengths` (sorted longest first) as one thread encodes them: the packed bi-GRU over their tokens (per
+ * token and direction the input and hidden products, 2·3D·(wordDim + D)) and TextSA over their tokens padded to
+ * the first (the local Linear D -> D and the common D -> 1 per token, the global Linear once per caption).
+ */
+function captionCost(lengths: number[], c: ModelConfig): Cost {
+  const D = c.embedSize;
+  const tokens = lengths.reduce((a, L) => a + L, 0);
+  const gru = (c.biGru ? 2 : 1) * 2 * 3 * D * (c.wordDim + D) * tokens;
+  const textSA = lengths.length * (2 * (lengths[0] ?? 0) * (D * D + D) + 2 * D * D);
+  const fwd = gru + textSA;
+  return { fwd, bwd: 2 * fwd };
+}
+
+/**
+ * Captions `lengths` scored against nImg images on one thread, as chunkedScores runs them: per pair the module's
+ * pairMflop (measured at 12 tokens and the default D·S = 1024·256), in proportion to the tokens its length bucket
+ * is padded to and to D·S. A backward is 2 x forward, plus one forward more for the chunks that are recomputed (all
+ * but the last).
+ */
+function scoreCost(lengths: number[], nImg: number, c: ModelConfig, chunkBytes: number): Cost {
+  const perToken = (moduleOf(c).pairMflop * 1e6 * ((c.embedSize * c.simDim) / (1024 * 256))) / 12;
+  const chunks = captionChunks(lengths, nImg, c, chunkBytes);
+  const padded = chunks.map((range) =>
+    lengthBuckets(lengths, range).reduce((a, [x, y]) => a + (y - x) * lengths[x], 0),
+  );
+  const fwd = nImg * perToken * padded.reduce((a, t) => a + t, 0);
+  const recomputed = nImg * perToken * padded.slice(0, -1).reduce((a, t) => a + t, 0);
+  return { fwd, bwd: 2 * fwd + recomputed };
+}
+
+/** When each thread ends the forward and the backward, in FLOPs, each phase counted from where both threads start it. */
+export interface SplitTimes {
+  forward: { main: number; worker: number };
+  backward: { main: number; worker: number };
+}
+
+/**
+ * The step split at h, as estimated in FLOPs, both threads running at the same rate. The main thread encodes the
+ * images, then its captions [0, h), then scores them; the worker encodes captions [h, B) from the step's start and
+ * scores them once the image side has come (after the image encoder). The loss needs both threads' scores, so
+ * the forward ends at the later of
+ *   main:   image + captions(0, h) + scores(0, h)
+ *   worker: max(captions(h, B), image) + scores(h, B)
+ * In the backward the main thread differentiates its scores and captions, then needs the worker's share gradients
+ * (after the worker's scores' backward) for the image encoder's backward; the worker differentiates its scores,
+ * then its captions (the main thread waits for these at the end). The backward ends at the later of
+ *   main:   max(scores'(0, h) + captions'(0, h), scores'(h, B)) + image'
+ *   worker: scores'(h, B) + captions'(h, B)
+ */
+export function splitTimes(lengths: number[], nImg: number, c: ModelConfig, chunkBytes: number, h: number): SplitTimes {
+  const image = imageCost(c);
+  const share = (a: number, b: number) => {
+    const part = lengths.slice(a, b);
+    return { cap: captionCost(part, c), score: scoreCost(part, nImg, c, chunkBytes) };
+  };
+  const [m, w] = [share(0, h), share(h, lengths.length)];
+  const img = { fwd: nImg * image.fwd, bwd: nImg * image.bwd };
+  return {
+    forward: { main: img.fwd + m.cap.fwd + m.score.fwd, worker: Math.max(w.cap.fwd, img.fwd) + w.score.fwd },
+    backward: {
+      main: Math.max(m.score.bwd + m.cap.bwd, w.score.bwd) + img.bwd,
+      worker: w.score.bwd + w.cap.bwd,
+    },
+  };
+}
+
+/**
+ * The first caption of the worker's share: the h in [1, B) (each thread at least one caption) whose step ends
+ * first by splitTimes (the later thread of the forward, plus the later of the backward). A function of the lengths,
+ * nImg, the config and the chunk size only, never of timings: every run of a step splits it alike, which exact
+ * resume and the trajectory tests need.
  */
 export function splitPoint(lengths: number[], nImg: number, c: ModelConfig, chunkBytes: number): number {
-  const n = lengths.length;
-  const cost = (a: number, b: number) => {
-    const share = lengths.slice(a, b);
-    const chunks = captionChunks(share, nImg, c, chunkBytes);
-    const tokens = (x: number, y: number) => share.slice(x, y).reduce((s, L) => s + L + 2, 0);
-    const fwd = tokens(0, share.length);
-    return { fwd, bwd: 2 * fwd + (chunks.length > 1 ? tokens(0, chunks[chunks.length - 1][0]) : 0) };
-  };
   let best = 1;
   let bestCost = Infinity;
-  for (let h = 1; h < n; h++) {
-    const [m, w] = [cost(0, h), cost(h, n)];
-    const total = Math.max(m.fwd, w.fwd) + Math.max(m.bwd, w.bwd);
-    if (total < bestCost) {
-      bestCost = total;
+  for (let h = 1; h < lengths.length; h++) {
+    const t = splitTimes(lengths, nImg, c, chunkBytes, h);
+    const cost = Math.max(t.forward.main, t.forward.worker) + Math.max(t.backward.main, t.backward.worker);
+    if (cost < bestCost) {
+      bestCost = cost;
       best = h;
     }
   }
@@ -60,21 +141,18 @@ interface Step {
   captionNames: string[];
   blockNames: string[];
   sentDS: boolean;
-  sentDWords: boolean;
 }
 
 function buffers(s: StepStart, h: number, captionSize: number, blockSize: number): StepBuffers {
   const B = s.tokens.lengths.length;
-  const [Lp, Lr, D] = [s.tokens.maxLen, s.tokens.lengths[h], s.config.embedSize];
-  const ids = sharedInt32(B * Lp);
+  const D = s.config.embedSize;
+  const ids = sharedInt32(s.tokens.ids.length);
   ids.set(s.tokens.ids);
   const f = sharedFloat32;
   return {
     ids,
     captionParams: f(captionSize),
     blockParams: f(blockSize),
-    words: f(B * Lp * D),
-    tGlobal: f(B * D),
     regions: f(s.nImg * REGIONS * D),
     vGlobal: f(s.nImg * D),
     sims: f(s.nImg * (B - h)),
@@ -83,11 +161,7 @@ function buffers(s: StepStart, h: number, captionSize: number, blockSize: number
     dS: f(s.nImg * (B - h)),
     dRegions: f(s.nImg * REGIONS * D),
     dVGlobal: f(s.nImg * D),
-    dWordsShare: f((B - h) * Lr * D),
-    dTGlobalShare: f((B - h) * D),
     dBlockParams: f(blockSize),
-    dWords: f(B * Lp * D),
-    dTGlobal: f(B * D),
     dCaptionParams: f(captionSize),
   };
 }
@@ -102,20 +176,31 @@ function writeParams(s: StepStart, names: string[], out: Float32Array): void {
   }
 }
 
-export function twoThreadEngine(partner: StepPartner, chunkBytes: number): StepEngine {
+/**
+ * The step engine with the training worker `partner`. `split` chooses the worker's first caption (splitPoint; tests
+ * put it elsewhere to check that every split gives the same step).
+ */
+export function twoThreadEngine(partner: StepPartner, chunkBytes: number, split = splitPoint): StepEngine {
   let st: Step | null = null;
   const step = () => {
     if (!st) throw new Error('two-thread engine: no step begun');
     return st;
   };
+  // a batch of one caption (an epoch's short last batch) cannot be split: it runs on this thread
+  const alone = oneThreadEngine(chunkBytes);
+  let solo = false;
   return {
     begin(s) {
+      solo = s.tokens.lengths.length < 2;
+      if (solo) return alone.begin(s);
       const names = s.reg.trainable().map((e) => e.spec.name);
       const captionNames = captionParamNames(names);
       const blockNames = blockParamNames(names);
       const shapes = (ns: string[]) => ns.map((n) => [n, [...s.reg.get(n).shape]] as [string, number[]]);
       const size = (ns: string[]) => ns.reduce((a, n) => a + sizeOf([...s.reg.get(n).shape]), 0);
-      const h = splitPoint(s.tokens.lengths, s.nImg, s.config, chunkBytes);
+      const h = split(s.tokens.lengths, s.nImg, s.config, chunkBytes);
+      const B = s.tokens.lengths.length;
+      if (!(h >= 1 && h < B)) throw new Error(`two-thread engine: split ${h} leaves a thread no caption (B = ${B})`);
       const buf = buffers(s, h, size(captionNames), size(blockNames));
       stage('thread handover', () => {
         writeParams(s, captionNames, buf.captionParams);
@@ -133,47 +218,17 @@ export function twoThreadEngine(partner: StepPartner, chunkBytes: number): StepE
         blockNames: shapes(blockNames),
         buf,
       };
-      st = { req, buf, captionNames, blockNames, sentDS: false, sentDWords: false };
+      st = { req, buf, captionNames, blockNames, sentDS: false };
       partner.begin(req);
     },
 
-    captionSide(w, c, tokens) {
+    scores(w, c, img, tokens, mode) {
+      if (solo) return alone.scores(w, c, img, tokens, mode);
       const t = step();
-      const [B, Lp, D] = [tokens.lengths.length, tokens.maxLen, c.embedSize];
-      // one tensor (B, Lp + 1, D) out of the op (tfjs' customGrad has one output): TextSA's vector, then the words
-      const captions = tf.customGrad(((anchor: tf.Tensor) => {
-        partner.waitFor(WorkerPhase.Words, 'caption encodings');
-        const both = tf.concat([tf.tensor3d(t.buf.tGlobal, [B, 1, D]), tf.tensor3d(t.buf.words, [B, Lp, D])], 1);
-        return {
-          value: both,
-          gradFunc: (dy: tf.Tensor | tf.Tensor[]) => {
-            stage('thread handover', () => {
-              const d = dy as tf.Tensor3D;
-              t.buf.dTGlobal.set(tf.slice(d, [0, 0, 0], [B, 1, D]).dataSync());
-              t.buf.dWords.set(tf.slice(d, [0, 1, 0], [B, Lp, D]).dataSync());
-            });
-            t.sentDWords = true;
-            partner.signal(MainPhase.DWords);
-            return [tf.zerosLike(anchor)]; // its real gradient comes in finish()
-          },
-        };
-      }) as unknown as CustomFn);
-      // any caption parameter anchors the op on the tape, so that its gradient runs
-      const both = captions(w.t(t.captionNames[0])) as tf.Tensor3D;
-      const words = tf.slice(both, [0, 1, 0], [B, Lp, D]);
-      const tGlobal = tf.slice(both, [0, 0, 0], [B, 1, D]).reshape<tf.Tensor2D>([B, D]);
-      return { words, tGlobal, lengths: tokens.lengths };
-    },
-
-    score(w, c, img, cap) {
-      const t = step();
-      checkHeap('training step, encoders');
       const { h, nImg } = t.req;
-      const B = cap.lengths.length;
+      const B = tokens.lengths.length;
       const params = t.blockNames.map((n) => w.t(n));
-      const captionStats: CaptionBnStats[] = [];
-      const rest = captionRange(cap.words, cap.tGlobal, cap.lengths, h, B);
-      const shapes = [img.regions, img.vGlobal, rest.words, rest.tGlobal, ...params].map((x) => x.shape);
+      const shapes = [img.regions, img.vGlobal, ...params].map((x) => x.shape);
       const launch = tf.customGrad(((r: tf.Tensor, v: tf.Tensor) => {
         stage('thread handover', () => {
           t.buf.regions.set(r.dataSync());
@@ -185,25 +240,21 @@ export function twoThreadEngine(partner: StepPartner, chunkBytes: number): StepE
           gradFunc: () => {
             partner.waitFor(WorkerPhase.ShareGrads, 'share gradients');
             const b = t.buf;
-            const flat = [
-              b.dRegions,
-              b.dVGlobal,
-              b.dWordsShare,
-              b.dTGlobalShare,
-              ...splitFlat(b.dBlockParams, shapes.slice(4)),
-            ];
+            const flat = [b.dRegions, b.dVGlobal, ...splitFlat(b.dBlockParams, shapes.slice(2))];
             return flat.map((a, i) => tf.tensor(a, shapes[i]));
           },
         };
       }) as unknown as CustomFn);
-      const token = launch(img.regions, img.vGlobal, rest.words, rest.tGlobal, ...params);
-      const local = chunkedScores(
-        c,
-        img,
-        captionRange(cap.words, cap.tGlobal, cap.lengths, 0, h),
-        new Map(t.blockNames.map((n, i) => [n, params[i]])),
-        { chunkBytes, captionStats },
-      );
+      // the image side goes out first: the worker scores while this thread encodes its own captions
+      const token = launch(img.regions, img.vGlobal, ...params);
+      const mine = captionShare(tokens, mode, 0, h);
+      const cap = captionSide(w, c, mine.tokens, mine.mode);
+      checkHeap('training step, encoders');
+      const captionStats: CaptionBnStats[] = [];
+      const local = chunkedScores(c, img, cap, new Map(t.blockNames.map((n, i) => [n, params[i]])), {
+        chunkBytes,
+        captionStats,
+      });
       const collect = tf.customGrad(() => {
         partner.waitFor(WorkerPhase.Scores, 'scores');
         if (moduleOf(c).captionBatchNorm)
@@ -222,11 +273,11 @@ export function twoThreadEngine(partner: StepPartner, chunkBytes: number): StepE
     },
 
     finish() {
+      if (solo) return alone.finish();
       const t = step();
       st = null;
       // a loss that does not reach the worker's outputs sends no gradient for them: the worker still waits
       if (!t.sentDS) partner.signal(MainPhase.DS);
-      if (!t.sentDWords) partner.signal(MainPhase.DWords);
       partner.waitFor(WorkerPhase.CaptionGrads, 'caption encoder gradients');
       const shapes = t.req.captionNames.map(([, s]) => s);
       const grads = splitFlat(t.buf.dCaptionParams, shapes);

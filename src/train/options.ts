@@ -67,7 +67,7 @@ const TRAIN_OPTIONS = {
   workers: opt(
     z.number().int().min(1).max(2).optional(),
     '--workers <n>',
-    'threads for the score block of a training step: 1, or 2 (a worker thread takes part of the captions); default 2 on wasm/cpu, 1 on the native backends',
+    'threads for the caption encoder and the score block of a training step: 1, or 2 (a worker thread encodes and scores part of the captions); default 2 on wasm/cpu, 1 on the native backends',
   ),
   valWorkers: opt(
     z.number().int().min(1).optional(),

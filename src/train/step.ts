@@ -1,6 +1,7 @@
 // One training step: the batch's loss (encode both sides, score every pair, hinge + semantic), its
 // gradients, global-norm clip, Adam; then the BatchNorm running statistics (VisualSA's once, SAF's once per
-// caption). The score block runs on the engine's scorer (chunks that fit the device, a second thread).
+// caption). The caption side and the score block run on the step engine (chunks that fit the device, a second
+// thread that takes a share of the captions).
 import * as tf from '@tensorflow/tfjs';
 import { BN_MOMENTUM, type ModelConfig } from '../model/config.js';
 import type { ParamRegistry } from '../model/params.js';
@@ -84,8 +85,9 @@ interface BatchLoss {
 
 /**
  * The loss of one batch: encode both sides, score every image with every caption, hinge + semantic.
- * The engine computes the caption side and the (B, B) scores as the model does (model/sgraf.ts captionSide,
- * model/similarity.ts blockScores): in chunks that fit the device, and with a second thread (runtime/).
+ * The engine encodes the captions and computes the (B, B) scores as the model does (model/sgraf.ts captionSide,
+ * model/similarity.ts blockScores): in chunks that fit the device, and with a second thread (runtime/), which
+ * gets the image side as soon as it is encoded.
  */
 function batchLoss(
   w: Weights,
@@ -93,11 +95,10 @@ function batchLoss(
   b: BatchTensors,
   mode: RunMode,
   o: LossOptions,
-  engine: Pick<StepEngine, 'captionSide' | 'score'>,
+  engine: Pick<StepEngine, 'scores'>,
 ): BatchLoss {
   const img = imageSide(w, c, b.images, mode);
-  const cap = engine.captionSide(w, c, b.tokens, mode);
-  const { sims, captionStats } = engine.score(w, c, img.side, cap);
+  const { sims, captionStats } = engine.scores(w, c, img.side, b.tokens, mode);
   const { hinge, semantic } = stage('losses', () => ({
     hinge: hingeLoss(sims, o.margin, o.maxViolation),
     semantic: semanticLoss(o.semantic, sims, b.imageSim, b.captionSim),
@@ -157,12 +158,13 @@ export function lossAndGrads(
     w?.dispose();
   }
   const { value, grads } = taped;
-  // gradients computed off this thread's tape (the caption encoder's, on the training worker)
+  // gradients computed off this thread's tape (the training worker's share of the caption encoder's): added
   const offTape = o.engine.finish();
   for (const [n, g] of offTape) {
     const i = trainable.indexOf(n);
-    grads[i].dispose();
-    grads[i] = g;
+    const sum = tf.add(grads[i], g);
+    tf.dispose([grads[i], g]);
+    grads[i] = sum;
   }
   const r = kept!;
   const out = {
