@@ -94,7 +94,7 @@ function imageBackward(
   const dA0 = tf.where(tf.greater(s.a0, 0), dA, tf.mul(dA, LEAKY_SLOPE)) as tf.Tensor2D; // LeakyReLU
   const dWords = tf.sub<tf.Tensor2D>(tf.matMul(dA0, v), dDiff); // a0 = W vᵀ; diff = ctx - W
   dV = tf.add(dV, matMulT(dA0, words, true));
-  return { dWords, dV: dV as tf.Tensor2D, dLocW: dLocW as tf.Tensor2D, dLocB };
+  return { dWords, dV: dV as tf.Tensor2D, dLocW: dLocW, dLocB };
 }
 
 /** Image m's regions (K, D) and their transpose (D, K), from (nImg, K, D). */

@@ -103,7 +103,7 @@ function stepBackward(dy: tf.Tensor3D, s: StepSaved, layout: NodeLayout): tf.Ten
     const dq2 = flat(dq);
     const dqk = matMulT(flat(queries), dq2, true);
     const dqb = tf.sum(dq2, 0);
-    const dxQuery = matMulT(dq2, s.qk as tf.Tensor2D, false, true).reshape([P, R, S]);
+    const dxQuery = matMulT(dq2, s.qk, false, true).reshape([P, R, S]);
     free(dq, dq2);
     const dxQueryN =
       R === N
