@@ -4,6 +4,8 @@
 //   before taking the slice: slicing image m of a (128, 36, 1024) batch copies all 128 images, and unstacking
 //   it costs 128 whole copies. These versions copy only the slice, from a view of the wasm heap.
 // - Tanh calls a scalar library function per element, ~15x tfjs-wasm's own sigmoid; vsl_kernels.c has a vector one.
+// - Transpose walks a generic n-d index per element (~13 ns); swapping the last two axes, the only transpose the
+//   model makes (every Linear's weight, once per step), is a blocked kernel in vsl_kernels.c.
 import * as tf from '@tensorflow/tfjs';
 import { kernelsOf, ptr, type WasmBackendInternals } from './kernels/module.js';
 
@@ -103,6 +105,23 @@ export function patchWasmKernels(): void {
     const b = args.backend as unknown as WasmBackendInternals;
     const out = b.makeOutput(x.shape, 'float32');
     kernelsOf(b).tanh_f32(tf.util.sizeFromShape(x.shape), ptr(b, x), ptr(b, out));
+    return out;
+  });
+  const transpose = tf.getKernel('Transpose', 'wasm').kernelFunc;
+  register('Transpose', (args) => {
+    const x = (args.inputs as { x: TensorInfo }).x;
+    const perm = (args.attrs as unknown as { perm: number[] }).perm;
+    const r = x.shape.length;
+    const lastTwo = r >= 2 && perm.every((p, i) => (i < r - 2 ? p === i : p === (i === r - 2 ? r - 1 : r - 2)));
+    if (!lastTwo || (x.dtype !== 'float32' && x.dtype !== 'int32')) return transpose(args);
+    const b = args.backend as unknown as WasmBackendInternals;
+    const out = b.makeOutput(
+      perm.map((p) => x.shape[p]),
+      x.dtype,
+    );
+    const [rows, cols] = x.shape.slice(-2);
+    const batch = tf.util.sizeFromShape(x.shape.slice(0, -2));
+    if (batch * rows * cols > 0) kernelsOf(b).transpose_f32(batch, rows, cols, ptr(b, x), ptr(b, out));
     return out;
   });
 }

@@ -30,6 +30,21 @@ function captionParamNames(names: string[]): string[] {
   return names.filter((n) => n.startsWith('txt_enc.') || n.startsWith('sim_enc.t_global_w.'));
 }
 
+/**
+ * Calibration from a batch-32 profile (`npm run bench -- --profile train-sgr-b32`, docs/performance.md), in FLOPs
+ * of the score block's forward: VisualSA's BatchNorm, tanh and dropout passes put the image side's forward at
+ * about nine tenths of the block's rate (`imageFwd`); the clipping and Adam step, which only the main thread runs,
+ * costs about `optimizer` per parameter; a GRU step of few captions costs as much as one of GRU_MIN_ROWS.
+ */
+const RATE = { imageFwd: 1.1, optimizer: 250 };
+const GRU_MIN_ROWS = 32;
+
+/** About how many parameters the optimizer steps: the embedding, the GRU, the image fc and the D x D Linears. */
+function paramCount(c: ModelConfig): number {
+  const D = c.embedSize;
+  return c.vocabSize * c.wordDim + (c.biGru ? 2 : 1) * 3 * D * (c.wordDim + D) + c.imgDim * D + 4 * D * D;
+}
+
 /** Forward and backward FLOPs of one piece of work. */
 interface Cost {
   fwd: number;
@@ -45,21 +60,30 @@ function imageCost(c: ModelConfig): Cost {
   const D = c.embedSize;
   const fc = 2 * REGIONS * c.imgDim * D;
   const sa = 2 * (REGIONS + 1) * D * D + 2 * REGIONS * D;
-  return { fwd: fc + sa, bwd: fc + 2 * sa };
+  return { fwd: RATE.imageFwd * (fc + sa), bwd: fc + 2 * sa };
 }
 
 /**
  * Captions `lengths` (sorted longest first) as one thread encodes them: the packed bi-GRU over their tokens (per
  * token and direction the input and hidden products, 2·3D·(wordDim + D)) and TextSA over their tokens padded to
- * the first (the local Linear D -> D and the common D -> 1 per token, the global Linear once per caption).
+ * the first (the local Linear D -> D and the common D -> 1 per token, the global Linear once per caption). The
+ * GRU's forward makes one product per time step with as many rows as captions are that long: a step of few rows
+ * costs about as much as one of GRU_MIN_ROWS (the weight streams through the cache whatever the rows), so its
+ * forward counts every step as at least that many rows. Its backward's per-step product is one of three, and
+ * counts as FLOPs.
  */
 function captionCost(lengths: number[], c: ModelConfig): Cost {
   const D = c.embedSize;
-  const tokens = lengths.reduce((a, L) => a + L, 0);
-  const gru = (c.biGru ? 2 : 1) * 2 * 3 * D * (c.wordDim + D) * tokens;
+  const perRow = (c.biGru ? 2 : 1) * 2 * 3 * D * (c.wordDim + D);
+  let rows = 0;
+  let tokens = 0;
+  for (let t = 0; t < (lengths[0] ?? 0); t++) {
+    const alive = lengths.filter((L) => L > t).length;
+    rows += Math.max(alive, GRU_MIN_ROWS);
+    tokens += alive;
+  }
   const textSA = lengths.length * (2 * (lengths[0] ?? 0) * (D * D + D) + 2 * D * D);
-  const fwd = gru + textSA;
-  return { fwd, bwd: 2 * fwd };
+  return { fwd: perRow * rows + textSA, bwd: 2 * (perRow * tokens + textSA) };
 }
 
 /**
@@ -106,10 +130,11 @@ export function splitTimes(lengths: number[], nImg: number, c: ModelConfig, chun
   };
   const [m, w] = [share(0, h), share(h, lengths.length)];
   const img = { fwd: nImg * image.fwd, bwd: nImg * image.bwd };
+  const nParams = paramCount(c);
   return {
     forward: { main: img.fwd + m.cap.fwd + m.score.fwd, worker: Math.max(w.cap.fwd, img.fwd) + w.score.fwd },
     backward: {
-      main: Math.max(m.score.bwd + m.cap.bwd, w.score.bwd) + img.bwd,
+      main: Math.max(m.score.bwd + m.cap.bwd, w.score.bwd) + img.bwd + RATE.optimizer * nParams,
       worker: w.score.bwd + w.cap.bwd,
     },
   };

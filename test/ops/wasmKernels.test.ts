@@ -145,3 +145,37 @@ test('Tanh (vsl_kernels.c tanh_f32) is within 2 ulp of tanh in float64, odd, and
   assert.deepEqual(Array.from(y.slice(-3)), [1, -1, NaN]);
   assert.ok(Object.is(y[xs.length + 1], -0) || y[xs.length + 1] === 0);
 });
+
+test('Transpose of the last two axes (vsl_kernels.c transpose_f32) moves every value, other permutations too', () => {
+  // edges of its 4 x 4 tiles and 32 x 32 blocks, a batch, int32; a permutation it leaves to tfjs' own kernel
+  for (const shape of [
+    [1, 1],
+    [3, 5],
+    [33, 70],
+    [64, 32],
+    [2, 37, 9],
+  ]) {
+    for (const dtype of ['float32', 'int32'] as const) {
+      const n = shape.reduce((a, b) => a * b, 1);
+      const x = tf.tensor(
+        Array.from({ length: n }, (_, i) => i),
+        shape,
+        dtype,
+      );
+      const r = shape.length;
+      const perm = [...Array(r - 2).keys(), r - 1, r - 2];
+      const y = tf.transpose(x, perm);
+      assert.deepEqual(y.shape, [...shape.slice(0, -2), shape[r - 1], shape[r - 2]]);
+      const got = y.dataSync();
+      const [R, C] = shape.slice(-2);
+      for (let i = 0; i < n; i++) {
+        const [t, rest] = [Math.floor(i / (R * C)), i % (R * C)];
+        const [col, row] = [Math.floor(rest / R), rest % R]; // y[t, col, row] = x[t, row, col]
+        assert.equal(got[i], t * R * C + row * C + col, `${dtype} ${shape.join('x')} at ${i}`);
+      }
+      tf.dispose([x, y]);
+    }
+  }
+  const z = tf.transpose(tf.tensor3d([1, 2, 3, 4, 5, 6, 7, 8], [2, 2, 2]), [1, 0, 2]);
+  assert.deepEqual(Array.from(z.dataSync()), [1, 2, 5, 6, 3, 4, 7, 8]);
+});

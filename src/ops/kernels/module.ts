@@ -51,6 +51,7 @@ export interface VslKernels {
     stepSize: number,
   ): void;
   tanh_f32(n: number, x: number, y: number): void;
+  transpose_f32(batch: number, rows: number, cols: number, x: number, y: number): void;
 }
 
 /** The parts of tfjs-wasm's backend a kernel uses. */

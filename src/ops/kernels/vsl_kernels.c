@@ -228,3 +228,35 @@ __attribute__((export_name("tanh_f32"))) void tanh_f32(int n, const float *x, fl
     if (i + 2 < n) y[i + 2] = wasm_f32x4_extract_lane(t, 2);
   }
 }
+
+// Transpose of `batch` row-major (rows x cols) matrices of 4-byte values: tfjs-wasm's own Transpose walks a generic
+// n-d index per element (~13 ns: 40 ms for the GRU's 3072 x 1024 weight, made anew each step for every Linear).
+// 4 x 4 tiles through registers, 32 x 32 blocks to stay in cache.
+static inline void tile4(const float *x, int cols, float *y, int rows) {
+  v128_t a = wasm_v128_load(x), b = wasm_v128_load(x + cols), c = wasm_v128_load(x + 2 * (size_t)cols),
+         d = wasm_v128_load(x + 3 * (size_t)cols);
+  v128_t ab0 = wasm_i32x4_shuffle(a, b, 0, 4, 1, 5), ab1 = wasm_i32x4_shuffle(a, b, 2, 6, 3, 7);
+  v128_t cd0 = wasm_i32x4_shuffle(c, d, 0, 4, 1, 5), cd1 = wasm_i32x4_shuffle(c, d, 2, 6, 3, 7);
+  wasm_v128_store(y, wasm_i64x2_shuffle(ab0, cd0, 0, 2));
+  wasm_v128_store(y + rows, wasm_i64x2_shuffle(ab0, cd0, 1, 3));
+  wasm_v128_store(y + 2 * (size_t)rows, wasm_i64x2_shuffle(ab1, cd1, 0, 2));
+  wasm_v128_store(y + 3 * (size_t)rows, wasm_i64x2_shuffle(ab1, cd1, 1, 3));
+}
+
+__attribute__((export_name("transpose_f32"))) void transpose_f32(int batch, int rows, int cols, const float *x,
+                                                                  float *y) {
+  for (int t = 0; t < batch; t++, x += (size_t)rows * cols, y += (size_t)rows * cols)
+    for (int i0 = 0; i0 < rows; i0 += 32)
+      for (int j0 = 0; j0 < cols; j0 += 32) {
+        int i1 = i0 + 32 < rows ? i0 + 32 : rows, j1 = j0 + 32 < cols ? j0 + 32 : cols;
+        int i = i0;
+        for (; i + 4 <= i1; i += 4) {
+          int j = j0;
+          for (; j + 4 <= j1; j += 4) tile4(x + (size_t)i * cols + j, cols, y + (size_t)j * rows + i, rows);
+          for (; j < j1; j++)
+            for (int q = 0; q < 4; q++) y[(size_t)j * rows + i + q] = x[(size_t)(i + q) * cols + j];
+        }
+        for (; i < i1; i++)
+          for (int j = j0; j < j1; j++) y[(size_t)j * rows + i] = x[(size_t)i * cols + j];
+      }
+}
