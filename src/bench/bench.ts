@@ -176,9 +176,12 @@ async function runCase(ctx: BenchContext, name: CaseName, a: Args): Promise<Benc
   const t = /^train-(sgr|saf)-b(\d+)$/.exec(name);
   if (t) {
     const B = Number(t[2]);
-    // one untimed warm-up step, as the reference's harness times its steps (skipped in --quick to stay near a
-    // minute): the first step also pays for the wasm compiler's tier-up and the heap's growth
-    return trainCase(ctx, name, t[1].toUpperCase(), B, a.quick ? 0 : 1, a.chunkMb);
+    // Steady steps, as the reference's harness times its own after a warm-up step: the first two steps here also
+    // pay for the wasm compiler's tier-up, the heap's growth and Adam's first moments (~0.4 and ~0.15 s more at
+    // batch 32). Two untimed steps, then the median of three (one at batch 128, a minute a step); --quick: one.
+    return a.quick
+      ? trainCase(ctx, name, t[1].toUpperCase(), B, 0, a.chunkMb, 1)
+      : trainCase(ctx, name, t[1].toUpperCase(), B, 2, a.chunkMb, B <= 32 ? 3 : 1);
   }
   if (name === 'encode-images-1000') return encodeImagesCase(ctx, 1000);
   if (name === 'encode-captions-5000') return encodeCaptionsCase(ctx, 5000);

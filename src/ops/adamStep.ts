@@ -5,13 +5,14 @@
 import * as tf from '@tensorflow/tfjs';
 import { kernelsOf, ptr, type WasmBackendInternals } from './kernels/module.js';
 
-/** The step's constants: β1, β2, eps, sqrt(1 - β2^t) and lr / (1 - β1^t). */
+/** The step's constants: β1, β2, eps, sqrt(1 - β2^t) and lr / (1 - β1^t); `scale`: the gradient's clipping factor. */
 export interface AdamScalars {
   beta1: number;
   beta2: number;
   eps: number;
   sqrtBc2: number;
   stepSize: number;
+  scale?: number;
 }
 
 const KERNEL = 'VslAdamStep';
@@ -41,13 +42,15 @@ export function registerAdamKernel(): void {
         s.sqrtBc2,
         s.eps,
         s.stepSize,
+        s.scale === undefined ? 0 : 1,
+        s.scale ?? 1,
       );
       return out;
     },
   });
 }
 
-/** New values of the parameter p and its moments m, v after gradient g (all the same shape; inputs kept). */
+/** New values of the parameter p and its moments m, v after gradient g (times s.scale if given; all the same shape; inputs kept). */
 export function adamStep(
   p: tf.Tensor,
   g: tf.Tensor,
@@ -62,6 +65,7 @@ export function adamStep(
       tf.Tensor,
     ];
   return tf.tidy(() => {
+    if (s.scale !== undefined) g = tf.mul(g, s.scale);
     const m1 = tf.add(tf.mul(m, s.beta1), tf.mul(g, 1 - s.beta1));
     const v1 = tf.add(tf.mul(v, s.beta2), tf.mul(tf.square(g), 1 - s.beta2));
     const denom = tf.add(tf.div(tf.sqrt(v1), s.sqrtBc2), s.eps);

@@ -60,13 +60,10 @@ async function run(): Promise<void> {
           Atomics.wait(control, 1, v, 1000);
         }
       });
+    const { copyInto } = await import('../ops/shared.js');
     const flat = (ts: TF.Tensor[], out: Float32Array) => {
       let o = 0;
-      for (const t of ts) {
-        const d = t.dataSync() as Float32Array;
-        out.set(d, o);
-        o += d.length;
-      }
+      for (const t of ts) o = copyInto(t, out, o);
     };
 
     const step = (r: StepRequest) => {
@@ -110,7 +107,7 @@ async function run(): Promise<void> {
                 { chunkBytes: init.chunkBytes, captionStats },
               );
               profile.stage('thread handover', () => {
-                buf.sims.set(sims.dataSync());
+                copyInto(sims, buf.sims);
                 if (captionStats.length) {
                   flat(
                     captionStats.map((s) => s.mean),
@@ -131,8 +128,8 @@ async function run(): Promise<void> {
           );
           const [dr, dv, dw, dt, ...db] = a.grads;
           profile.stage('thread handover', () => {
-            buf.dRegions.set(dr.dataSync());
-            buf.dVGlobal.set(dv.dataSync());
+            copyInto(dr, buf.dRegions);
+            copyInto(dv, buf.dVGlobal);
             flat(db, buf.dBlockParams);
           });
           tf.dispose([a.value, dr, dv, ...db, regions, vGlobal]);

@@ -19,7 +19,7 @@ import { moduleOf } from '../model/modules.js';
 import { blockParamNames, captionChunks, chunkedScores, keepCaptionStats, lengthBuckets } from './chunkedScores.js';
 import { checkHeap } from '../ops/memoryGuard.js';
 import { stage } from '../ops/profile.js';
-import { sharedFloat32, sharedInt32 } from '../ops/shared.js';
+import { copyInto, sharedFloat32, sharedInt32 } from '../ops/shared.js';
 import { oneThreadEngine, type StepEngine, type StepStart } from './stepEngine.js';
 import type { StepPartner } from './stepPartner.js';
 import { MainPhase, sizeOf, splitFlat, WorkerPhase, type StepBuffers, type StepRequest } from './stepProtocol.js';
@@ -194,11 +194,7 @@ function buffers(s: StepStart, h: number, captionSize: number, blockSize: number
 /** Copy the registry's current values of `names` into `out`, one after the other. */
 function writeParams(s: StepStart, names: string[], out: Float32Array): void {
   let o = 0;
-  for (const n of names) {
-    const d = s.reg.get(n).dataSync() as Float32Array;
-    out.set(d, o);
-    o += d.length;
-  }
+  for (const n of names) o = copyInto(s.reg.get(n), out, o);
 }
 
 /**

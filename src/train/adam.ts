@@ -22,8 +22,11 @@ export class Adam {
     readonly eps = 1e-8,
   ) {}
 
-  /** Apply one update to every parameter that has a gradient; grads are not disposed here. */
-  apply(reg: ParamRegistry, grads: Map<string, tf.Tensor>): void {
+  /**
+   * Apply one update to every parameter that has a gradient, each gradient times `scale` if given (the clipping:
+   * the same float32 product as scaling the gradients first); grads are not disposed here.
+   */
+  apply(reg: ParamRegistry, grads: Map<string, tf.Tensor>, scale?: number): void {
     this.step += 1;
     const bc1 = 1 - this.beta1 ** this.step;
     const bc2 = 1 - this.beta2 ** this.step;
@@ -33,6 +36,7 @@ export class Adam {
       eps: this.eps,
       sqrtBc2: Math.sqrt(bc2),
       stepSize: this.lr / bc1,
+      ...(scale === undefined ? {} : { scale }),
     };
     for (const [name, g] of grads) {
       const p = reg.get(name);
@@ -77,20 +81,28 @@ export class Adam {
 }
 
 /**
- * Scale the gradients so that their global L2 norm is at most maxNorm (PyTorch: coef = max/(norm+1e-6),
- * applied only when < 1). Returns the norm before clipping and the clipped gradients (inputs disposed).
+ * The gradients' global L2 norm and, when it exceeds maxNorm, the factor that clips it (PyTorch's
+ * clip_grad_norm_: coef = max/(norm+1e-6), applied only when < 1; undefined otherwise).
+ */
+export function clipFactor(grads: Map<string, tf.Tensor>, maxNorm: number): { norm: number; coef?: number } {
+  const norm = tf.tidy(() => {
+    const sq = [...grads.values()].map((g) => tf.sum(tf.square(g)));
+    return Math.sqrt(tf.addN(sq).dataSync()[0]);
+  });
+  const coef = maxNorm / (norm + 1e-6);
+  return maxNorm > 0 && coef < 1 ? { norm, coef } : { norm };
+}
+
+/**
+ * Scale the gradients so that their global L2 norm is at most maxNorm (clipFactor). Returns the norm before
+ * clipping and the clipped gradients (inputs disposed). A step clips inside Adam instead (Adam.apply's scale).
  */
 export function clipGradNorm(
   grads: Map<string, tf.Tensor>,
   maxNorm: number,
 ): { norm: number; grads: Map<string, tf.Tensor> } {
-  const norm = tf.tidy(() => {
-    const sq = [...grads.values()].map((g) => tf.sum(tf.square(g)));
-    return Math.sqrt(tf.addN(sq).dataSync()[0]);
-  });
-  if (!(maxNorm > 0)) return { norm, grads };
-  const coef = maxNorm / (norm + 1e-6);
-  if (coef >= 1) return { norm, grads };
+  const { norm, coef } = clipFactor(grads, maxNorm);
+  if (coef === undefined) return { norm, grads };
   const out = new Map<string, tf.Tensor>();
   for (const [k, g] of grads) {
     out.set(k, tf.mul(g, coef));

@@ -14,7 +14,7 @@ import { moduleOf } from '../model/modules.js';
 import type { StepEngine } from '../runtime/stepEngine.js';
 import { hingeLoss } from '../loss/hinge.js';
 import { semanticLoss, type SemanticLossKind } from '../loss/semantic.js';
-import { Adam, clipGradNorm } from './adam.js';
+import { Adam, clipFactor } from './adam.js';
 import { valueAndGradients } from '../ops/tape.js';
 import { stage } from '../ops/profile.js';
 
@@ -217,9 +217,9 @@ export function trainStep(
     throw new NonFiniteLossError(r.hinge, r.semantic);
   }
   stage('clip + Adam', () => {
-    const { norm, grads } = clipGradNorm(r.grads, o.gradClip);
-    adam.apply(reg, grads);
-    tf.dispose([...grads.values()]);
+    const { norm, coef } = clipFactor(r.grads, o.gradClip);
+    adam.apply(reg, r.grads, coef);
+    tf.dispose([...r.grads.values()]);
     gradNorm = norm;
   });
   stage('BatchNorm statistics', () => applyBatchNormStats(reg, r.bnStats, r.captionStats));

@@ -1,6 +1,7 @@
 // The Adam step's wasm kernel (ops/adamStep.ts, kernels/vsl_kernels.c adam_step) gives the same bits as the
 // thirteen tf ops it replaces (train/adam.ts's update, written out here), on a length that leaves a tail
-// past the last SIMD vector, with zero, tiny and large gradients and moments, at the first step and a later one.
+// past the last SIMD vector, with zero, tiny and large gradients and moments, at the first step and a later one,
+// and with the clipping's scale folded in.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
@@ -10,6 +11,7 @@ import { Rng } from '../../src/util/rng.js';
 
 function tfOps(p: tf.Tensor, g: tf.Tensor, m: tf.Tensor, v: tf.Tensor, s: AdamScalars): Float32Array[] {
   return tf.tidy(() => {
+    if (s.scale !== undefined) g = tf.mul(g, s.scale); // the clipping, as clipGradNorm scales
     const m1 = tf.add(tf.mul(m, s.beta1), tf.mul(g, 1 - s.beta1));
     const v1 = tf.add(tf.mul(v, s.beta2), tf.mul(tf.square(g), 1 - s.beta2));
     const denom = tf.add(tf.div(tf.sqrt(v1), s.sqrtBc2), s.eps);
@@ -26,8 +28,14 @@ test('the wasm Adam step equals the tf ops bit for bit', async () => {
   const g = rng.fillUniform(new Float32Array(n), -1, 1).map((x, i) => (i % 7 === 0 ? 0 : x * 10 ** ((i % 9) - 6)));
   const m = rng.fillUniform(new Float32Array(n), -1e-3, 1e-3);
   const v = rng.fillUniform(new Float32Array(n), 0, 1e-4).map((x, i) => (i % 5 === 0 ? 0 : x));
-  for (const t of [1, 37]) {
+  const steps: [number, number | undefined][] = [
+    [1, undefined],
+    [37, undefined],
+    [2, 0.3137],
+  ];
+  for (const [t, scale] of steps) {
     const s: AdamScalars = {
+      ...(scale === undefined ? {} : { scale }),
       beta1: 0.9,
       beta2: 0.999,
       eps: 1e-8,

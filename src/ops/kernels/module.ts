@@ -49,6 +49,8 @@ export interface VslKernels {
     sqrtBc2: number,
     eps: number,
     stepSize: number,
+    scaled: number,
+    scale: number,
   ): void;
   tanh_f32(n: number, x: number, y: number): void;
   transpose_f32(batch: number, rows: number, cols: number, x: number, y: number): void;

@@ -142,17 +142,19 @@ __attribute__((export_name("graph_attend_bwd"))) void graph_attend_bwd(int P, in
 // thirteen. Every operation is the float32 operation the tf ops do, in their order (no fused multiply-add: plain
 // SIMD has none), so the result is the same bits:
 //   m1 = m b1 + g c1;  v1 = v b2 + (g g) c2;  p1 = p - (m1 / (sqrt(v1) / sqrtBc2 + eps)) stepSize
-// with c1 = 1 - b1 and c2 = 1 - b2 as the caller rounds them.
+// with c1 = 1 - b1 and c2 = 1 - b2 as the caller rounds them; with `scaled`, g is first g * scale (the gradient
+// clipping's tf.mul).
 __attribute__((export_name("adam_step"))) void adam_step(int n, const float *p, const float *g, const float *m,
                                                          const float *v, float *p1, float *m1, float *v1, float b1,
                                                          float c1, float b2, float c2, float sqrtBc2, float eps,
-                                                         float stepSize) {
+                                                         float stepSize, int scaled, float scale) {
   const v128_t B1 = wasm_f32x4_splat(b1), C1 = wasm_f32x4_splat(c1), B2 = wasm_f32x4_splat(b2),
                C2 = wasm_f32x4_splat(c2), SB = wasm_f32x4_splat(sqrtBc2), EPS = wasm_f32x4_splat(eps),
-               LR = wasm_f32x4_splat(stepSize);
+               LR = wasm_f32x4_splat(stepSize), SC = wasm_f32x4_splat(scale);
   int i = 0;
   for (; i + 4 <= n; i += 4) {
     v128_t gi = wasm_v128_load(g + i);
+    if (scaled) gi = wasm_f32x4_mul(gi, SC);
     v128_t mi = wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(m + i), B1), wasm_f32x4_mul(gi, C1));
     v128_t vi = wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(v + i), B2), wasm_f32x4_mul(wasm_f32x4_mul(gi, gi), C2));
     v128_t d = wasm_f32x4_add(wasm_f32x4_div(wasm_f32x4_sqrt(vi), SB), EPS);
@@ -161,8 +163,9 @@ __attribute__((export_name("adam_step"))) void adam_step(int n, const float *p, 
     wasm_v128_store(v1 + i, vi);
   }
   for (; i < n; i++) {
-    float mi = m[i] * b1 + g[i] * c1;
-    float vi = v[i] * b2 + (g[i] * g[i]) * c2;
+    float gi = scaled ? g[i] * scale : g[i];
+    float mi = m[i] * b1 + gi * c1;
+    float vi = v[i] * b2 + (gi * gi) * c2;
     float d = __builtin_sqrtf(vi) / sqrtBc2 + eps;
     p1[i] = p[i] - (mi / d) * stepSize;
     m1[i] = mi;
