@@ -36,12 +36,19 @@ function scratchOf(b: WasmBackendInternals): number {
 /**
  * Right operands packed ahead, most recent first: a product of few rows (the GRU's recurrent one, once per time
  * step, 20-60 times with the same weight) would otherwise spend a third of its time packing the weight again.
- * Keyed by the tensor's data: tfjs tensors never change their values, so the same dataId has the same values.
+ * A right operand is packed ahead the second time it comes (`seen` remembers the last few), so that the one-off
+ * ones (an image's regions in the local attention) neither pay for a buffer nor push the kept ones out. Keyed by
+ * the tensor's data: tfjs tensors never change their values, so the same dataId has the same values.
  */
-const packedRight = new WeakMap<object, { dataId: unknown; info: TensorInfo }[]>();
+interface PackCache {
+  kept: { dataId: unknown; info: TensorInfo }[];
+  seen: unknown[];
+}
+const packCaches = new WeakMap<object, PackCache>();
 const PACK_AHEAD_MAX_ROWS = 96;
 const PACK_AHEAD_MIN_FLOATS = 1 << 16;
 const PACK_AHEAD_KEEP = 2;
+const PACK_AHEAD_SEEN = 8;
 
 /** b packed ahead (kept for the next products with it), or 0 when the product should pack as it goes. */
 function packedAhead(
@@ -54,14 +61,22 @@ function packedAhead(
   bcs: number,
 ): number {
   if (rows > PACK_AHEAD_MAX_ROWS || K * N < PACK_AHEAD_MIN_FLOATS) return 0;
-  let kept = packedRight.get(backend);
-  if (!kept) packedRight.set(backend, (kept = []));
+  let cache = packCaches.get(backend);
+  if (!cache) packCaches.set(backend, (cache = { kept: [], seen: [] }));
+  const { kept, seen } = cache;
   const i = kept.findIndex((k) => k.dataId === b.dataId);
   if (i >= 0) {
     const [hit] = kept.splice(i, 1);
     kept.unshift(hit);
     return ptr(backend, hit.info);
   }
+  const j = seen.indexOf(b.dataId);
+  if (j < 0) {
+    seen.unshift(b.dataId);
+    seen.length = Math.min(seen.length, PACK_AHEAD_SEEN);
+    return 0;
+  }
+  seen.splice(j, 1);
   const g = gemmOf(backend);
   const info = backend.makeOutput([g.gemm_packed_floats(K, N)], 'float32');
   g.gemm_pack(K, N, ptr(backend, b), brs, bcs, ptr(backend, info));
