@@ -85,8 +85,6 @@ function packedAhead(
   return ptr(backend, info);
 }
 
-const size = (shape: number[]) => shape.reduce((x, y) => x * y, 1);
-
 /**
  * act(a @ b + bias) for float32 operands of rank >= 2 with the given transposes; batch dimensions equal or one side's
  * all 1; bias of N values along the last axis. Anything else returns null (tfjs' own kernel takes it).
@@ -106,17 +104,18 @@ function product(
   const [K2, N] = transposeB ? [b.shape[rb - 1], b.shape[rb - 2]] : [b.shape[rb - 2], b.shape[rb - 1]];
   if (K !== K2) return null; // tfjs' kernel words the error
   const [outerA, outerB] = [a.shape.slice(0, -2), b.shape.slice(0, -2)];
-  const [batchA, batchB] = [size(outerA), size(outerB)];
+  const [batchA, batchB] = [tf.util.sizeFromShape(outerA), tf.util.sizeFromShape(outerB)];
   let outer: number[];
   try {
     outer = tf.broadcast_util.assertAndGetBroadcastShape(outerA, outerB);
   } catch {
     return null;
   }
-  const batch = size(outer);
+  const batch = tf.util.sizeFromShape(outer);
   if (!(batchA === batch || batchA === 1) || !(batchB === batch || batchB === 1)) return null;
   if (bias) {
-    if (bias.dtype !== 'float32' || size(bias.shape) !== N || bias.shape[bias.shape.length - 1] !== N) return null;
+    if (bias.dtype !== 'float32' || tf.util.sizeFromShape(bias.shape) !== N || bias.shape[bias.shape.length - 1] !== N)
+      return null;
   }
   const out = backend.makeOutput([...outer, M, N], 'float32');
   if (batch * M * N === 0) return out;

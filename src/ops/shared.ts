@@ -1,5 +1,6 @@
 // Typed arrays on SharedArrayBuffers: worker threads read and write them in place, with no copy on hand-over.
 import * as tf from '@tensorflow/tfjs';
+import type { WasmBackendInternals } from './kernels/module.js';
 
 /** n float32 values, zero-filled, on a SharedArrayBuffer. */
 export function sharedFloat32(n: number): Float32Array {
@@ -16,11 +17,10 @@ export function sharedInt32(n: number): Int32Array {
  * a new array first: 50 MB of caption parameters a training step), elsewhere through dataSync.
  */
 export function copyInto(t: tf.Tensor, out: Float32Array, offset = 0): number {
-  const b = tf.backend() as unknown as { typedArrayFromHeap?: (t: tf.TensorInfo) => Float32Array };
   const values =
-    tf.getBackend() === 'wasm' && t.dtype === 'float32' && b.typedArrayFromHeap
-      ? b.typedArrayFromHeap(t)
-      : (t.dataSync() as Float32Array);
+    tf.getBackend() === 'wasm' && t.dtype === 'float32'
+      ? (tf.backend() as unknown as WasmBackendInternals).typedArrayFromHeap(t)
+      : t.dataSync();
   out.set(values, offset);
   return offset + values.length;
 }

@@ -11,13 +11,6 @@ import { kernelsOf, ptr, type WasmBackendInternals } from './kernels/module.js';
 
 type TensorInfo = tf.TensorInfo;
 
-/** The parts of the wasm backend these kernels use. */
-interface WasmBackend {
-  incRef(dataId: unknown): void;
-  makeOutput(shape: number[], dtype: tf.DataType): TensorInfo;
-  typedArrayFromHeap(t: TensorInfo): Float32Array | Int32Array | Uint8Array;
-}
-
 /** Row-major strides of `shape` in elements. */
 function strides(shape: number[]): number[] {
   const s = new Array<number>(shape.length).fill(1);
@@ -26,7 +19,13 @@ function strides(shape: number[]): number[] {
 }
 
 /** Copy x[begin : begin + size] into a new tensor of shape `outShape` (same element count as `size`). */
-function sliceCopy(backend: WasmBackend, x: TensorInfo, begin: number[], size: number[], outShape = size): TensorInfo {
+function sliceCopy(
+  backend: WasmBackendInternals,
+  x: TensorInfo,
+  begin: number[],
+  size: number[],
+  outShape = size,
+): TensorInfo {
   const out = backend.makeOutput(outShape, x.dtype);
   const total = size.reduce((a, b) => a * b, 1);
   if (total === 0) return out;
@@ -62,7 +61,7 @@ export function patchWasmKernels(): void {
   const original = tf.getKernel('Slice', 'wasm').kernelFunc;
   register('Identity', ({ inputs, backend }) => {
     const x = (inputs as { x: TensorInfo }).x;
-    (backend as unknown as WasmBackend).incRef(x.dataId);
+    (backend as unknown as WasmBackendInternals).incRef(x.dataId);
     return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
   });
   register('Slice', (args) => {
@@ -70,7 +69,7 @@ export function patchWasmKernels(): void {
     if (x.dtype === 'string') return original(args);
     const { begin, size } = args.attrs as unknown as { begin: number | number[]; size: number | number[] };
     const [b, s] = tf.slice_util.parseSliceParams(x, begin, size);
-    return sliceCopy(args.backend as unknown as WasmBackend, x, b, s);
+    return sliceCopy(args.backend as unknown as WasmBackendInternals, x, b, s);
   });
   register('SplitV', ({ inputs, attrs, backend }) => {
     const x = (inputs as { x: TensorInfo }).x;
@@ -81,7 +80,7 @@ export function patchWasmKernels(): void {
     return sizes.map((n) => {
       const size = [...x.shape];
       size[ax] = n;
-      const out = sliceCopy(backend as unknown as WasmBackend, x, [...begin], size);
+      const out = sliceCopy(backend as unknown as WasmBackendInternals, x, [...begin], size);
       begin[ax] += n;
       return out;
     });
@@ -95,7 +94,7 @@ export function patchWasmKernels(): void {
     return Array.from({ length: x.shape[ax] }, (_, i) => {
       const begin = new Array<number>(x.shape.length).fill(0);
       begin[ax] = i;
-      return sliceCopy(backend as unknown as WasmBackend, x, begin, size, outShape);
+      return sliceCopy(backend as unknown as WasmBackendInternals, x, begin, size, outShape);
     });
   });
   const tanh = tf.getKernel('Tanh', 'wasm').kernelFunc;

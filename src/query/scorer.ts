@@ -4,8 +4,7 @@
 // engines.ts maps --engine names to the factories.
 import type { LoadedModel } from '../eval/loadModel.js';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import { sharedFloat32 } from '../ops/shared.js';
-import type { EncodedCaptions, EncodedImages } from '../runtime/encode.js';
+import { captionLayout, type EncodedCaptions, type EncodedImages } from '../runtime/encode.js';
 import { VslError } from '../util/errors.js';
 
 export interface QueryScorer {
@@ -65,13 +64,8 @@ export async function encodeInBatches(
   before: () => void,
   done: (n: number) => void,
 ): Promise<EncodedCaptions> {
-  const n = tokens.length;
-  const lengths = Int32Array.from(tokens, (t) => t.length);
-  const offsets = new Int32Array(n + 1);
-  for (let i = 0; i < n; i++) offsets[i + 1] = offsets[i] + lengths[i];
-  // shared memory: a score worker pool reads the encodings in place
-  const words = sharedFloat32(offsets[n] * D);
-  const tGlobal = sharedFloat32(n * D);
+  const out = captionLayout(tokens, D);
+  const { n, offsets, words, tGlobal } = out;
   for (let s = 0; s < n; s += CAPTION_CHUNK) {
     before();
     const e = Math.min(n, s + CAPTION_CHUNK);
@@ -81,7 +75,7 @@ export async function encodeInBatches(
     done(e);
     if (e < n) await yieldToLoop();
   }
-  return { n, lengths, offsets, words, tGlobal };
+  return out;
 }
 
 /** An image row of the split, or a VslError naming the range. */

@@ -50,6 +50,18 @@ export function encodeImages(
   return { n, regions, vGlobal };
 }
 
+/**
+ * The layout of `tokens`' encodings, zero-filled on shared memory (a score worker pool reads them in place): the
+ * words of caption i at offsets[i] .. offsets[i + 1] (rows of D), its t̄ at row i.
+ */
+export function captionLayout(tokens: readonly Int32Array[], D: number): EncodedCaptions {
+  const n = tokens.length;
+  const lengths = Int32Array.from(tokens, (t) => t.length);
+  const offsets = new Int32Array(n + 1);
+  for (let i = 0; i < n; i++) offsets[i + 1] = offsets[i] + lengths[i];
+  return { n, lengths, offsets, words: sharedFloat32(offsets[n] * D), tGlobal: sharedFloat32(n * D) };
+}
+
 /** Captions (already tokenised) in batches of similar length: words and t̄ per caption. */
 export function encodeCaptionTokens(
   w: Weights,
@@ -59,12 +71,8 @@ export function encodeCaptionTokens(
   onProgress?: (done: number) => void,
 ): EncodedCaptions {
   const D = c.embedSize;
-  const n = tokens.length;
-  const lengths = Int32Array.from(tokens, (t) => t.length);
-  const offsets = new Int32Array(n + 1);
-  for (let i = 0; i < n; i++) offsets[i + 1] = offsets[i] + lengths[i];
-  const words = sharedFloat32(offsets[n] * D);
-  const tGlobal = sharedFloat32(n * D);
+  const out = captionLayout(tokens, D);
+  const { n, lengths, offsets, words, tGlobal } = out;
   const order = [...Array(n).keys()].sort((a, b) => lengths[b] - lengths[a]);
   let done = 0;
   for (let s = 0; s < n; s += batch) {
@@ -85,5 +93,5 @@ export function encodeCaptionTokens(
     done += idx.length;
     onProgress?.(done);
   }
-  return { n, lengths, offsets, words, tGlobal };
+  return out;
 }

@@ -252,8 +252,8 @@ export function twoThreadEngine(partner: StepPartner, chunkBytes: number, split 
       const shapes = [img.regions, img.vGlobal, ...params].map((x) => x.shape);
       const launch = tf.customGrad(((r: tf.Tensor, v: tf.Tensor) => {
         stage('thread handover', () => {
-          t.buf.regions.set(r.dataSync());
-          t.buf.vGlobal.set(v.dataSync());
+          copyInto(r, t.buf.regions);
+          copyInto(v, t.buf.vGlobal);
         });
         partner.signal(MainPhase.Regions);
         return {
@@ -283,7 +283,7 @@ export function twoThreadEngine(partner: StepPartner, chunkBytes: number, split 
         return {
           value: tf.tensor2d(t.buf.sims, [nImg, B - h]),
           gradFunc: (dy: tf.Tensor | tf.Tensor[]) => {
-            stage('thread handover', () => t.buf.dS.set((dy as tf.Tensor).dataSync()));
+            stage('thread handover', () => copyInto(dy as tf.Tensor, t.buf.dS));
             t.sentDS = true;
             partner.signal(MainPhase.DS);
             return [tf.scalar(0)]; // the token carries no value

@@ -56,12 +56,15 @@ export interface VslKernels {
   transpose_f32(batch: number, rows: number, cols: number, x: number, y: number): void;
 }
 
-/** The parts of tfjs-wasm's backend a kernel uses. */
+/** The parts of tfjs-wasm's backend that vsl's kernels and kernel replacements use. */
 export interface WasmBackendInternals {
   wasm: { asm: { memory: WebAssembly.Memory } };
   dataIdMap: { get(id: unknown): { memoryOffset: number } };
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
   disposeData(id: unknown): void;
+  incRef(dataId: unknown): void;
+  /** a view of the tensor's values on the heap (detached by the heap's next growth: use it at once) */
+  typedArrayFromHeap(t: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
 }
 
 /** The exports of vsl_gemm.wasm (relaxed SIMD; see ops/gemm.ts). */
